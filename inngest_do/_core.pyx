@@ -1,0 +1,832 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+# cython: cdivision=True, auto_pickle=False, embedsignature=True
+"""Compiled kernel of inngest_do: clocks, a timer heap, memo tables, a ready queue, rate limiters
+and a seeded random source. All times are integer milliseconds.
+
+Its twin ``inngest_do/_core_py.py`` has the same names, signatures, results and error messages;
+``inngest_do.kernel`` picks one. Keep the two in step: the kernel tests drive both with the same
+operation sequences and compare every answer.
+"""
+
+import datetime as _dt
+import time as _time
+
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
+from cpython.unicode cimport PyUnicode_DecodeASCII
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+
+__all__ = [
+    "GCRA",
+    "KeyedCounter",
+    "MemoTable",
+    "ReadyQueue",
+    "RealClock",
+    "SeededRandom",
+    "TimerHeap",
+    "VirtualClock",
+    "datetime_to_ms",
+    "ms_to_datetime",
+]
+
+cdef extern from "Python.h":
+    bint PyLong_CheckExact(object o)
+    bint PyLong_Check(object o)
+    bint PyUnicode_Check(object o)
+
+cdef object _I64_MIN = -(1 << 63)
+cdef object _I64_MAX = (1 << 63) - 1
+cdef object _U64 = 1 << 64
+cdef object _MASK64 = (1 << 64) - 1
+cdef object _MISSING = object()
+
+
+cdef object _int(object value, str name):
+    """Check that ``value`` is an int (not a bool); return it as an exact int."""
+    if PyLong_CheckExact(value):
+        return value
+    if PyLong_Check(value) and not isinstance(value, bool):
+        return int(value)
+    raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+
+
+cdef inline int64_t _i64(object value, str name) except? -1:
+    """Check that ``value`` is an int fitting in a signed 64-bit integer; return it."""
+    cdef int overflow = 0
+    cdef int64_t r
+    if not PyLong_CheckExact(value):
+        value = _int(value, name)
+    r = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow:
+        raise ValueError(f"{name} must fit in a signed 64-bit integer, got {value}")
+    return r
+
+
+cdef inline int64_t _now(object now_ms) except? -1:
+    cdef int64_t now = _i64(now_ms, "now_ms")
+    if now < 0:
+        raise ValueError(f"now_ms must be >= 0, got {now}")
+    return now
+
+
+# --------------------------------------------------------------------------- time helpers
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def ms_to_datetime(ms):
+    """Milliseconds since the Unix epoch -> aware UTC datetime (exact, no float)."""
+    ms = _int(ms, "ms")
+    return _EPOCH + _dt.timedelta(milliseconds=ms)
+
+
+def datetime_to_ms(dt):
+    """Datetime -> milliseconds since the Unix epoch (floor). Naive datetimes are UTC."""
+    if not isinstance(dt, _dt.datetime):
+        raise TypeError(f"dt must be a datetime.datetime, got {type(dt).__name__}")
+    if dt.tzinfo is None or dt.tzinfo.utcoffset(dt) is None:
+        dt = dt.replace(tzinfo=_dt.timezone.utc)
+    delta = dt - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+# --------------------------------------------------------------------------- clocks
+
+
+cdef class VirtualClock:
+    """A clock that moves only when told to. O(1) for every operation."""
+
+    cdef int64_t _now
+
+    def __init__(self, start_ms):
+        self._now = _i64(start_ms, "start_ms")
+
+    @property
+    def is_virtual(self):
+        return True
+
+    def now_ms(self):
+        return self._now
+
+    def advance_to(self, t_ms):
+        cdef int64_t t = _i64(t_ms, "t_ms")
+        if t < self._now:
+            raise ValueError(f"clock cannot move backwards (now_ms={self._now}, t_ms={t})")
+        self._now = t
+
+    def advance_by(self, d_ms):
+        cdef int64_t d = _i64(d_ms, "d_ms")
+        if d < 0:
+            raise ValueError(f"d_ms must be >= 0, got {d}")
+        if d > INT64_MAX - self._now:
+            _i64(self._now + d_ms, "the advanced time")  # raises the twin's ValueError
+        self._now += d
+
+    def __repr__(self):
+        return f"VirtualClock(now_ms={self._now})"
+
+
+cdef class RealClock:
+    """The wall clock, in integer milliseconds since the Unix epoch. O(1)."""
+
+    @property
+    def is_virtual(self):
+        return False
+
+    def now_ms(self):
+        return _time.time_ns() // 1_000_000
+
+    def advance_to(self, t_ms):
+        raise TypeError("a real clock cannot be moved")
+
+    def advance_by(self, d_ms):
+        raise TypeError("a real clock cannot be moved")
+
+    def __repr__(self):
+        return "RealClock()"
+
+
+# --------------------------------------------------------------------------- timer heap
+
+ctypedef struct _Timer:
+    int64_t due
+    int64_t handle
+
+
+cdef inline bint _timer_lt(const _Timer* a, const _Timer* b) noexcept nogil:
+    return a.due < b.due or (a.due == b.due and a.handle < b.handle)
+
+
+cdef class TimerHeap:
+    """Timers ordered by (due_ms, handle); handles are ints counting up from 1.
+
+    A C array binary heap of (due, handle) pairs; payloads live in a dict handle -> payload,
+    which is also the set of live timers (cancel deletes from it; dead heap entries are
+    skipped when they reach the top, and the array is compacted once they exceed half of it).
+
+    Complexity: schedule O(log n); cancel O(1) amortised; pop_next O(log n) amortised; pop_due
+    O(k log n) for k timers; peek_due O(1) amortised; len and ``in`` O(1).
+    """
+
+    cdef _Timer* _heap
+    cdef Py_ssize_t _size
+    cdef Py_ssize_t _cap
+    cdef int64_t _next
+    cdef dict _live
+
+    def __cinit__(self):
+        self._heap = NULL
+        self._size = 0
+        self._cap = 0
+        self._next = 1
+        self._live = {}
+
+    def __dealloc__(self):
+        free(self._heap)
+
+    cdef int _resize(self, Py_ssize_t cap) except -1:
+        cdef _Timer* p = <_Timer*>realloc(self._heap, cap * sizeof(_Timer))
+        if p == NULL:
+            raise MemoryError()
+        self._heap = p
+        self._cap = cap
+        return 0
+
+    cdef inline void _sift_up(self, Py_ssize_t pos, _Timer item) noexcept nogil:
+        # place item at pos or above; pos is a hole
+        cdef _Timer* heap = self._heap
+        cdef Py_ssize_t parent
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            if _timer_lt(&item, &heap[parent]):
+                heap[pos] = heap[parent]
+                pos = parent
+            else:
+                break
+        heap[pos] = item
+
+    cdef inline void _sift_down(self, Py_ssize_t pos, Py_ssize_t start) noexcept nogil:
+        # bottom-up sift (as CPython's heapq): walk the hole at pos down to a leaf along the
+        # smaller children, then bubble the displaced item back up, but not above start.
+        cdef _Timer* heap = self._heap
+        cdef Py_ssize_t size = self._size
+        cdef _Timer item = heap[pos]
+        cdef Py_ssize_t child = 2 * pos + 1
+        cdef Py_ssize_t parent
+        while child < size:
+            if child + 1 < size and _timer_lt(&heap[child + 1], &heap[child]):
+                child += 1
+            heap[pos] = heap[child]
+            pos = child
+            child = 2 * pos + 1
+        while pos > start:
+            parent = (pos - 1) >> 1
+            if _timer_lt(&item, &heap[parent]):
+                heap[pos] = heap[parent]
+                pos = parent
+            else:
+                break
+        heap[pos] = item
+
+    cdef inline void _pop_root(self) noexcept nogil:
+        self._size -= 1
+        if self._size > 0:
+            self._heap[0] = self._heap[self._size]
+            self._sift_down(0, 0)
+
+    cdef int _maybe_shrink(self) except -1:
+        if self._cap > 1024 and self._size < self._cap >> 2:
+            self._resize(self._cap >> 1)
+        return 0
+
+    cdef int _compact(self) except -1:
+        cdef Py_ssize_t i, j = 0
+        cdef dict live = self._live
+        for i in range(self._size):
+            if self._heap[i].handle in live:
+                self._heap[j] = self._heap[i]
+                j += 1
+        self._size = j
+        i = (j >> 1) - 1
+        while i >= 0:
+            self._sift_down(i, i)
+            i -= 1
+        self._maybe_shrink()
+        return 0
+
+    def schedule(self, due_ms, payload):
+        cdef int64_t due = _i64(due_ms, "due_ms")
+        cdef int64_t h = self._next
+        cdef _Timer item
+        if self._size == self._cap:
+            self._resize(self._cap * 2 if self._cap else 64)
+        handle = h
+        self._live[handle] = payload
+        self._next = h + 1
+        item.due = due
+        item.handle = h
+        self._size += 1
+        self._sift_up(self._size - 1, item)
+        return handle
+
+    def cancel(self, handle):
+        cdef int64_t h
+        if not PyLong_CheckExact(handle):
+            handle = _int(handle, "handle")
+        if self._live.pop(handle, _MISSING) is not _MISSING:
+            if (self._size - len(self._live)) * 2 > self._size:
+                self._compact()
+            return
+        if 1 <= handle < self._next:
+            raise ValueError(f"timer {handle} was already cancelled or fired")
+        raise ValueError(f"unknown timer handle {handle}")
+
+    def pop_next(self, limit_ms):
+        cdef int64_t limit = _i64(limit_ms, "limit_ms")
+        cdef _Timer top
+        cdef dict live = self._live
+        while self._size > 0:
+            top = self._heap[0]
+            if top.due > limit:
+                return None
+            self._pop_root()
+            handle = top.handle
+            payload = live.pop(handle, _MISSING)
+            if payload is not _MISSING:
+                self._maybe_shrink()
+                return (top.due, handle, payload)
+        return None
+
+    def pop_due(self, limit_ms):
+        cdef int64_t limit = _i64(limit_ms, "limit_ms")
+        cdef _Timer top
+        cdef dict live = self._live
+        cdef list out = []
+        while self._size > 0:
+            top = self._heap[0]
+            if top.due > limit:
+                break
+            self._pop_root()
+            handle = top.handle
+            payload = live.pop(handle, _MISSING)
+            if payload is not _MISSING:
+                out.append((top.due, handle, payload))
+        self._maybe_shrink()
+        return out
+
+    def peek_due(self):
+        cdef dict live = self._live
+        while self._size > 0:
+            if self._heap[0].handle in live:
+                return self._heap[0].due
+            self._pop_root()
+        return None
+
+    def __len__(self):
+        return len(self._live)
+
+    def __contains__(self, handle):
+        return handle in self._live
+
+    def __repr__(self):
+        return f"TimerHeap(live={len(self._live)})"
+
+
+# --------------------------------------------------------------------------- memo table
+
+
+cdef class MemoTable:
+    """A run's step id -> recorded outcome table, plus the per-replay step id counters.
+
+    Complexity: next_id, get, set, ``in``, pop and len are O(1) (hash lookups); items is O(n);
+    reset_counter is O(number of distinct base ids).
+    """
+
+    cdef dict _data
+    cdef dict _counters
+
+    def __cinit__(self):
+        self._data = {}
+        self._counters = {}
+
+    def next_id(self, step_id):
+        if not PyUnicode_Check(step_id):
+            raise TypeError(f"step_id must be a str, got {type(step_id).__name__}")
+        cdef dict counters = self._counters
+        n = counters.get(step_id)
+        if n is None:
+            counters[step_id] = 0
+            return step_id
+        n += 1
+        counters[step_id] = n
+        return f"{step_id}:{n}"
+
+    def reset_counter(self):
+        self._counters.clear()
+
+    def get(self, full_id, default=None):
+        return self._data.get(full_id, default)
+
+    def __contains__(self, full_id):
+        return full_id in self._data
+
+    def set(self, full_id, outcome):
+        if not PyUnicode_Check(full_id):
+            raise TypeError(f"full_id must be a str, got {type(full_id).__name__}")
+        cdef dict data = self._data
+        if full_id in data:
+            raise ValueError(f"step {full_id!r} is already recorded")
+        data[full_id] = outcome
+
+    def pop(self, full_id, default=_MISSING):
+        if default is _MISSING:
+            return self._data.pop(full_id)
+        return self._data.pop(full_id, default)
+
+    def items(self):
+        return list(self._data.items())
+
+    def __len__(self):
+        return len(self._data)
+
+    def __repr__(self):
+        return f"MemoTable(recorded={len(self._data)})"
+
+
+# --------------------------------------------------------------------------- ready queue
+
+ctypedef struct _Ready:
+    int64_t prio
+    int64_t seq
+    Py_ssize_t slot
+
+
+cdef inline bint _ready_lt(const _Ready* a, const _Ready* b) noexcept nogil:
+    # "a comes out first": higher priority, then lower sequence number
+    return a.prio > b.prio or (a.prio == b.prio and a.seq < b.seq)
+
+
+cdef class ReadyQueue:
+    """Highest priority first, FIFO among equal priorities.
+
+    A C array binary heap of (priority, sequence, slot); the items themselves sit in a Python
+    list at their slot (so the garbage collector sees them), slots being recycled.
+
+    Complexity: push and pop O(log n); peek, len and bool O(1).
+    """
+
+    cdef _Ready* _heap
+    cdef Py_ssize_t _size
+    cdef Py_ssize_t _cap
+    cdef int64_t _seq
+    cdef list _slots
+    cdef Py_ssize_t* _free
+    cdef Py_ssize_t _nfree
+
+    def __cinit__(self):
+        self._heap = NULL
+        self._free = NULL
+        self._size = 0
+        self._cap = 0
+        self._seq = 0
+        self._nfree = 0
+        self._slots = []
+
+    def __dealloc__(self):
+        free(self._heap)
+        free(self._free)
+
+    cdef int _resize(self, Py_ssize_t cap) except -1:
+        cdef _Ready* p = <_Ready*>realloc(self._heap, cap * sizeof(_Ready))
+        if p == NULL:
+            raise MemoryError()
+        self._heap = p
+        cdef Py_ssize_t* f = <Py_ssize_t*>realloc(self._free, cap * sizeof(Py_ssize_t))
+        if f == NULL:
+            raise MemoryError()
+        self._free = f
+        self._cap = cap
+        return 0
+
+    def push(self, item, priority=0):
+        cdef int64_t prio = _i64(priority, "priority")
+        cdef Py_ssize_t slot, pos, parent
+        cdef _Ready entry
+        cdef _Ready* heap
+        if self._size == self._cap:
+            self._resize(self._cap * 2 if self._cap else 16)
+        if self._nfree > 0:
+            self._nfree -= 1
+            slot = self._free[self._nfree]
+            self._slots[slot] = item
+        else:
+            slot = len(self._slots)
+            self._slots.append(item)
+        entry.prio = prio
+        entry.seq = self._seq
+        entry.slot = slot
+        self._seq += 1
+        heap = self._heap
+        pos = self._size
+        self._size += 1
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            if _ready_lt(&entry, &heap[parent]):
+                heap[pos] = heap[parent]
+                pos = parent
+            else:
+                break
+        heap[pos] = entry
+
+    def pop(self):
+        if self._size == 0:
+            raise IndexError("pop from an empty ReadyQueue")
+        cdef _Ready* heap = self._heap
+        cdef Py_ssize_t slot = heap[0].slot
+        cdef Py_ssize_t size, pos, child, parent
+        cdef _Ready last
+        item = self._slots[slot]
+        self._size -= 1
+        size = self._size
+        if size == 0 and len(self._slots) > 64:
+            # drained after a burst: drop the slot list and the arrays to bound memory
+            self._slots = []
+            self._nfree = 0
+            if self._cap > 1024:
+                self._resize(16)
+            return item
+        self._slots[slot] = None
+        self._free[self._nfree] = slot
+        self._nfree += 1
+        last = heap[size]
+        pos = 0
+        child = 1
+        while child < size:
+            if child + 1 < size and _ready_lt(&heap[child + 1], &heap[child]):
+                child += 1
+            heap[pos] = heap[child]
+            pos = child
+            child = 2 * pos + 1
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            if _ready_lt(&last, &heap[parent]):
+                heap[pos] = heap[parent]
+                pos = parent
+            else:
+                break
+        heap[pos] = last
+        return item
+
+    def peek(self):
+        if self._size == 0:
+            raise IndexError("peek at an empty ReadyQueue")
+        return self._slots[self._heap[0].slot]
+
+    def __len__(self):
+        return self._size
+
+    def __bool__(self):
+        return self._size > 0
+
+    def __repr__(self):
+        return f"ReadyQueue(len={self._size})"
+
+
+# --------------------------------------------------------------------------- GCRA
+
+cdef int64_t _FAST_BOUND = (<int64_t>1) << 62
+
+
+cdef class GCRA:
+    """Generic cell rate algorithm per key, in exact integer arithmetic.
+
+    Times are scaled by ``limit`` so the emission interval T = period_ms / limit is the integer
+    ``period_ms``: tat_s = tat_ms * limit, now_s = now_ms * limit, T_s = period_ms. A request
+    at ``now_ms`` is admitted iff ``tat_s <= now_s + tolerance * T_s`` (an unseen key has
+    tat = -infinity); admitting sets ``tat_s = max(tat_s, now_s) + T_s``.
+
+    The arithmetic is done in C int64 whenever no intermediate can exceed 2**62, and with
+    Python ints otherwise (same answers).
+
+    Complexity: acquire, peek, get_state, set_state O(1); forget_before O(number of keys).
+    """
+
+    cdef readonly object limit
+    cdef readonly object period_ms
+    cdef readonly object tolerance
+    cdef object _tol_t_obj
+    cdef bint _fast
+    cdef int64_t _l
+    cdef int64_t _t
+    cdef int64_t _tol_t
+    cdef int64_t _now_max
+    cdef dict _tat
+
+    def __init__(self, limit, period_ms, tolerance):
+        limit = _int(limit, "limit")
+        period_ms = _int(period_ms, "period_ms")
+        tolerance = _int(tolerance, "tolerance")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        if period_ms < 1:
+            raise ValueError(f"period_ms must be >= 1, got {period_ms}")
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        self.limit = limit
+        self.period_ms = period_ms
+        self.tolerance = tolerance
+        self._tol_t_obj = tolerance * period_ms
+        self._tat = {}
+        bound = 1 << 60
+        self._fast = limit <= bound and period_ms <= bound and self._tol_t_obj <= bound
+        if self._fast:
+            self._l = limit
+            self._t = period_ms
+            self._tol_t = self._tol_t_obj
+            self._now_max = (_FAST_BOUND - self._tol_t - self._t) // self._l
+
+    cdef inline bint _fast_tat(self, object t_obj, int64_t* out):
+        cdef int overflow = 0
+        cdef int64_t t = PyLong_AsLongLongAndOverflow(t_obj, &overflow)
+        if overflow or t > _FAST_BOUND or t < -_FAST_BOUND:
+            return False
+        out[0] = t
+        return True
+
+    def acquire(self, key, now_ms):
+        cdef int64_t now = _now(now_ms)
+        cdef int64_t now_s, t
+        cdef dict tat = self._tat
+        t_obj = tat.get(key)
+        if self._fast and now <= self._now_max:
+            now_s = now * self._l
+            if t_obj is None:
+                tat[key] = now_s + self._t
+                return -1
+            if self._fast_tat(t_obj, &t):
+                if t <= now_s:
+                    tat[key] = now_s + self._t
+                    return -1
+                if t <= now_s + self._tol_t:
+                    tat[key] = t + self._t
+                    return -1
+                return (t - self._tol_t + self._l - 1) // self._l
+        # slow path: unbounded Python ints
+        now_s_obj = now * self.limit
+        if t_obj is None or t_obj <= now_s_obj:
+            tat[key] = now_s_obj + self.period_ms
+            return -1
+        if t_obj <= now_s_obj + self._tol_t_obj:
+            tat[key] = t_obj + self.period_ms
+            return -1
+        return -((self._tol_t_obj - t_obj) // self.limit)
+
+    def peek(self, key, now_ms):
+        cdef int64_t now = _now(now_ms)
+        cdef int64_t t
+        t_obj = self._tat.get(key)
+        if t_obj is None:
+            return -1
+        if self._fast and now <= self._now_max and self._fast_tat(t_obj, &t):
+            if t <= now * self._l + self._tol_t:
+                return -1
+            return (t - self._tol_t + self._l - 1) // self._l
+        if t_obj <= now * self.limit + self._tol_t_obj:
+            return -1
+        return -((self._tol_t_obj - t_obj) // self.limit)
+
+    def get_state(self, key):
+        return self._tat.get(key)
+
+    def set_state(self, key, tat_s):
+        self._tat[key] = _int(tat_s, "tat_s")
+
+    def forget_before(self, now_ms):
+        now_s = _now(now_ms) * self.limit
+        cdef dict tat = self._tat
+        for key in [k for k, t in tat.items() if t <= now_s]:
+            del tat[key]
+
+    def __len__(self):
+        return len(self._tat)
+
+    def __repr__(self):
+        return (
+            f"GCRA(limit={self.limit}, period_ms={self.period_ms}, "
+            f"tolerance={self.tolerance}, keys={len(self._tat)})"
+        )
+
+
+# --------------------------------------------------------------------------- keyed counter
+
+
+cdef class KeyedCounter:
+    """Counts held slots per key (concurrency limits). Keys at zero are dropped.
+
+    Complexity: try_acquire, release, count and len are O(1).
+    """
+
+    cdef dict _counts
+
+    def __cinit__(self):
+        self._counts = {}
+
+    def try_acquire(self, key, limit):
+        cdef int overflow = 0
+        cdef int64_t lim, c
+        if not PyLong_CheckExact(limit):
+            limit = _int(limit, "limit")
+        lim = PyLong_AsLongLongAndOverflow(limit, &overflow)
+        if overflow > 0:
+            lim = INT64_MAX
+        elif overflow < 0 or lim < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        cdef dict counts = self._counts
+        c_obj = counts.get(key)
+        c = 0 if c_obj is None else <int64_t>c_obj
+        if c < lim:
+            counts[key] = c + 1
+            return True
+        return False
+
+    def release(self, key):
+        cdef dict counts = self._counts
+        c_obj = counts.get(key)
+        if c_obj is None:
+            raise ValueError(f"release without acquire for key {key!r}")
+        cdef int64_t c = c_obj
+        if c == 1:
+            del counts[key]
+        else:
+            counts[key] = c - 1
+
+    def count(self, key):
+        return self._counts.get(key, 0)
+
+    def __len__(self):
+        return len(self._counts)
+
+    def __repr__(self):
+        return f"KeyedCounter(keys={len(self._counts)})"
+
+
+# --------------------------------------------------------------------------- seeded random
+
+cdef uint64_t _GAMMA = 0x9E3779B97F4A7C15ULL
+cdef uint64_t _MIX1 = 0xBF58476D1CE4E5B9ULL
+cdef uint64_t _MIX2 = 0x94D049BB133111EBULL
+cdef const char* _CROCKFORD = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+cdef const char* _HEXDIGITS = b"0123456789abcdef"
+
+
+cdef class SeededRandom:
+    """splitmix64; deterministic and identical in the compiled and pure kernels.
+
+    ``randbelow(n)`` (1 <= n <= 2**64): draw r = next_u64() until r >= 2**64 mod n, return
+    r mod n (unbiased rejection; the first draw is accepted with probability > 1/2).
+    ``ulid(ms)``: 48-bit ms then 80 random bits = (low 16 bits of a first draw) followed by
+    a second full draw, in 26 Crockford base-32 characters.
+    ``hex(nbytes)``: ceil(nbytes / 8) draws, each written as 16 lowercase hex digits
+    (big-endian), concatenated and cut to 2 * nbytes characters.
+
+    Complexity: O(1) per draw; hex O(nbytes).
+    """
+
+    cdef uint64_t _state
+
+    def __init__(self, seed):
+        self._state = PyLong_AsUnsignedLongLong(_int(seed, "seed") & _MASK64)
+
+    def get_state(self):
+        return self._state
+
+    def set_state(self, state):
+        state = _int(state, "state")
+        if not 0 <= state <= _MASK64:
+            raise ValueError(f"state must be in [0, 2**64), got {state}")
+        self._state = PyLong_AsUnsignedLongLong(state)
+
+    cdef inline uint64_t _next(self) noexcept:
+        cdef uint64_t z
+        self._state += _GAMMA
+        z = self._state
+        z = (z ^ (z >> 30)) * _MIX1
+        z = (z ^ (z >> 27)) * _MIX2
+        return z ^ (z >> 31)
+
+    cdef uint64_t _below(self, uint64_t n) noexcept:
+        # n >= 1; threshold = 2**64 mod n
+        cdef uint64_t threshold = (<uint64_t>0 - n) % n
+        cdef uint64_t r
+        while True:
+            r = self._next()
+            if r >= threshold:
+                return r % n
+
+    def next_u64(self):
+        return self._next()
+
+    def randbelow(self, n):
+        n = _int(n, "n")
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if n > _U64:
+            raise ValueError(f"n must be <= 2**64, got {n}")
+        if n == _U64:
+            return self._next()
+        return self._below(PyLong_AsUnsignedLongLong(n))
+
+    def randrange(self, lo, hi):
+        lo = _int(lo, "lo")
+        hi = _int(hi, "hi")
+        if hi <= lo:
+            raise ValueError(f"empty range: lo={lo} must be < hi={hi}")
+        width = hi - lo
+        if width > _U64:
+            raise ValueError(f"range too wide: hi - lo must be <= 2**64, got {width}")
+        if width == _U64:
+            return lo + self._next()
+        return lo + self._below(PyLong_AsUnsignedLongLong(width))
+
+    def ulid(self, ms):
+        ms = _int(ms, "ms")
+        if not 0 <= ms < (1 << 48):
+            raise ValueError(f"ms must be in [0, 2**48), got {ms}")
+        cdef uint64_t t = PyLong_AsUnsignedLongLong(ms)
+        cdef uint64_t hi16 = self._next() & 0xFFFF
+        cdef uint64_t lo64 = self._next()
+        cdef uint64_t top40 = (hi16 << 24) | (lo64 >> 40)
+        cdef uint64_t bot40 = lo64 & ((<uint64_t>1 << 40) - 1)
+        cdef char buf[26]
+        cdef int i
+        for i in range(10):
+            buf[i] = _CROCKFORD[(t >> (45 - 5 * i)) & 31]
+        for i in range(8):
+            buf[10 + i] = _CROCKFORD[(top40 >> (35 - 5 * i)) & 31]
+            buf[18 + i] = _CROCKFORD[(bot40 >> (35 - 5 * i)) & 31]
+        return PyUnicode_DecodeASCII(buf, 26, NULL)
+
+    def hex(self, nbytes):
+        nbytes = _int(nbytes, "nbytes")
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+        cdef Py_ssize_t n = nbytes
+        cdef Py_ssize_t draws = (n + 7) // 8
+        cdef Py_ssize_t i, j
+        cdef uint64_t r
+        if n == 0:
+            return ""
+        cdef char* buf = <char*>malloc(draws * 16)
+        if buf == NULL:
+            raise MemoryError()
+        try:
+            for i in range(draws):
+                r = self._next()
+                for j in range(16):
+                    buf[i * 16 + j] = _HEXDIGITS[(r >> (60 - 4 * j)) & 15]
+            return PyUnicode_DecodeASCII(buf, 2 * n, NULL)
+        finally:
+            free(buf)
+
+    def __repr__(self):
+        return "SeededRandom(...)"

@@ -1,0 +1,558 @@
+"""Pure-Python twin of the compiled kernel ``inngest_do/_core.pyx``.
+
+Same names, same signatures, same results and same error messages as the compiled module;
+``inngest_do.kernel`` picks one of the two. Nothing in here knows about Inngest: these are
+the engine's data structures (clocks, a timer heap, memo tables, a ready queue, rate limiters,
+a seeded random source). All times are integer milliseconds.
+
+Integer arguments must be ``int`` (``bool`` is refused) and, where the compiled kernel keeps
+them in a C ``int64``, fit in a signed 64-bit integer; the twin checks the same ranges so the
+two raise the same errors.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time as _time
+from heapq import heapify as _heapify
+from heapq import heappop as _heappop
+from heapq import heappush as _heappush
+
+__all__ = [
+    "GCRA",
+    "KeyedCounter",
+    "MemoTable",
+    "ReadyQueue",
+    "RealClock",
+    "SeededRandom",
+    "TimerHeap",
+    "VirtualClock",
+    "datetime_to_ms",
+    "ms_to_datetime",
+]
+
+_I64_MIN = -(1 << 63)
+_I64_MAX = (1 << 63) - 1
+_U64 = 1 << 64
+_MASK64 = _U64 - 1
+_MISSING = object()
+
+
+def _int(value: object, name: str) -> int:
+    """Check that ``value`` is an int (not a bool); return it."""
+    if type(value) is int:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+
+
+def _i64(value: object, name: str) -> int:
+    """Check that ``value`` is an int that fits in a signed 64-bit integer; return it."""
+    if type(value) is not int:
+        value = _int(value, name)
+    if _I64_MIN <= value <= _I64_MAX:
+        return value
+    raise ValueError(f"{name} must fit in a signed 64-bit integer, got {value}")
+
+
+# --------------------------------------------------------------------------- time helpers
+
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def ms_to_datetime(ms: int) -> _dt.datetime:
+    """Milliseconds since the Unix epoch -> aware UTC datetime (exact, no float)."""
+    ms = _int(ms, "ms")
+    return _EPOCH + _dt.timedelta(milliseconds=ms)
+
+
+def datetime_to_ms(dt: _dt.datetime) -> int:
+    """Datetime -> milliseconds since the Unix epoch (floor). Naive datetimes are UTC."""
+    if not isinstance(dt, _dt.datetime):
+        raise TypeError(f"dt must be a datetime.datetime, got {type(dt).__name__}")
+    if dt.tzinfo is None or dt.tzinfo.utcoffset(dt) is None:
+        dt = dt.replace(tzinfo=_dt.timezone.utc)
+    delta = dt - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+# --------------------------------------------------------------------------- clocks
+
+
+class VirtualClock:
+    """A clock that moves only when told to. O(1) for every operation."""
+
+    __slots__ = ("_now",)
+
+    def __init__(self, start_ms: int) -> None:
+        self._now = _i64(start_ms, "start_ms")
+
+    @property
+    def is_virtual(self) -> bool:
+        return True
+
+    def now_ms(self) -> int:
+        return self._now
+
+    def advance_to(self, t_ms: int) -> None:
+        t_ms = _i64(t_ms, "t_ms")
+        if t_ms < self._now:
+            raise ValueError(
+                f"clock cannot move backwards (now_ms={self._now}, t_ms={t_ms})"
+            )
+        self._now = t_ms
+
+    def advance_by(self, d_ms: int) -> None:
+        d_ms = _i64(d_ms, "d_ms")
+        if d_ms < 0:
+            raise ValueError(f"d_ms must be >= 0, got {d_ms}")
+        self._now = _i64(self._now + d_ms, "the advanced time")
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(now_ms={self._now})"
+
+
+class RealClock:
+    """The wall clock, in integer milliseconds since the Unix epoch. O(1)."""
+
+    __slots__ = ()
+
+    @property
+    def is_virtual(self) -> bool:
+        return False
+
+    def now_ms(self) -> int:
+        return _time.time_ns() // 1_000_000
+
+    def advance_to(self, t_ms: int) -> None:
+        raise TypeError("a real clock cannot be moved")
+
+    def advance_by(self, d_ms: int) -> None:
+        raise TypeError("a real clock cannot be moved")
+
+    def __repr__(self) -> str:
+        return "RealClock()"
+
+
+# --------------------------------------------------------------------------- timer heap
+
+
+class TimerHeap:
+    """Timers ordered by (due_ms, handle); handles are ints counting up from 1.
+
+    Complexity: schedule O(log n); cancel O(1) amortised (lazy deletion; the heap is compacted
+    in O(n) once dead entries exceed half of it); pop_next O(log n) amortised; pop_due
+    O(k log n) for k timers; peek_due O(1) amortised; len and ``in`` O(1).
+    """
+
+    __slots__ = ("_heap", "_live", "_next")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, object]] = []  # (due_ms, handle, payload)
+        self._live: set[int] = set()
+        self._next = 1
+
+    def schedule(self, due_ms: int, payload: object) -> int:
+        if type(due_ms) is not int or not _I64_MIN <= due_ms <= _I64_MAX:
+            due_ms = _i64(due_ms, "due_ms")
+        handle = self._next
+        self._next = handle + 1
+        _heappush(self._heap, (due_ms, handle, payload))
+        self._live.add(handle)
+        return handle
+
+    def cancel(self, handle: int) -> None:
+        if type(handle) is not int:
+            handle = _int(handle, "handle")
+        live = self._live
+        if handle in live:
+            live.remove(handle)
+            heap = self._heap
+            if (len(heap) - len(live)) * 2 > len(heap):
+                heap[:] = [entry for entry in heap if entry[1] in live]
+                _heapify(heap)
+            return
+        if 1 <= handle < self._next:
+            raise ValueError(f"timer {handle} was already cancelled or fired")
+        raise ValueError(f"unknown timer handle {handle}")
+
+    def pop_next(self, limit_ms: int) -> tuple[int, int, object] | None:
+        if type(limit_ms) is not int or not _I64_MIN <= limit_ms <= _I64_MAX:
+            limit_ms = _i64(limit_ms, "limit_ms")
+        heap = self._heap
+        live = self._live
+        while heap:
+            entry = heap[0]
+            if entry[1] not in live:
+                _heappop(heap)
+            elif entry[0] <= limit_ms:
+                _heappop(heap)
+                live.remove(entry[1])
+                return entry
+            else:
+                return None
+        return None
+
+    def pop_due(self, limit_ms: int) -> list[tuple[int, int, object]]:
+        if type(limit_ms) is not int or not _I64_MIN <= limit_ms <= _I64_MAX:
+            limit_ms = _i64(limit_ms, "limit_ms")
+        heap = self._heap
+        live = self._live
+        out = []
+        while heap:
+            entry = heap[0]
+            if entry[1] not in live:
+                _heappop(heap)
+            elif entry[0] <= limit_ms:
+                _heappop(heap)
+                live.remove(entry[1])
+                out.append(entry)
+            else:
+                break
+        return out
+
+    def peek_due(self) -> int | None:
+        heap = self._heap
+        live = self._live
+        while heap:
+            entry = heap[0]
+            if entry[1] in live:
+                return entry[0]
+            _heappop(heap)
+        return None
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __contains__(self, handle: object) -> bool:
+        return handle in self._live
+
+    def __repr__(self) -> str:
+        return f"TimerHeap(live={len(self._live)})"
+
+
+# --------------------------------------------------------------------------- memo table
+
+
+class MemoTable:
+    """A run's step id -> recorded outcome table, plus the per-replay step id counters.
+
+    Complexity: next_id, get, set, ``in``, pop and len are O(1) (hash lookups); items is O(n);
+    reset_counter is O(number of distinct base ids).
+    """
+
+    __slots__ = ("_data", "_counters")
+
+    def __init__(self) -> None:
+        self._data: dict[str, object] = {}
+        self._counters: dict[str, int] = {}
+
+    def next_id(self, step_id: str) -> str:
+        if type(step_id) is not str and not isinstance(step_id, str):
+            raise TypeError(f"step_id must be a str, got {type(step_id).__name__}")
+        counters = self._counters
+        n = counters.get(step_id)
+        if n is None:
+            counters[step_id] = 0
+            return step_id
+        n += 1
+        counters[step_id] = n
+        return f"{step_id}:{n}"
+
+    def reset_counter(self) -> None:
+        self._counters.clear()
+
+    def get(self, full_id: str, default: object = None) -> object:
+        return self._data.get(full_id, default)
+
+    def __contains__(self, full_id: object) -> bool:
+        return full_id in self._data
+
+    def set(self, full_id: str, outcome: object) -> None:
+        if type(full_id) is not str and not isinstance(full_id, str):
+            raise TypeError(f"full_id must be a str, got {type(full_id).__name__}")
+        data = self._data
+        if full_id in data:
+            raise ValueError(f"step {full_id!r} is already recorded")
+        data[full_id] = outcome
+
+    def pop(self, full_id: str, default: object = _MISSING) -> object:
+        if default is _MISSING:
+            return self._data.pop(full_id)
+        return self._data.pop(full_id, default)
+
+    def items(self) -> list[tuple[str, object]]:
+        return list(self._data.items())
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"MemoTable(recorded={len(self._data)})"
+
+
+# --------------------------------------------------------------------------- ready queue
+
+
+class ReadyQueue:
+    """Highest priority first, FIFO among equal priorities.
+
+    Complexity: push and pop O(log n); peek, len and bool O(1).
+    """
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, object]] = []  # (-priority, seq, item)
+        self._seq = 0
+
+    def push(self, item: object, priority: int = 0) -> None:
+        if type(priority) is not int or not _I64_MIN <= priority <= _I64_MAX:
+            priority = _i64(priority, "priority")
+        seq = self._seq
+        self._seq = seq + 1
+        _heappush(self._heap, (-priority, seq, item))
+
+    def pop(self) -> object:
+        if not self._heap:
+            raise IndexError("pop from an empty ReadyQueue")
+        return _heappop(self._heap)[2]
+
+    def peek(self) -> object:
+        if not self._heap:
+            raise IndexError("peek at an empty ReadyQueue")
+        return self._heap[0][2]
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def __repr__(self) -> str:
+        return f"ReadyQueue(len={len(self._heap)})"
+
+
+# --------------------------------------------------------------------------- GCRA
+
+
+class GCRA:
+    """Generic cell rate algorithm per key, in exact integer arithmetic.
+
+    Times are scaled by ``limit`` so the emission interval T = period_ms / limit is the integer
+    ``period_ms``: tat_s = tat_ms * limit, now_s = now_ms * limit, T_s = period_ms. A request
+    at ``now_ms`` is admitted iff ``tat_s <= now_s + tolerance * T_s`` (an unseen key has
+    tat = -infinity); admitting sets ``tat_s = max(tat_s, now_s) + T_s``.
+
+    Complexity: acquire, peek, get_state, set_state O(1); forget_before O(number of keys).
+    """
+
+    __slots__ = ("_limit", "_period", "_tolerance", "_tol_t", "_tat")
+
+    def __init__(self, limit: int, period_ms: int, tolerance: int) -> None:
+        limit = _int(limit, "limit")
+        period_ms = _int(period_ms, "period_ms")
+        tolerance = _int(tolerance, "tolerance")
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        if period_ms < 1:
+            raise ValueError(f"period_ms must be >= 1, got {period_ms}")
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        self._limit = limit
+        self._tolerance = tolerance
+        self._period = period_ms
+        self._tol_t = tolerance * period_ms
+        self._tat: dict[object, int] = {}
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def period_ms(self) -> int:
+        return self._period
+
+    @property
+    def tolerance(self) -> int:
+        return self._tolerance
+
+    def acquire(self, key: object, now_ms: int) -> int:
+        if type(now_ms) is not int or not 0 <= now_ms <= _I64_MAX:
+            now_ms = _now(now_ms)
+        tat = self._tat
+        now_s = now_ms * self._limit
+        t = tat.get(key)
+        if t is None or t <= now_s:
+            tat[key] = now_s + self._period
+            return -1
+        if t <= now_s + self._tol_t:
+            tat[key] = t + self._period
+            return -1
+        return -((self._tol_t - t) // self._limit)
+
+    def peek(self, key: object, now_ms: int) -> int:
+        if type(now_ms) is not int or not 0 <= now_ms <= _I64_MAX:
+            now_ms = _now(now_ms)
+        t = self._tat.get(key)
+        if t is None or t <= now_ms * self._limit + self._tol_t:
+            return -1
+        return -((self._tol_t - t) // self._limit)
+
+    def get_state(self, key: object) -> int | None:
+        return self._tat.get(key)
+
+    def set_state(self, key: object, tat_s: int) -> None:
+        self._tat[key] = _int(tat_s, "tat_s")
+
+    def forget_before(self, now_ms: int) -> None:
+        now_s = _now(now_ms) * self._limit
+        tat = self._tat
+        for key in [k for k, t in tat.items() if t <= now_s]:
+            del tat[key]
+
+    def __len__(self) -> int:
+        return len(self._tat)
+
+    def __repr__(self) -> str:
+        return (
+            f"GCRA(limit={self._limit}, period_ms={self._period}, "
+            f"tolerance={self._tolerance}, keys={len(self._tat)})"
+        )
+
+
+def _now(now_ms: object) -> int:
+    now_ms = _i64(now_ms, "now_ms")
+    if now_ms < 0:
+        raise ValueError(f"now_ms must be >= 0, got {now_ms}")
+    return now_ms
+
+
+# --------------------------------------------------------------------------- keyed counter
+
+
+class KeyedCounter:
+    """Counts held slots per key (concurrency limits). Keys at zero are dropped.
+
+    Complexity: try_acquire, release, count and len are O(1).
+    """
+
+    __slots__ = ("_counts",)
+
+    def __init__(self) -> None:
+        self._counts: dict[object, int] = {}
+
+    def try_acquire(self, key: object, limit: int) -> bool:
+        if type(limit) is not int or limit < 1:
+            limit = _int(limit, "limit")
+            if limit < 1:
+                raise ValueError(f"limit must be >= 1, got {limit}")
+        counts = self._counts
+        c = counts.get(key, 0)
+        if c < limit:
+            counts[key] = c + 1
+            return True
+        return False
+
+    def release(self, key: object) -> None:
+        counts = self._counts
+        c = counts.get(key, 0)
+        if c == 0:
+            raise ValueError(f"release without acquire for key {key!r}")
+        if c == 1:
+            del counts[key]
+        else:
+            counts[key] = c - 1
+
+    def count(self, key: object) -> int:
+        return self._counts.get(key, 0)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def __repr__(self) -> str:
+        return f"KeyedCounter(keys={len(self._counts)})"
+
+
+# --------------------------------------------------------------------------- seeded random
+
+_GAMMA = 0x9E3779B97F4A7C15
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class SeededRandom:
+    """splitmix64; deterministic and identical in the compiled and pure kernels.
+
+    ``randbelow(n)`` (1 <= n <= 2**64): draw r = next_u64() until r >= 2**64 mod n, return
+    r mod n (unbiased rejection; the first draw is accepted with probability > 1/2).
+    ``ulid(ms)``: 48-bit ms then 80 random bits = (low 16 bits of a first draw) followed by
+    a second full draw, in 26 Crockford base-32 characters.
+    ``hex(nbytes)``: ceil(nbytes / 8) draws, each written as 16 lowercase hex digits
+    (big-endian), concatenated and cut to 2 * nbytes characters.
+
+    Complexity: O(1) per draw; hex O(nbytes).
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(self, seed: int) -> None:
+        self._state = _int(seed, "seed") & _MASK64
+
+    def get_state(self) -> int:
+        return self._state
+
+    def set_state(self, state: int) -> None:
+        state = _int(state, "state")
+        if not 0 <= state <= _MASK64:
+            raise ValueError(f"state must be in [0, 2**64), got {state}")
+        self._state = state
+
+    def next_u64(self) -> int:
+        s = (self._state + _GAMMA) & _MASK64
+        self._state = s
+        z = ((s ^ (s >> 30)) * _MIX1) & _MASK64
+        z = ((z ^ (z >> 27)) * _MIX2) & _MASK64
+        return z ^ (z >> 31)
+
+    def randbelow(self, n: int) -> int:
+        n = _int(n, "n")
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        if n > _U64:
+            raise ValueError(f"n must be <= 2**64, got {n}")
+        threshold = _U64 % n
+        while True:
+            r = self.next_u64()
+            if r >= threshold:
+                return r % n
+
+    def randrange(self, lo: int, hi: int) -> int:
+        lo = _int(lo, "lo")
+        hi = _int(hi, "hi")
+        if hi <= lo:
+            raise ValueError(f"empty range: lo={lo} must be < hi={hi}")
+        if hi - lo > _U64:
+            raise ValueError(f"range too wide: hi - lo must be <= 2**64, got {hi - lo}")
+        return lo + self.randbelow(hi - lo)
+
+    def ulid(self, ms: int) -> str:
+        ms = _int(ms, "ms")
+        if not 0 <= ms < (1 << 48):
+            raise ValueError(f"ms must be in [0, 2**48), got {ms}")
+        hi16 = self.next_u64() & 0xFFFF
+        lo64 = self.next_u64()
+        value = (ms << 80) | (hi16 << 64) | lo64
+        return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+    def hex(self, nbytes: int) -> str:
+        nbytes = _int(nbytes, "nbytes")
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+        draws = (nbytes + 7) // 8
+        return "".join(f"{self.next_u64():016x}" for _ in range(draws))[: 2 * nbytes]
+
+    def __repr__(self) -> str:
+        return "SeededRandom(...)"
