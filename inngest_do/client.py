@@ -1,0 +1,252 @@
+"""The client: ``inngest_do.Inngest``, the SDK's entry point with the engine inside."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import inspect
+import logging
+import os
+import typing
+
+from .config import (
+    Batch,
+    Cancel,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+    Timeouts,
+    TriggerCron,
+    TriggerEvent,
+    normalize_function_options,
+)
+from .event import Event
+from .function import Function
+from .runs import Run, RunStatus
+from .storage import Store, open_store
+
+if typing.TYPE_CHECKING:
+    from .engine import Engine
+    from .middleware import UninitializedMiddleware
+
+T = typing.TypeVar("T")
+
+
+@dataclasses.dataclass
+class SendEventsResult:
+    """What ``after_send_events`` middleware hooks receive."""
+
+    ids: list[str]
+    error: str | None = None
+
+
+class Inngest:
+    """An app: its functions and the embedded engine that runs them.
+
+    Server-only options (``signing_key``, ``event_key``, ``is_production``, base URLs, ...)
+    are accepted and ignored so that code written for ``inngest`` constructs unchanged.
+    ``store`` is what we add: None (memory), a SQLite file path, or a Store object.
+    """
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        api_base_url: str | None = None,
+        app_version: str | None = None,
+        env: str | None = None,
+        event_api_base_url: str | None = None,
+        event_key: str | None = None,
+        is_production: bool | None = None,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+        middleware: list[UninitializedMiddleware] | None = None,
+        request_timeout: int | datetime.timedelta | None = None,
+        serializer: object | None = None,
+        signing_key: str | None = None,
+        store: Store | str | os.PathLike[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(app_id, str) or not app_id:
+            raise ValueError("app_id: must be a non-empty string")
+        if middleware is not None and not isinstance(middleware, list):
+            raise TypeError("middleware: expected a list of middleware classes")
+        self.app_id = app_id
+        self.app_version = app_version
+        self.env = env
+        self.is_production = bool(is_production)
+        self.logger = logger or logging.getLogger("inngest_do")
+        self._middleware: list[UninitializedMiddleware] = list(middleware or [])
+        self._store_spec = store
+        self._seed = seed
+        self._functions: dict[str, Function[typing.Any]] = {}
+        self._engine: Engine | None = None
+
+    # functions ------------------------------------------------------------------------------
+    def create_function(
+        self,
+        *,
+        fn_id: str,
+        trigger: TriggerEvent | TriggerCron | list[TriggerEvent | TriggerCron],
+        batch_events: Batch | None = None,
+        cancel: list[Cancel] | None = None,
+        concurrency: list[Concurrency] | None = None,
+        debounce: Debounce | None = None,
+        idempotency: str | None = None,
+        middleware: list[UninitializedMiddleware] | None = None,
+        name: str | None = None,
+        on_failure: typing.Callable[..., typing.Any] | None = None,
+        output_type: object = None,
+        priority: Priority | None = None,
+        rate_limit: RateLimit | None = None,
+        retries: int | None = None,
+        throttle: Throttle | None = None,
+        timeouts: Timeouts | None = None,
+        singleton: Singleton | None = None,
+    ) -> typing.Callable[[typing.Callable[..., typing.Any]], Function[typing.Any]]:
+        """Decorator that turns a handler into a :class:`Function` of this app."""
+        opts = normalize_function_options(
+            fn_id, trigger=trigger, retries=retries, concurrency=concurrency,
+            rate_limit=rate_limit, throttle=throttle, debounce=debounce,
+            batch_events=batch_events, cancel=cancel, priority=priority, timeouts=timeouts,
+            idempotency=idempotency, singleton=singleton,
+        )
+        if middleware is not None and not isinstance(middleware, list):
+            raise TypeError("middleware: expected a list of middleware classes")
+        if on_failure is not None and not callable(on_failure):
+            raise TypeError("on_failure: expected a function")
+
+        def decorator(handler: typing.Callable[..., typing.Any]) -> Function[typing.Any]:
+            fn: Function[typing.Any] = Function(
+                app_id=self.app_id, opts=opts, handler=handler, name=name,
+                middleware=middleware, output_type=output_type,
+            )
+            if fn.id in self._functions:
+                raise ValueError(f"fn_id: a function with id '{opts.fn_id}' already exists")
+            if on_failure is not None:
+                failure_opts = normalize_function_options(
+                    f"{opts.fn_id}-failure",
+                    trigger=TriggerEvent(event="inngest/function.failed",
+                                         expression=f"event.data.function_id == '{fn.id}'"),
+                    retries=opts.retries,
+                )
+                failure_fn: Function[typing.Any] = Function(
+                    app_id=self.app_id, opts=failure_opts, handler=on_failure,
+                    name=f"{fn.name} (failure)", middleware=middleware, is_failure_handler=True,
+                )
+                fn.on_failure_fn_id = failure_fn.id
+                self._functions[failure_fn.id] = failure_fn
+            self._functions[fn.id] = fn
+            return fn
+
+        return decorator
+
+    @property
+    def functions(self) -> list[Function[typing.Any]]:
+        return list(self._functions.values())
+
+    # the engine -----------------------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        """The engine running this app's functions (created on first use, on the wall clock,
+        unless a Simulation or Worker installed one)."""
+        if self._engine is None:
+            from .engine import Engine
+            from .kernel import RealClock
+
+            self._engine = Engine(self, clock=RealClock(), store=self.new_store(),
+                                  seed=self._seed)
+        return self._engine
+
+    def new_store(self) -> Store:
+        """A store as configured by ``store=`` (a fresh memory store if none was given)."""
+        spec = self._store_spec
+        if isinstance(spec, Store):
+            return spec
+        return open_store(None if spec is None else os.fspath(spec))
+
+    # events ---------------------------------------------------------------------------------
+    async def send(self, events: Event | list[Event], *,
+                   skip_middleware: bool = False) -> list[str]:
+        """Deliver events to the engine; they are stored before this returns."""
+        evs = _as_events(events)
+        mws = [] if skip_middleware else [m(self, None) for m in self._middleware]
+        for mw in mws:
+            out = mw.before_send_events(evs)
+            if inspect.isawaitable(out):
+                await out
+        ids = self.engine.accept(evs)
+        for mw in reversed(mws):
+            out = mw.after_send_events(SendEventsResult(ids=ids))
+            if inspect.isawaitable(out):
+                await out
+        return ids
+
+    def send_sync(self, events: Event | list[Event], *,
+                  skip_middleware: bool = False) -> list[str]:
+        """Deliver events to the engine; they are stored before this returns."""
+        evs = _as_events(events)
+        engine = self.engine
+        mws = [] if skip_middleware else [m(self, None) for m in self._middleware]
+        for mw in mws:
+            out = mw.before_send_events(evs)
+            if inspect.isawaitable(out):
+                engine.resolve(out)
+        ids = engine.accept(evs)
+        for mw in reversed(mws):
+            out = mw.after_send_events(SendEventsResult(ids=ids))
+            if inspect.isawaitable(out):
+                engine.resolve(out)
+        return ids
+
+    # queries --------------------------------------------------------------------------------
+    def runs(self, fn_or_id: Function[typing.Any] | str | None = None,
+             status: RunStatus | str | None = None) -> list[Run]:
+        """Runs in creation order, optionally of one function and/or in one status."""
+        fn_id = self._resolve_fn_id(fn_or_id)
+        if status is not None:
+            status = _status(status)
+        return [r.snapshot() for r in self.engine.query_runs(fn_id, status)]
+
+    def get_run(self, run_id: str) -> Run:
+        """One run by id; ``KeyError`` naming the id if there is none."""
+        run = self.engine.runs.get(run_id)
+        if run is None:
+            raise KeyError(f"no run with id {run_id!r}")
+        return run.snapshot()
+
+    def _resolve_fn_id(self, fn_or_id: Function[typing.Any] | str | None) -> str | None:
+        if fn_or_id is None:
+            return None
+        if isinstance(fn_or_id, Function):
+            return fn_or_id.id
+        if isinstance(fn_or_id, str):
+            if fn_or_id in self._functions:
+                return fn_or_id
+            full = f"{self.app_id}-{fn_or_id}"
+            if full in self._functions:
+                return full
+            raise ValueError(f"fn_or_id: no function with id {fn_or_id!r} in app "
+                             f"{self.app_id!r}")
+        raise TypeError(f"fn_or_id: expected a Function or a function id, got {fn_or_id!r}")
+
+
+def _status(status: RunStatus | str) -> RunStatus:
+    try:
+        return RunStatus(status)
+    except ValueError:
+        names = ", ".join(s.value for s in RunStatus)
+        raise ValueError(f"status: expected one of {names}, got {status!r}") from None
+
+
+def _as_events(events: Event | list[Event]) -> list[Event]:
+    if isinstance(events, Event):
+        return [events]
+    if isinstance(events, (list, tuple)):
+        for i, e in enumerate(events):
+            if not isinstance(e, Event):
+                raise TypeError(f"events[{i}]: expected an Event, got {type(e).__name__}")
+        return list(events)
+    raise TypeError(f"events: expected an Event or a list of Events, got {type(events).__name__}")

@@ -1,0 +1,800 @@
+"""The engine: runs, steps, retries, suspensions and triggers on a clock.
+
+It owns the working state (the kernel's timer heap and ready queue, the wait index, live
+coroutines) and writes every change through to a :class:`~inngest_do.storage.Store`. It knows
+nothing about how time moves: a :class:`~inngest_do.testing.Simulation` moves a virtual clock
+and calls :meth:`Engine.run_until`; a :class:`~inngest_do.worker.Worker` follows the wall.
+
+Work moves through it like this: :meth:`Engine.accept` stores an event, resolves waits and
+cancellations it matches, and (after flow control) creates runs; a run ready to execute goes
+into the ready queue; :meth:`Engine.drain` executes slices -- a slice drives the handler until
+it returns, raises or parks; a parked run waits on a timer, an event or another run, which
+puts it back into the ready queue.
+
+Complexity: a step costs O(1) kernel work plus its store writes; resuming a live coroutine is
+O(1); a replay costs O(steps recorded), each an O(1) memo look-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import threading
+import typing
+
+from . import errors
+from .context import Context, ContextSync
+from .event import Event
+from .execution import (
+    DONE,
+    MISSING,
+    OP_INVOKE,
+    OP_SLEEP,
+    OP_WAIT,
+    PARKED,
+    CancelRun,
+    Drive,
+    Execution,
+    SyncPark,
+    encode_output,
+)
+from .expressions import Expression
+from .flow import FlowControl
+from .kernel import ReadyQueue, SeededRandom, TimerHeap
+from .middleware import StepMemos, TransformOutputResult, TransformOutputStepInfo
+from .runs import Pending, RunState, RunStatus, TraceEntry
+from .step import Group, GroupSync, Step, StepSync
+from .triggers import CronSchedule, EventRouter
+
+if typing.TYPE_CHECKING:
+    from .client import Inngest
+    from .function import Function
+    from .storage import Store
+
+#: delay before retry after failed attempt a (0-based), before jitter
+BACKOFF_MS = (15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_200_000, 2_400_000,
+              3_600_000, 7_200_000)
+JITTER_MS = 30_000
+FUNCTION_RETRY = ""  # pending key of a retry of code outside any step
+
+FAILED_EVENT = "inngest/function.failed"
+CANCELLED_EVENT = "inngest/function.cancelled"
+INVOKED_EVENT = "inngest/function.invoked"
+CRON_EVENT = "inngest/scheduled.timer"
+
+
+class _Wait(typing.NamedTuple):
+    run: RunState
+    step: str
+    expr: Expression | None
+
+
+class _Resume:
+    """Continue a half-driven awaitable inside an event loop (see :meth:`Engine.resolve`)."""
+
+    def __init__(self, gen: typing.Generator, first: typing.Any) -> None:
+        self.gen, self.first = gen, first
+
+    def __await__(self) -> typing.Generator[typing.Any, typing.Any, typing.Any]:
+        gen, y = self.gen, self.first
+        while True:
+            try:
+                value = yield y
+            except BaseException as err:  # noqa: BLE001 - forwarded
+                try:
+                    y = gen.throw(err)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                y = gen.send(value)
+            except StopIteration as stop:
+                return stop.value
+
+
+class Engine:
+    """Executes one client's functions on ``clock``, keeping records in ``store``."""
+
+    def __init__(self, client: Inngest, *, clock: typing.Any, store: Store, seed: int = 0,
+                 coroutine_cap: int = 10_000) -> None:
+        self.client = client
+        self.clock = clock
+        self.store = store
+        self.seed = seed
+        self.rng = SeededRandom(seed)
+        self.timers = TimerHeap()
+        self.ready = ReadyQueue()
+        self.runs: dict[str, RunState] = {}
+        self.events: dict[str, dict] = {}  # internal id -> {"payload", "received_ms", ...}
+        self.trace: list[TraceEntry] = []
+        self.live: collections.OrderedDict[str, Execution] = collections.OrderedDict()
+        self.coroutine_cap = coroutine_cap
+        self.waits: dict[str, dict[tuple[str, str], _Wait]] = {}
+        self.executing: set[str] = set()
+        self.flow = FlowControl(self)
+        self.lock = threading.RLock()
+        self.auto_drain = False  # a Simulation drains after every top-level send
+        self.on_work: typing.Callable[[], None] | None = None  # a Worker's wake-up call
+        self._router = EventRouter()
+        self._known_fns: dict[str, Function[typing.Any]] = {}
+        self._cron_timers: set[int] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.store.open()
+        self._recover()
+
+    # time -----------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    # functions ------------------------------------------------------------------------------
+    def _sync_functions(self) -> None:
+        fns = self.client._functions
+        if len(fns) == len(self._known_fns):
+            return
+        for fn_id, fn in fns.items():
+            if fn_id in self._known_fns:
+                continue
+            self._known_fns[fn_id] = fn
+            for trig in fn.event_triggers:
+                self._router.add(trig.pattern, (fn, trig))
+            for idx, cron in enumerate(fn.cron_triggers):
+                self._schedule_cron(fn, idx, cron, self.now_ms())
+            self.flow.register(fn)
+
+    def function(self, fn_id: str) -> Function[typing.Any]:
+        self._sync_functions()
+        fn = self._known_fns.get(fn_id)
+        if fn is None:
+            raise errors.FunctionNotFoundError(f"no function with id '{fn_id}'")
+        return fn
+
+    # events ---------------------------------------------------------------------------------
+    def accept(self, events: list[Event], *, origin: str | None = None) -> list[str]:
+        """Store ``events`` and deliver them; returns their ids. O(matching work)."""
+        with self.lock:
+            self._sync_functions()
+            ids = [self._accept_one(ev.to_payload(), origin) for ev in events]
+            self.store.commit()
+        if not self.executing:
+            self._work_arrived()
+        return ids
+
+    def _accept_one(self, payload: dict, origin: str | None) -> str:
+        now = self.now_ms()
+        event_id = self.rng.ulid(now)
+        if not payload.get("id"):
+            payload["id"] = event_id
+        if not payload.get("ts"):
+            payload["ts"] = now
+        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": []}
+        self.store.save_event(event_id, payload, now)
+        self._log(now, origin or "", "", "event.received", None, payload["name"])
+        self._deliver(event_id, payload)
+        return event_id
+
+    def _deliver(self, event_id: str, payload: dict) -> None:
+        name = payload["name"]
+        waits = self.waits.get(name)
+        if waits:
+            for key, wait in list(waits.items()):
+                if wait.expr is None or wait.expr.evaluate_bool(
+                        {"event": wait.run.events[0], "async": payload}):
+                    self._resolve_wait(key, wait, payload)
+        self.flow.on_event(payload)  # cancellations
+        for fn, trig in self._router.match(name):
+            if trig.expression is not None and not trig.expression.evaluate_bool(
+                    {"event": payload}):
+                continue
+            self.flow.admit(fn, event_id, payload)
+
+    def record_outcome(self, event_id: str, fn_id: str, outcome: str,
+                       run_id: str | None = None) -> None:
+        """Say why an event did or did not start a run of ``fn_id`` (for queries)."""
+        rec = self.events.get(event_id)
+        if rec is not None:
+            rec["outcomes"].append((fn_id, outcome, run_id))
+
+    # runs -----------------------------------------------------------------------------------
+    def create_run(self, fn: Function[typing.Any], events: list[dict], *,
+                   invoker: tuple[str, str] | None = None, status: RunStatus = RunStatus.QUEUED,
+                   reason: str | None = None) -> RunState:
+        now = self.now_ms()
+        run = RunState(id=self.rng.ulid(now), fn_id=fn.id, events=events, created_ms=now,
+                       invoker=invoker, status=status, reason=reason)
+        self.runs[run.id] = run
+        self._log(now, run.id, fn.id, "run.queued" if status is RunStatus.QUEUED
+                  else "run.skipped", None, reason)
+        if status is RunStatus.QUEUED:
+            self.flow.on_run_created(run, fn)
+        else:
+            run.ended_ms = now
+        self._save(run)
+        return run
+
+    def enqueue(self, run: RunState) -> None:
+        """Put ``run`` in the ready queue (flow control has admitted it)."""
+        if run.queued or run.status.is_final:
+            return
+        run.queued = True
+        self.ready.push(run.id, run.priority)
+
+    def wake(self, run: RunState) -> None:
+        """A parked run has something to do: pass it to flow control to be enqueued."""
+        if run.status.is_final:
+            return
+        self.flow.request_slice(run)
+
+    def drain(self) -> int:
+        """Execute ready slices until none is left; returns how many ran."""
+        count = 0
+        ready = self.ready
+        while ready:
+            run = self.runs.get(ready.pop())
+            if run is None:
+                continue
+            run.queued = False
+            if run.status.is_final:
+                continue
+            self.resolve(self.slice(run))
+            count += 1
+        return count
+
+    async def slice(self, run: RunState) -> None:
+        """Drive ``run``'s handler until it returns, raises or parks."""
+        fn = self.function(run.fn_id)
+        now = self.now_ms()
+        self.executing.add(run.id)
+        try:
+            ex = self.live.pop(run.id, None)
+            fresh = ex is None or ex.coro is None
+            if ex is None:
+                ex = Execution(self, run, fn)
+            if run.started_ms is None:
+                run.started_ms = now
+                self._log(now, run.id, run.fn_id, "run.started")
+            run.status = RunStatus.RUNNING
+            self.flow.on_slice_start(run)
+            mws = self.client._middleware + fn.middleware
+            ex.middleware = [mw(self.client, None) for mw in mws] if mws else []
+            ex.ctx.attempt = run.attempt
+            if fresh:
+                run.memos.reset_counter()
+                ex.memo_phase = len(run.memos) > 0
+            if ex.middleware:
+                await ex.call_hooks_async("transform_input", ex.ctx, fn,
+                                          StepMemos(dict(run.memos.items())))
+                await ex.call_hooks_async("before_memoization" if ex.memo_phase
+                                          else "before_execution")
+            if ex.is_async:
+                if fresh:
+                    ex.coro = fn.handler(ex.ctx)
+                outcome, value = await Drive(ex.coro)
+            else:
+                outcome, value = self._call_sync(fn, ex)
+            if ex.middleware:
+                await ex.call_hooks_async("after_execution", reverse=True)
+            await self._finish_slice(ex, outcome, value)
+            if ex.middleware:
+                await ex.call_hooks_async("before_response")
+        finally:
+            self.executing.discard(run.id)
+            self.flow.on_slice_end(run)
+            self.store.commit()
+
+    def _call_sync(self, fn: Function[typing.Any], ex: Execution) -> tuple[str, typing.Any]:
+        try:
+            return (DONE, fn.handler(ex.ctx))
+        except SyncPark:
+            return (PARKED, None)
+        except BaseException as err:  # noqa: BLE001 - classified by _finish_slice
+            return ("raised", err)
+
+    def new_code_reached(self, ex: Execution) -> None:
+        """The replay ran out of memos: middleware hears it once."""
+        if ex.middleware:
+            ex.call_hooks_sync("after_memoization", reverse=True)
+            ex.call_hooks_sync("before_execution")
+
+    async def _finish_slice(self, ex: Execution, outcome: str, value: typing.Any) -> None:
+        run = ex.run
+        if outcome == PARKED:
+            if run.cancel_requested:
+                self._finalize_cancel(run, run.reason or "cancelled")
+                return
+            self._keep_live(ex)
+            run.status = self._parked_status(run)
+            self._save(run)
+            return
+        ex.coro = None
+        if outcome == DONE:
+            try:
+                if ex.middleware:
+                    res = TransformOutputResult(error=None, output=value, step=None)
+                    await ex.call_hooks_async("transform_output", res, reverse=True)
+                    if res.error is not None:
+                        raise res.error
+                    value = res.output
+                output = encode_output(value, f"function '{run.fn_id}'")
+            except Exception as err:  # noqa: BLE001 - an unserializable output fails the run
+                self.fail_run(run, errors.describe_error(err))
+                return
+            self.complete_run(run, output)
+            return
+        err = value
+        if isinstance(err, CancelRun):
+            self._finalize_cancel(run, run.reason or "cancelled")
+            return
+        if not isinstance(err, Exception):
+            raise err
+        self._function_failed(run, err)
+
+    def _keep_live(self, ex: Execution) -> None:
+        if ex.coro is None:
+            return
+        self.live[ex.run.id] = ex
+        while len(self.live) > self.coroutine_cap:
+            _, old = self.live.popitem(last=False)
+            self._close(old)
+
+    def _close(self, ex: Execution) -> None:
+        if ex.coro is not None:
+            coro, ex.coro = ex.coro, None
+            try:
+                coro.close()
+            except BaseException:  # noqa: BLE001, S110 - a handler's finally may raise; ignore
+                pass
+
+    @staticmethod
+    def _parked_status(run: RunState) -> RunStatus:
+        kinds = {p.kind for p in run.pending.values()}
+        if "wait" in kinds or "invoke" in kinds:
+            return RunStatus.WAITING
+        if "sleep" in kinds:
+            return RunStatus.SLEEPING
+        return RunStatus.RUNNING
+
+    def complete_run(self, run: RunState, output: typing.Any) -> None:
+        now = self.now_ms()
+        run.status = RunStatus.COMPLETED
+        run.output = output
+        run.ended_ms = now
+        self._log(now, run.id, run.fn_id, "run.completed")
+        self._end(run)
+        if run.invoker is not None:
+            self._invoke_finished(run, [OP_INVOKE, True, output])
+
+    def fail_run(self, run: RunState, error: dict) -> None:
+        now = self.now_ms()
+        run.status = RunStatus.FAILED
+        run.error = error
+        run.ended_ms = now
+        self._log(now, run.id, run.fn_id, "run.failed", None,
+                  f"{error.get('name')}: {error.get('message')}")
+        self._end(run)
+        if run.invoker is not None:
+            self._invoke_finished(run, [OP_INVOKE, False, error])
+        fn = self._known_fns.get(run.fn_id)
+        if fn is not None and not fn.is_failure_handler:
+            self._accept_one({"name": FAILED_EVENT, "data": {
+                "error": error, "function_id": run.fn_id, "run_id": run.id,
+                "event": run.events[0] if run.events else None}, "id": "", "ts": 0}, run.id)
+
+    def cancel_run(self, run: RunState, reason: str) -> None:
+        """Cancel ``run`` now if it is parked or queued, else at its next step boundary."""
+        if run.status.is_final:
+            return
+        run.cancel_requested = True
+        run.reason = reason
+        if run.id not in self.executing:
+            self._finalize_cancel(run, reason)
+
+    def _finalize_cancel(self, run: RunState, reason: str) -> None:
+        now = self.now_ms()
+        ex = self.live.pop(run.id, None)
+        if ex is not None:
+            self._close(ex)
+        run.status = RunStatus.CANCELLED
+        run.reason = reason
+        run.ended_ms = now
+        self._log(now, run.id, run.fn_id, "run.cancelled", None, reason)
+        self._end(run)
+        if run.invoker is not None:
+            self._invoke_finished(run, [OP_INVOKE, False, {
+                "name": "RunCancelledError", "message": f"invoked run {run.id} was cancelled",
+                "stack": None}])
+        self._accept_one({"name": CANCELLED_EVENT, "data": {
+            "function_id": run.fn_id, "run_id": run.id, "reason": reason,
+            "event": run.events[0] if run.events else None}, "id": "", "ts": 0}, run.id)
+
+    def _end(self, run: RunState) -> None:
+        for key, pending in list(run.pending.items()):
+            self._drop_pending(run, key, pending)
+        ex = self.live.pop(run.id, None)
+        if ex is not None:
+            self._close(ex)
+        self.flow.on_run_end(run)
+        self._save(run)
+
+    def _drop_pending(self, run: RunState, key: str, pending: Pending) -> None:
+        run.pending.pop(key, None)
+        if pending.timer is not None and pending.timer in self.timers:
+            self.timers.cancel(pending.timer)
+        if pending.kind == "wait":
+            waits = self.waits.get(pending.data["event"])
+            if waits is not None:
+                waits.pop((run.id, key), None)
+
+    # retries --------------------------------------------------------------------------------
+    def retry_delay(self, failed_attempt: int, err: BaseException) -> int:
+        """Delay after failed attempt ``failed_attempt`` (0-based), in ms."""
+        if isinstance(err, errors.RetryAfterError):
+            return err.delay_ms(self.now_ms())
+        return BACKOFF_MS[min(failed_attempt, 9)] + self.rng.randbelow(JITTER_MS + 1)
+
+    def _function_failed(self, run: RunState, err: Exception) -> None:
+        fn = self.function(run.fn_id)
+        attempt = run.attempt + 1
+        run.attempts += 1
+        if not errors.is_retriable(err) or attempt > fn.retries:
+            self.fail_run(run, errors.describe_error(err))
+            return
+        now = self.now_ms()
+        due = now + self.retry_delay(attempt - 1, err)
+        run.attempt = attempt
+        handle = self.timers.schedule(due, ("retry", run.id, FUNCTION_RETRY))
+        run.pending[FUNCTION_RETRY] = Pending("retry", due, handle, attempt)
+        run.status = RunStatus.RUNNING
+        self._log(now, run.id, run.fn_id, "run.retrying", None,
+                  {"attempt": attempt, "error": errors.describe_error(err)["message"],
+                   "at_ms": due})
+        self._save(run)
+
+    def step_failed(self, ex: Execution, full_id: str, err: Exception, op: str = "run") -> bool:
+        run = ex.run
+        now = self.now_ms()
+        pending = run.pending.get(full_id)
+        attempt = (pending.data if pending is not None and pending.kind == "retry"
+                   else run.attempt) + 1
+        run.attempts += 1
+        if pending is not None and pending.timer is not None and pending.timer in self.timers:
+            self.timers.cancel(pending.timer)
+        described = errors.describe_error(err)
+        if not errors.is_retriable(err) or attempt > ex.fn.retries:
+            run.pending.pop(full_id, None)
+            self._memoize(run, full_id, [op, False, described])
+            self._log(now, run.id, run.fn_id, "step.errored", full_id,
+                      f"{described['name']}: {described['message']}")
+            return False
+        due = now + self.retry_delay(attempt - 1, err)
+        handle = self.timers.schedule(due, ("retry", run.id, full_id))
+        run.pending[full_id] = Pending("retry", due, handle, attempt)
+        run.attempt = attempt
+        self._log(now, run.id, run.fn_id, "step.failed", full_id,
+                  {"attempt": attempt, "error": described["message"], "retry_at_ms": due})
+        self._save(run)
+        return True
+
+    def prepare_output(self, ex: Execution, full_id: str, op: str, out: typing.Any) -> typing.Any:
+        if ex.middleware:
+            res = TransformOutputResult(error=None, output=out,
+                                        step=TransformOutputStepInfo(id=full_id, op=op))
+            ex.call_hooks_sync("transform_output", res, reverse=True)
+            if res.error is not None:
+                raise res.error
+            out = res.output
+        return encode_output(out, f"step '{full_id}'")
+
+    def step_succeeded(self, ex: Execution, full_id: str, op: str, value: typing.Any) -> typing.Any:
+        run = ex.run
+        run.pending.pop(full_id, None)
+        self._memoize(run, full_id, [op, True, value])
+        self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
+        return value
+
+    def _memoize(self, run: RunState, full_id: str, memo: list) -> None:
+        run.memos.set(full_id, memo)
+        run.attempt = 0
+        self.store.save_memo(run.id, full_id, memo)
+        self.store.commit()
+
+    # suspensions ----------------------------------------------------------------------------
+    def park_sleep(self, ex: Execution, full_id: str, ms: int, relative: bool) -> None:
+        run = ex.run
+        if full_id in run.pending:
+            return
+        now = self.now_ms()
+        due = max(now + ms if relative else ms, now)
+        handle = self.timers.schedule(due, ("sleep", run.id, full_id))
+        run.pending[full_id] = Pending("sleep", due, handle)
+        self._log(now, run.id, run.fn_id, "sleep.started", full_id, {"until_ms": due})
+
+    def park_wait(self, ex: Execution, full_id: str, event: str, if_exp: str | None,
+                  timeout_ms: int) -> None:
+        run = ex.run
+        if full_id in run.pending:
+            return
+        if not isinstance(event, str) or not event:
+            raise TypeError("wait_for_event: event must be a non-empty event name")
+        expr = Expression.compile(if_exp, what="wait_for_event.if_exp") if if_exp else None
+        now = self.now_ms()
+        due = now + timeout_ms
+        handle = self.timers.schedule(due, ("wait", run.id, full_id))
+        run.pending[full_id] = Pending("wait", due, handle, {"event": event, "if": if_exp})
+        self.waits.setdefault(event, {})[(run.id, full_id)] = _Wait(run, full_id, expr)
+        self._log(now, run.id, run.fn_id, "wait.started", full_id, {"event": event})
+
+    def _resolve_wait(self, key: tuple[str, str], wait: _Wait, payload: dict) -> None:
+        run = wait.run
+        pending = run.pending.get(wait.step)
+        if pending is not None:
+            self._drop_pending(run, wait.step, pending)
+        else:
+            self.waits.get(payload["name"], {}).pop(key, None)
+        self._memoize(run, wait.step, [OP_WAIT, True, payload])
+        self._log(self.now_ms(), run.id, run.fn_id, "wait.completed", wait.step, payload["id"])
+        self._save(run)
+        self.wake(run)
+
+    def park_invoke(self, ex: Execution, full_id: str, app_id: str | None, function_id: str,
+                    data: typing.Mapping[str, object] | None, timeout_ms: int | None) -> None:
+        run = ex.run
+        if full_id in run.pending:
+            return
+        now = self.now_ms()
+        target_id = f"{app_id or self.client.app_id}-{function_id}"
+        self._sync_functions()
+        target = self._known_fns.get(target_id)
+        if target is None:
+            self._memoize(run, full_id, [OP_INVOKE, False, {
+                "name": "FunctionNotFoundError",
+                "message": f"invoke: no function with id '{target_id}'", "stack": None}])
+            self._log(now, run.id, run.fn_id, "invoke.failed", full_id, "function not found")
+            self.flow.request_slice(run, after_slice=True)
+            return
+        payload = {"name": INVOKED_EVENT, "data": dict(data or {}), "id": self.rng.ulid(now),
+                   "ts": now}
+        encode_output(payload["data"], f"invoke '{full_id}' data")
+        handle = None
+        due = None
+        if timeout_ms is not None:
+            due = now + timeout_ms
+            handle = self.timers.schedule(due, ("invoke", run.id, full_id))
+        child = self.create_run(target, [payload], invoker=(run.id, full_id))
+        run.pending[full_id] = Pending("invoke", due, handle, {"run": child.id})
+        self._log(now, run.id, run.fn_id, "invoke.started", full_id, child.id)
+
+    def _invoke_finished(self, child: RunState, memo: list) -> None:
+        caller_id, step_id = child.invoker  # type: ignore[misc]
+        caller = self.runs.get(caller_id)
+        if caller is None or caller.status.is_final:
+            return
+        pending = caller.pending.get(step_id)
+        if pending is None or pending.kind != "invoke" or pending.data["run"] != child.id:
+            return
+        self._drop_pending(caller, step_id, pending)
+        self._memoize(caller, step_id, memo)
+        self._log(self.now_ms(), caller.id, caller.fn_id,
+                  "invoke.completed" if memo[1] else "invoke.failed", step_id, child.id)
+        self._save(caller)
+        self.wake(caller)
+
+    # timers ---------------------------------------------------------------------------------
+    def next_due(self, *, include_cron: bool = True) -> int | None:
+        """When the next timer fires (ms), or None."""
+        if include_cron or not self._cron_timers:
+            return self.timers.peek_due()
+        return self.flow.next_work_due(self.timers, self._cron_timers)
+
+    def fire_due(self, now_ms: int) -> int:
+        """Fire every timer due at or before ``now_ms``, in (due, FIFO) order."""
+        fired = 0
+        with self.lock:
+            while True:
+                item = self.timers.pop_next(now_ms)
+                if item is None:
+                    break
+                fired += 1
+                _, handle, payload = item
+                self._fire(handle, payload)
+            if fired:
+                self.store.commit()
+        return fired
+
+    def _fire(self, handle: int, payload: tuple) -> None:
+        kind = payload[0]
+        if kind == "cron":
+            self._cron_timers.discard(handle)
+            self._fire_cron(payload)
+            return
+        if kind not in ("sleep", "wait", "retry", "invoke"):
+            self.flow.fire(payload)
+            return
+        run = self.runs.get(payload[1])
+        if run is None or run.status.is_final:
+            return
+        step_id = payload[2]
+        pending = run.pending.get(step_id)
+        if pending is None or pending.timer != handle:
+            return
+        now = self.now_ms()
+        if kind == "retry":
+            pending.timer = None
+            if step_id == FUNCTION_RETRY:
+                run.pending.pop(step_id, None)
+            self._log(now, run.id, run.fn_id, "retry.due", step_id or None)
+        else:
+            self._drop_pending(run, step_id, pending)
+            if kind == "sleep":
+                self._memoize(run, step_id, [OP_SLEEP, True, None])
+                self._log(now, run.id, run.fn_id, "sleep.completed", step_id)
+            elif kind == "wait":
+                self._memoize(run, step_id, [OP_WAIT, True, None])
+                self._log(now, run.id, run.fn_id, "wait.timed_out", step_id)
+            else:
+                self._memoize(run, step_id, [OP_INVOKE, False, {
+                    "name": "InvokeTimeoutError",
+                    "message": f"invoke '{step_id}' timed out", "stack": None}])
+                self._log(now, run.id, run.fn_id, "invoke.timed_out", step_id)
+        self._save(run)
+        self.wake(run)
+
+    def schedule(self, due_ms: int, payload: tuple) -> int:
+        """Schedule a flow-control timer (its payload's first item names the kind)."""
+        return self.timers.schedule(due_ms, payload)
+
+    # cron -----------------------------------------------------------------------------------
+    def _schedule_cron(self, fn: Function[typing.Any], idx: int, cron: CronSchedule,
+                       after_ms: int) -> None:
+        tick = cron.next_after(after_ms)
+        fire = tick
+        if cron.jitter_ms:
+            fire = tick + cron.jitter_delay(self.rng.next_u64())
+        handle = self.timers.schedule(fire, ("cron", fn.id, idx, tick))
+        self._cron_timers.add(handle)
+        self.store.save_meta(f"cron:{fn.id}:{idx}", tick)
+
+    def _fire_cron(self, payload: tuple) -> None:
+        _, fn_id, idx, tick = payload
+        fn = self._known_fns.get(fn_id)
+        if fn is None:
+            return
+        cron = fn.cron_triggers[idx]
+        now = self.now_ms()
+        from .kernel import ms_to_datetime
+
+        data = {"cron": cron.source, "scheduledAt": ms_to_datetime(tick).isoformat(),
+                "fireAt": ms_to_datetime(now).isoformat()}
+        event_payload = {"name": CRON_EVENT, "data": data, "id": "", "ts": 0}
+        event_id = self.rng.ulid(now)
+        event_payload["id"] = event_id
+        event_payload["ts"] = now
+        self.events[event_id] = {"payload": event_payload, "received_ms": now, "outcomes": []}
+        self.store.save_event(event_id, event_payload, now)
+        self.flow.admit(fn, event_id, event_payload)
+        self._schedule_cron(fn, idx, cron, tick)
+
+    # driving --------------------------------------------------------------------------------
+    def run_until(self, target_ms: int) -> None:
+        """Virtual clocks: run everything due up to ``target_ms`` in time order, then set
+        the clock to ``target_ms``."""
+        clock = self.clock
+        while True:
+            self.drain()
+            due = self.timers.peek_due()
+            if due is None or due > target_ms:
+                break
+            if due > clock.now_ms():
+                clock.advance_to(due)
+            self.fire_due(clock.now_ms())
+        if target_ms > clock.now_ms():
+            clock.advance_to(target_ms)
+
+    def has_work(self) -> bool:
+        """True while anything but cron schedules remains to be done."""
+        if self.ready:
+            return True
+        return len(self.timers) > len(self._cron_timers)
+
+    def resolve(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
+        """Run ``awaitable`` to completion from synchronous code.
+
+        It runs inline (no event loop) until it awaits real I/O; only then is a private event
+        loop used. O(1) overhead on the inline path.
+        """
+        gen = awaitable.__await__()
+        try:
+            first = gen.send(None)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            gen.close()
+            raise RuntimeError(
+                "inngest_do: a step awaited real I/O while the engine was driven synchronously "
+                "inside a running event loop; use inngest_do.Worker in async code"
+            )
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(_ensure(_Resume(gen, first)))
+
+    def _work_arrived(self) -> None:
+        if self.auto_drain:
+            self.drain()
+        elif self.on_work is not None:
+            self.on_work()
+
+    # contexts -------------------------------------------------------------------------------
+    def make_context(self, ex: Execution) -> Context | ContextSync:
+        run = ex.run
+        events = [Event.from_payload(p) for p in run.events]
+        logger = self.client.logger
+        if ex.is_async:
+            return Context(attempt=run.attempt, event=events[0], events=events, group=Group(ex),
+                           logger=logger, run_id=run.id, step=Step(ex))
+        return ContextSync(attempt=run.attempt, event=events[0], events=events,
+                           group=GroupSync(ex), logger=logger, run_id=run.id, step=StepSync(ex))
+
+    def finish_timed_out(self, run: RunState) -> bool:
+        return self.flow.finish_timed_out(run)
+
+    # records --------------------------------------------------------------------------------
+    def _log(self, at_ms: int, run_id: str, fn_id: str, kind: str, step: str | None = None,
+             detail: typing.Any = None) -> None:
+        entry = TraceEntry(at_ms, run_id, fn_id, kind, step, detail)
+        self.trace.append(entry)
+        run = self.runs.get(run_id) if fn_id else None
+        if run is not None:
+            run.history.append(entry)
+            self.store.append_history(run_id, tuple(entry))
+
+    def _save(self, run: RunState) -> None:
+        self.store.save_run(run_record(run))
+
+    def query_runs(self, fn_id: str | None = None,
+                   status: RunStatus | str | None = None) -> list[RunState]:
+        out = []
+        for run in self.runs.values():
+            if fn_id is not None and run.fn_id != fn_id:
+                continue
+            if status is not None and run.status != status:
+                continue
+            out.append(run)
+        return out
+
+    # recovery -------------------------------------------------------------------------------
+    def _recover(self) -> None:
+        """Rebuild working state from the store (a new store gives back nothing)."""
+        state = self.store.recover()
+        if not state.runs and not state.events and not state.meta:
+            return
+        from .recovery import restore
+
+        restore(self, state)
+
+
+async def _wrap(awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
+    return await awaitable
+
+
+def _ensure(awaitable: typing.Any) -> typing.Coroutine:
+    return awaitable if inspect.iscoroutine(awaitable) else _wrap(awaitable)
+
+
+def run_record(run: RunState) -> dict:
+    """The JSON-friendly record a store keeps for ``run`` (memos and history apart)."""
+    return {
+        "id": run.id, "fn_id": run.fn_id, "events": run.events, "created_ms": run.created_ms,
+        "status": run.status.value, "started_ms": run.started_ms, "ended_ms": run.ended_ms,
+        "output": run.output, "error": run.error, "attempt": run.attempt,
+        "attempts": run.attempts, "priority": run.priority,
+        "invoker": list(run.invoker) if run.invoker else None,
+        "cancel_requested": run.cancel_requested, "reason": run.reason, "keys": run.keys,
+        "pending": {k: [p.kind, p.due_ms, p.data] for k, p in run.pending.items()},
+    }
+
+
+__all__ = ["Engine", "MISSING", "run_record"]

@@ -1,0 +1,247 @@
+"""One run's execution: the bridge between a handler's steps and the engine.
+
+An :class:`Execution` lives as long as the run's handler does: for an async handler, across
+every slice in which its coroutine is resumed; for a sync handler (or after an eviction or a
+restart), it is rebuilt and the handler replays against the run's memo table. Steps ask it
+every question (memoized? retry due? nested?) and it forwards decisions that touch timers,
+waits and stores to the engine.
+
+The driver protocol: a parked step yields :data:`PARK` (async) or raises :class:`SyncPark`
+(sync). :class:`Drive` runs a coroutine until it parks or ends, forwarding any other
+awaitable (a step body's real I/O) to whoever awaits the drive: asyncio in a worker, a
+private loop in a simulation.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import typing
+
+from . import errors
+from .event import Event
+
+if typing.TYPE_CHECKING:
+    from .engine import Engine
+    from .function import Function
+    from .runs import RunState
+
+MISSING: typing.Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
+
+OP_RUN = "run"
+OP_SLEEP = "sleep"
+OP_WAIT = "wait"
+OP_SEND = "send"
+OP_INVOKE = "invoke"
+
+DONE = "done"
+RAISED = "raised"
+PARKED = "parked"
+
+
+class _Park:
+    """Awaiting it yields itself to the driver: the coroutine stops right here."""
+
+    __slots__ = ()
+
+    def __await__(self) -> typing.Generator[typing.Any, None, None]:
+        yield self
+
+    def __repr__(self) -> str:
+        return "PARK"
+
+
+PARK = _Park()
+
+
+class SyncPark(BaseException):
+    """A sync handler parks: unwind it; it replays from its memos when resumed.
+
+    A BaseException so that a user's ``except Exception:`` never swallows it.
+    """
+
+
+class NestedStep(BaseException):
+    """A step was started inside another step's body."""
+
+    def __init__(self, step_id: str) -> None:
+        super().__init__(step_id)
+        self.step_id = step_id
+
+
+class CancelRun(BaseException):
+    """Unwinds a handler whose run was cancelled (or timed out) at a step boundary."""
+
+
+class Drive:
+    """Run ``coro`` until it parks or returns: ``(DONE, value)``, ``(RAISED, exc)``,
+    ``(PARKED, None)``. Foreign awaitables are passed up to the awaiting task."""
+
+    __slots__ = ("coro",)
+
+    def __init__(self, coro: typing.Coroutine) -> None:
+        self.coro = coro
+
+    def __await__(self) -> typing.Generator[typing.Any, typing.Any, tuple[str, typing.Any]]:
+        coro = self.coro
+        send: typing.Any = None
+        exc: BaseException | None = None
+        while True:
+            try:
+                y = coro.throw(exc) if exc is not None else coro.send(send)
+            except StopIteration as stop:
+                return (DONE, stop.value)
+            except BaseException as err:  # noqa: BLE001 - the engine classifies it
+                return (RAISED, err)
+            if y is PARK:
+                return (PARKED, None)
+            exc = None
+            try:
+                send = yield y
+            except BaseException as err:  # noqa: BLE001 - forwarded into the handler
+                exc, send = err, None
+
+
+def encode_output(value: typing.Any, what: str) -> typing.Any:
+    """The JSON round trip of ``value``: what the handler sees, live or replayed.
+
+    Raises :class:`~inngest_do.errors.OutputUnserializableError` naming ``what``.
+    """
+    if value is None or type(value) in (str, int, bool):
+        return value
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise errors.OutputUnserializableError(
+            f"{what}: output is not JSON-serializable ({err})"
+        ) from None
+
+
+class Execution:
+    """The live state of one run's handler; see the module docstring."""
+
+    __slots__ = ("engine", "run", "fn", "coro", "ctx", "in_body", "middleware",
+                 "memo_phase", "is_async")
+
+    def __init__(self, engine: Engine, run: RunState, fn: Function[typing.Any]) -> None:
+        self.engine = engine
+        self.run = run
+        self.fn = fn
+        self.coro: typing.Coroutine | None = None
+        self.in_body: str | None = None
+        self.middleware: list[typing.Any] = []
+        self.memo_phase = False  # replaying memos, before new code runs
+        self.is_async = fn.is_handler_async
+        self.ctx = engine.make_context(self)
+
+    # step boundaries -----------------------------------------------------------------------
+    def begin_step(self, step_id: str, op: str) -> str:
+        if self.in_body is not None:
+            raise NestedStep(step_id)
+        run = self.run
+        if run.cancel_requested or self.engine.finish_timed_out(run):
+            raise CancelRun()
+        return run.memos.next_id(step_id)
+
+    def lookup(self, full_id: str, op: str) -> typing.Any:
+        memo = self.run.memos.get(full_id, MISSING)
+        if memo is MISSING:
+            if self.memo_phase:
+                self.memo_phase = False
+                self.engine.new_code_reached(self)
+            return MISSING
+        if memo[0] != op:
+            raise errors.NonDeterminismError(
+                f"step '{full_id}' was recorded as a {memo[0]} step but the code now runs it "
+                f"as a {op} step; the function changed under a run in flight"
+            )
+        return memo
+
+    def unwrap(self, full_id: str, memo: list) -> typing.Any:
+        if memo[1]:
+            return memo[2]
+        err = memo[2]
+        raise errors.StepError(err.get("message", ""), err.get("name", "Error"), err.get("stack"))
+
+    def unwrap_event(self, full_id: str, memo: list) -> Event | None:
+        payload = self.unwrap(full_id, memo)
+        return None if payload is None else Event.from_payload(payload)
+
+    def nested_error(self, full_id: str, nested: NestedStep) -> errors.StepNestedError:
+        return errors.StepNestedError(
+            f"Nested steps are not supported: step '{nested.step_id}' was started inside "
+            f"the body of step '{full_id}'"
+        )
+
+    # step bodies ---------------------------------------------------------------------------
+    def retry_not_due(self, full_id: str) -> bool:
+        pending = self.run.pending.get(full_id)
+        return (pending is not None and pending.kind == "retry"
+                and pending.due_ms > self.engine.now_ms())
+
+    def enter_body(self, full_id: str) -> str | None:
+        pending = self.run.pending.get(full_id)
+        self.ctx.attempt = pending.data if pending is not None and pending.kind == "retry" \
+            else self.run.attempt
+        token = self.in_body
+        self.in_body = full_id
+        return token
+
+    def exit_body(self, token: str | None) -> None:
+        self.in_body = token
+
+    def step_failed(self, full_id: str, err: Exception, op: str = OP_RUN) -> bool:
+        """Record a failed attempt; True if a retry is scheduled (park), False if the
+        step's error is now memoized."""
+        return self.engine.step_failed(self, full_id, err, op)
+
+    def prepare_output(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
+        """Middleware's ``transform_output`` then the JSON round trip; raising here is a
+        failed attempt of the step."""
+        return self.engine.prepare_output(self, full_id, op, out)
+
+    def step_succeeded(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
+        return self.engine.step_succeeded(self, full_id, op, out)
+
+    def resolve_sync(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
+        return self.engine.resolve(awaitable)
+
+    # suspensions ---------------------------------------------------------------------------
+    def park_sleep(self, full_id: str, ms: int, *, relative: bool) -> None:
+        self.engine.park_sleep(self, full_id, ms, relative)
+
+    def park_wait(self, full_id: str, event: str, if_exp: str | None, timeout_ms: int) -> None:
+        self.engine.park_wait(self, full_id, event, if_exp, timeout_ms)
+
+    def park_invoke(self, full_id: str, app_id: str | None, function_id: str,
+                    data: typing.Mapping[str, object] | None, timeout_ms: int | None) -> None:
+        self.engine.park_invoke(self, full_id, app_id, function_id, data, timeout_ms)
+
+    def send_events(self, events: list[Event]) -> list[str]:
+        return self.engine.accept(events, origin=self.run.id)
+
+    # middleware ----------------------------------------------------------------------------
+    def call_hooks_sync(self, name: str, *args: typing.Any, reverse: bool = False) -> None:
+        mws = reversed(self.middleware) if reverse else self.middleware
+        for mw in mws:
+            out = getattr(mw, name)(*args)
+            if inspect.isawaitable(out):
+                self.engine.resolve(out)
+
+    async def call_hooks_async(self, name: str, *args: typing.Any,
+                               reverse: bool = False) -> None:
+        mws = reversed(self.middleware) if reverse else self.middleware
+        for mw in mws:
+            out = getattr(mw, name)(*args)
+            if inspect.isawaitable(out):
+                await out
+
+    def after_send_sync(self, ids: list[str]) -> None:
+        from .client import SendEventsResult
+
+        self.call_hooks_sync("after_send_events", SendEventsResult(ids=ids), reverse=True)
+
+    async def after_send_async(self, ids: list[str]) -> None:
+        from .client import SendEventsResult
+
+        await self.call_hooks_async("after_send_events", SendEventsResult(ids=ids), reverse=True)

@@ -1,0 +1,82 @@
+"""A function created with ``client.create_function``: its handler and its options."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+
+from .config import CronTriggerSpec, EventTriggerSpec, FunctionOptions
+from .expressions import Expression
+from .triggers import CronSchedule, EventPattern
+
+if typing.TYPE_CHECKING:
+    from .middleware import UninitializedMiddleware
+
+T = typing.TypeVar("T")
+
+
+class EventTrigger(typing.NamedTuple):
+    """A compiled event trigger: name pattern and optional CEL filter."""
+
+    pattern: EventPattern
+    expression: Expression | None
+
+
+class Function(typing.Generic[T]):
+    """A durable function: ``id`` is ``f"{app_id}-{fn_id}"``, ``local_id`` is ``fn_id``."""
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        opts: FunctionOptions,
+        handler: typing.Callable[..., typing.Any],
+        name: str | None,
+        middleware: list[UninitializedMiddleware] | None,
+        output_type: object = None,
+        is_failure_handler: bool = False,
+    ) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler: expected a function, got {handler!r}")
+        self._opts = opts
+        self._app_id = app_id
+        self.handler = handler
+        self._name = name or opts.fn_id
+        self.middleware = list(middleware or [])
+        self.output_type = output_type
+        self.is_failure_handler = is_failure_handler
+        self.retries = opts.retries
+        self.on_failure_fn_id: str | None = None
+        self.event_triggers: list[EventTrigger] = []
+        self.cron_triggers: list[CronSchedule] = []
+        for i, trig in enumerate(opts.triggers):
+            if isinstance(trig, EventTriggerSpec):
+                expr = None
+                if trig.expression:
+                    expr = Expression.compile(trig.expression, what=f"trigger[{i}].expression")
+                self.event_triggers.append(EventTrigger(EventPattern(trig.event), expr))
+            elif isinstance(trig, CronTriggerSpec):
+                self.cron_triggers.append(CronSchedule(trig.cron, trig.jitter_ms))
+
+    @property
+    def id(self) -> str:
+        return f"{self._app_id}-{self._opts.fn_id}"
+
+    @property
+    def local_id(self) -> str:
+        return self._opts.fn_id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def is_handler_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+    @property
+    def options(self) -> FunctionOptions:
+        return self._opts
+
+    def __repr__(self) -> str:
+        return f"<Function {self.id}>"

@@ -1,0 +1,444 @@
+"""The step tools a handler gets as ``ctx.step`` and ``ctx.group``.
+
+:class:`Step` (async handlers) and :class:`StepSync` (sync handlers) have the Inngest SDK's
+methods and arguments. They hold no state of their own: every decision (is this step
+memoized, is a retry due, where does a sleep end) belongs to the run's
+:class:`~inngest_do.execution.Execution`; these classes only run step bodies and park.
+
+Parking: an async handler parks by awaiting :data:`PARK`, which yields a sentinel straight
+to the engine's driver, so the coroutine keeps its place (no task or thread waits). When the
+engine resumes it, the step looks at its memo again. A sync handler cannot keep its place, so
+it raises :class:`SyncPark` and is replayed from the start against its memos next time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+import typing
+
+from .config import ParallelMode
+from .durations import to_ms, until_ms
+from .event import Event
+from .execution import (
+    MISSING,
+    OP_INVOKE,
+    OP_RUN,
+    OP_SEND,
+    OP_SLEEP,
+    OP_WAIT,
+    PARK,
+    Execution,
+    NestedStep,
+    SyncPark,
+)
+
+if typing.TYPE_CHECKING:
+    from .function import Function
+
+T = typing.TypeVar("T")
+
+
+def _step_id(step_id: object) -> str:
+    if not isinstance(step_id, str) or not step_id:
+        raise TypeError(f"step_id: expected a non-empty str, got {step_id!r}")
+    return step_id
+
+
+def _events_list(events: Event | list[Event]) -> list[Event]:
+    if isinstance(events, Event):
+        return [events]
+    if isinstance(events, (list, tuple)) and all(isinstance(e, Event) for e in events):
+        return list(events)
+    raise TypeError("events: expected an Event or a list of Events")
+
+
+def _wait_timeout(timeout: int | datetime.timedelta) -> int:
+    return to_ms(timeout, what="wait_for_event.timeout", min_ms=0)
+
+
+def _invoke_timeout(timeout: int | datetime.timedelta | None) -> int | None:
+    if timeout is None:
+        return None
+    return to_ms(timeout, what="invoke.timeout", min_ms=1)
+
+
+class Step:
+    """Step methods for async handlers (``ctx.step``)."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._ex = execution
+
+    async def run(
+        self,
+        step_id: str,
+        handler: typing.Callable[..., typing.Awaitable[T] | T],
+        *handler_args: typing.Any,
+        output_type: object = None,
+    ) -> T:
+        """Run ``handler(*handler_args)`` once, retrying it on error; its result is memoized."""
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_RUN)
+        while True:
+            memo = ex.lookup(full_id, OP_RUN)
+            if memo is not MISSING:
+                return ex.unwrap(full_id, memo)
+            if ex.retry_not_due(full_id):
+                await PARK
+                continue
+            token = ex.enter_body(full_id)
+            try:
+                out = handler(*handler_args)
+                if inspect.isawaitable(out):
+                    out = await out
+                out = ex.prepare_output(full_id, OP_RUN, out)
+            except NestedStep as nested:
+                ex.exit_body(token)
+                raise ex.nested_error(full_id, nested) from None
+            except Exception as err:
+                ex.exit_body(token)
+                if ex.step_failed(full_id, err):
+                    await PARK
+                continue
+            except BaseException:
+                ex.exit_body(token)
+                raise
+            ex.exit_body(token)
+            return ex.step_succeeded(full_id, OP_RUN, out)
+
+    async def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
+        """Sleep for ``duration`` (ms or timedelta) on a durable timer."""
+        ms = to_ms(duration, what="sleep.duration", min_ms=0)
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
+        while ex.lookup(full_id, OP_SLEEP) is MISSING:
+            ex.park_sleep(full_id, ms, relative=True)
+            await PARK
+
+    async def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
+        """Sleep until ``until`` (naive datetimes are UTC)."""
+        if not isinstance(until, datetime.datetime):
+            raise TypeError(f"until: expected a datetime, got {type(until).__name__}")
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
+        while ex.lookup(full_id, OP_SLEEP) is MISSING:
+            ex.park_sleep(full_id, until_ms(until), relative=False)
+            await PARK
+
+    async def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        if_exp: str | None = None,
+        timeout: int | datetime.timedelta,
+    ) -> Event | None:
+        """The first matching event after the wait starts, or None at the timeout."""
+        ms = _wait_timeout(timeout)
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_WAIT)
+        while True:
+            memo = ex.lookup(full_id, OP_WAIT)
+            if memo is not MISSING:
+                return ex.unwrap_event(full_id, memo)
+            ex.park_wait(full_id, event, if_exp, ms)
+            await PARK
+
+    async def send_event(self, step_id: str, events: Event | list[Event]) -> list[str]:
+        """Send events, once: on replay the recorded ids come back and nothing is resent."""
+        evs = _events_list(events)
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_SEND)
+        while True:
+            memo = ex.lookup(full_id, OP_SEND)
+            if memo is not MISSING:
+                return ex.unwrap(full_id, memo)
+            await ex.call_hooks_async("before_send_events", evs)
+            try:
+                ids = ex.send_events(evs)
+            except Exception as err:
+                if ex.step_failed(full_id, err, OP_SEND):
+                    await PARK
+                continue
+            await ex.after_send_async(ids)
+            return ex.step_succeeded(full_id, OP_SEND, ids)
+
+    async def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Function[typing.Any],
+        data: typing.Mapping[str, object] | None = None,
+        timeout: int | datetime.timedelta | None = None,
+        v: str | None = None,
+    ) -> typing.Any:
+        """Run another function of this app with ``data`` and return its output."""
+        return await self.invoke_by_id(
+            step_id, function_id=_local_id(function), data=data, timeout=timeout, v=v
+        )
+
+    async def invoke_by_id(
+        self,
+        step_id: str,
+        *,
+        app_id: str | None = None,
+        function_id: str,
+        data: typing.Mapping[str, object] | None = None,
+        timeout: int | datetime.timedelta | None = None,
+        v: str | None = None,
+    ) -> typing.Any:
+        """Run the function ``function_id`` with ``data`` and return its output."""
+        ms = _invoke_timeout(timeout)
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_INVOKE)
+        while True:
+            memo = ex.lookup(full_id, OP_INVOKE)
+            if memo is not MISSING:
+                return ex.unwrap(full_id, memo)
+            ex.park_invoke(full_id, app_id, function_id, data, ms)
+            await PARK
+
+
+class StepSync:
+    """Step methods for sync handlers (``ctx.step`` of a ``ContextSync``)."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._ex = execution
+
+    def run(
+        self,
+        step_id: str,
+        handler: typing.Callable[..., T],
+        *handler_args: typing.Any,
+        output_type: object = None,
+    ) -> T:
+        """Run ``handler(*handler_args)`` once, retrying it on error; its result is memoized."""
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_RUN)
+        memo = ex.lookup(full_id, OP_RUN)
+        if memo is not MISSING:
+            return ex.unwrap(full_id, memo)
+        if ex.retry_not_due(full_id):
+            raise SyncPark()
+        token = ex.enter_body(full_id)
+        try:
+            out = handler(*handler_args)
+            if inspect.isawaitable(out):
+                out = ex.resolve_sync(out)
+            out = ex.prepare_output(full_id, OP_RUN, out)
+        except NestedStep as nested:
+            ex.exit_body(token)
+            raise ex.nested_error(full_id, nested) from None
+        except Exception as err:
+            ex.exit_body(token)
+            if ex.step_failed(full_id, err):
+                raise SyncPark() from None
+            return ex.unwrap(full_id, ex.lookup(full_id, OP_RUN))
+        except BaseException:
+            ex.exit_body(token)
+            raise
+        ex.exit_body(token)
+        return ex.step_succeeded(full_id, OP_RUN, out)
+
+    def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
+        """Sleep for ``duration`` (ms or timedelta) on a durable timer."""
+        ms = to_ms(duration, what="sleep.duration", min_ms=0)
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
+        if ex.lookup(full_id, OP_SLEEP) is MISSING:
+            ex.park_sleep(full_id, ms, relative=True)
+            raise SyncPark()
+
+    def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
+        """Sleep until ``until`` (naive datetimes are UTC)."""
+        if not isinstance(until, datetime.datetime):
+            raise TypeError(f"until: expected a datetime, got {type(until).__name__}")
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
+        if ex.lookup(full_id, OP_SLEEP) is MISSING:
+            ex.park_sleep(full_id, until_ms(until), relative=False)
+            raise SyncPark()
+
+    def wait_for_event(
+        self,
+        step_id: str,
+        *,
+        event: str,
+        if_exp: str | None = None,
+        timeout: int | datetime.timedelta,
+    ) -> Event | None:
+        """The first matching event after the wait starts, or None at the timeout."""
+        ms = _wait_timeout(timeout)
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_WAIT)
+        memo = ex.lookup(full_id, OP_WAIT)
+        if memo is not MISSING:
+            return ex.unwrap_event(full_id, memo)
+        ex.park_wait(full_id, event, if_exp, ms)
+        raise SyncPark()
+
+    def send_event(self, step_id: str, events: Event | list[Event]) -> list[str]:
+        """Send events, once: on replay the recorded ids come back and nothing is resent."""
+        evs = _events_list(events)
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_SEND)
+        memo = ex.lookup(full_id, OP_SEND)
+        if memo is not MISSING:
+            return ex.unwrap(full_id, memo)
+        ex.call_hooks_sync("before_send_events", evs)
+        try:
+            ids = ex.send_events(evs)
+        except Exception as err:
+            if ex.step_failed(full_id, err, OP_SEND):
+                raise SyncPark() from None
+            return ex.unwrap(full_id, ex.lookup(full_id, OP_SEND))
+        ex.after_send_sync(ids)
+        return ex.step_succeeded(full_id, OP_SEND, ids)
+
+    def invoke(
+        self,
+        step_id: str,
+        *,
+        function: Function[typing.Any],
+        data: typing.Mapping[str, object] | None = None,
+        timeout: int | datetime.timedelta | None = None,
+        v: str | None = None,
+    ) -> typing.Any:
+        """Run another function of this app with ``data`` and return its output."""
+        return self.invoke_by_id(
+            step_id, function_id=_local_id(function), data=data, timeout=timeout, v=v
+        )
+
+    def invoke_by_id(
+        self,
+        step_id: str,
+        *,
+        app_id: str | None = None,
+        function_id: str,
+        data: typing.Mapping[str, object] | None = None,
+        timeout: int | datetime.timedelta | None = None,
+        v: str | None = None,
+    ) -> typing.Any:
+        """Run the function ``function_id`` with ``data`` and return its output."""
+        ms = _invoke_timeout(timeout)
+        ex = self._ex
+        full_id = ex.begin_step(_step_id(step_id), OP_INVOKE)
+        memo = ex.lookup(full_id, OP_INVOKE)
+        if memo is not MISSING:
+            return ex.unwrap(full_id, memo)
+        ex.park_invoke(full_id, app_id, function_id, data, ms)
+        raise SyncPark()
+
+
+def _local_id(function: object) -> str:
+    local_id = getattr(function, "local_id", None)
+    if not isinstance(local_id, str):
+        raise TypeError(f"function: expected an inngest_do Function, got {function!r}")
+    return local_id
+
+
+class Group:
+    """``ctx.group`` for async handlers."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._ex = execution
+
+    async def parallel(
+        self,
+        callables: tuple[typing.Callable[[], typing.Awaitable[T]], ...],
+        parallel_mode: ParallelMode = ParallelMode.WAIT,
+    ) -> tuple[T, ...]:
+        """Run the step callables concurrently; their results in order.
+
+        Each callable gets its own coroutine; when one parks (a sleep, a wait, a retry delay)
+        the others go on. ``ParallelMode.RACE`` returns as soon as one finishes: a tuple
+        holding that result alone; the others are abandoned.
+        """
+        if not isinstance(parallel_mode, ParallelMode):
+            raise TypeError("parallel_mode: expected a ParallelMode")
+        children = []
+        for i, cb in enumerate(callables):
+            if not callable(cb):
+                raise TypeError(f"callables[{i}]: expected a callable, got {cb!r}")
+            children.append(_child(cb))
+        return await _Parallel(children, parallel_mode is ParallelMode.RACE)
+
+
+async def _child(cb: typing.Callable[[], typing.Awaitable[T]]) -> T:
+    return await cb()
+
+
+class _Parallel:
+    """Drives child coroutines in turn, parking upward only when all of them park."""
+
+    def __init__(self, children: list[typing.Coroutine], race: bool) -> None:
+        self._children = children
+        self._race = race
+
+    def __await__(self) -> typing.Generator[typing.Any, typing.Any, tuple]:
+        children = self._children
+        results: list[typing.Any] = [MISSING] * len(children)
+        live = list(range(len(children)))
+        try:
+            while live:
+                still: list[int] = []
+                for i in live:
+                    coro = children[i]
+                    send: typing.Any = None
+                    exc: BaseException | None = None
+                    while True:
+                        try:
+                            y = coro.throw(exc) if exc is not None else coro.send(send)
+                        except StopIteration as stop:
+                            results[i] = stop.value
+                            break
+                        if y is PARK:
+                            still.append(i)
+                            break
+                        # a foreign awaitable (real I/O in a step body): pass it up
+                        exc = None
+                        try:
+                            send = yield y
+                        except BaseException as e:  # noqa: BLE001 - forwarded into the child
+                            exc, send = e, None
+                    if self._race and results[i] is not MISSING:
+                        return (results[i],)
+                live = still
+                if live:
+                    yield PARK
+            return tuple(results)
+        finally:
+            for coro in children:
+                coro.close()
+
+
+class GroupSync:
+    """``ctx.group`` for sync handlers: callables run in order, parking ones are set aside."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._ex = execution
+
+    def parallel(
+        self,
+        callables: tuple[typing.Callable[[], T], ...],
+        parallel_mode: ParallelMode = ParallelMode.WAIT,
+    ) -> tuple[T, ...]:
+        """Run the step callables; their results in order (see :meth:`Group.parallel`)."""
+        if not isinstance(parallel_mode, ParallelMode):
+            raise TypeError("parallel_mode: expected a ParallelMode")
+        results = []
+        parked = False
+        for i, cb in enumerate(callables):
+            if not callable(cb):
+                raise TypeError(f"callables[{i}]: expected a callable, got {cb!r}")
+            try:
+                value = cb()
+            except SyncPark:
+                parked = True
+                continue
+            if parallel_mode is ParallelMode.RACE:
+                return (value,)
+            results.append(value)
+        if parked:
+            raise SyncPark()
+        return tuple(results)
