@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import inspect
 import threading
 import typing
@@ -96,13 +97,16 @@ class _Resume:
 class Engine:
     """Executes one client's functions on ``clock``, keeping records in ``store``."""
 
-    def __init__(self, client: Inngest, *, clock: typing.Any, store: Store, seed: int = 0,
-                 coroutine_cap: int = 10_000) -> None:
+    def __init__(self, client: Inngest, *, clock: typing.Any, store: Store,
+                 seed: int | None = None, coroutine_cap: int = 10_000) -> None:
         self.client = client
         self.clock = clock
         self.store = store
-        self.seed = seed
-        self.rng = SeededRandom(seed)
+        # Unseeded engines (the wall-clock ones) draw a seed, so two processes never
+        # generate the same id sequence.
+        self.seed = seed if seed is not None else int.from_bytes(os.urandom(8), "little")
+        self.rng = SeededRandom(self.seed)
+        self.cron_cursors: dict[str, int] = {}  # "fn_id:idx" -> next tick not yet fired
         self.timers = TimerHeap()
         self.ready = ReadyQueue()
         self.runs: dict[str, RunState] = {}
@@ -646,12 +650,16 @@ class Engine:
     # cron -----------------------------------------------------------------------------------
     def _schedule_cron(self, fn: Function[typing.Any], idx: int, cron: CronSchedule,
                        after_ms: int) -> None:
-        tick = cron.next_after(after_ms)
+        # A tick recorded before a restart fires late rather than never (then the rest in
+        # order), since the cursor only moves when a tick fires.
+        cursor = self.cron_cursors.pop(f"{fn.id}:{idx}", None)
+        tick = cursor if cursor is not None else cron.next_after(after_ms)
         fire = tick
         if cron.jitter_ms:
             fire = tick + cron.jitter_delay(self.rng.next_u64())
         handle = self.timers.schedule(fire, ("cron", fn.id, idx, tick))
         self._cron_timers.add(handle)
+        self.cron_cursors[f"{fn.id}:{idx}"] = tick
         self.store.save_meta(f"cron:{fn.id}:{idx}", tick)
 
     def _fire_cron(self, payload: tuple) -> None:
@@ -672,6 +680,7 @@ class Engine:
         self.events[event_id] = {"payload": event_payload, "received_ms": now, "outcomes": []}
         self.store.save_event(event_id, event_payload, now)
         self.flow.admit(fn, event_id, event_payload)
+        self.cron_cursors.pop(f"{fn.id}:{idx}", None)
         self._schedule_cron(fn, idx, cron, tick)
 
     # driving --------------------------------------------------------------------------------
@@ -766,6 +775,10 @@ class Engine:
         return out
 
     # recovery -------------------------------------------------------------------------------
+    def reseed(self, salt: int) -> None:
+        """Move the random source to a stream that depends on ``salt`` (after recovery)."""
+        self.rng = SeededRandom((self.seed * 0x9E3779B97F4A7C15 + salt + 1) % (1 << 64))
+
     def _recover(self) -> None:
         """Rebuild working state from the store (a new store gives back nothing)."""
         state = self.store.recover()

@@ -27,6 +27,9 @@ class FlowControl:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def restore(self, state: dict[str, dict[str, typing.Any]]) -> None:
+        """Take back flow-control state a store kept (after a restart)."""
+
     def register(self, fn: Function[typing.Any]) -> None:
         """A function became known to the engine."""
 

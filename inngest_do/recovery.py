@@ -1,0 +1,73 @@
+"""Rebuild an engine's working state from what its store kept.
+
+After a restart (or a simulated crash) every run that was not final goes on: memos come back
+into the kernel's memo tables, sleeps/waits/retries/invoke timeouts back onto the timer heap
+(an overdue one fires at once), waits back into the wait index, and a run that had work in
+hand (no suspension) goes back to the ready queue, where its handler replays against its
+memos. Cost: O(runs + memos + history) once.
+"""
+
+from __future__ import annotations
+
+import typing
+
+from .expressions import Expression
+from .kernel import MemoTable
+from .runs import Pending, RunState, RunStatus, TraceEntry
+
+if typing.TYPE_CHECKING:
+    from .engine import Engine
+    from .storage import RecoveredState
+
+
+def restore(engine: Engine, state: RecoveredState) -> None:
+    for rec in state.events:
+        engine.events[rec["id"]] = {"payload": rec["payload"], "received_ms": rec["received_ms"],
+                                    "outcomes": []}
+    engine.cron_cursors.update({k[5:]: v for k, v in state.meta.items() if k.startswith("cron:")})
+    engine.flow.restore(state.flow)
+    to_wake: list[RunState] = []
+    for rec in state.runs:
+        run = _run_from_record(rec)
+        engine.runs[run.id] = run
+        if run.status.is_final:
+            continue
+        for step_id, pending in run.pending.items():
+            _rearm(engine, run, step_id, pending)
+        if not run.pending:
+            to_wake.append(run)
+    # Reseed so ids made after a restart never repeat ones made before it.
+    engine.reseed(len(state.events) + len(state.runs))
+    for run in to_wake:
+        engine.flow.request_slice(run)
+
+
+def _run_from_record(rec: dict) -> RunState:
+    memos = MemoTable()
+    for step_id, outcome in rec.get("memos", {}).items():
+        memos.set(step_id, list(outcome))
+    run = RunState(
+        id=rec["id"], fn_id=rec["fn_id"], events=rec["events"], created_ms=rec["created_ms"],
+        status=RunStatus(rec["status"]), started_ms=rec["started_ms"],
+        ended_ms=rec["ended_ms"], output=rec["output"], error=rec["error"],
+        attempt=rec["attempt"], attempts=rec["attempts"], priority=rec.get("priority", 0),
+        invoker=tuple(rec["invoker"]) if rec.get("invoker") else None,
+        cancel_requested=rec.get("cancel_requested", False), reason=rec.get("reason"),
+        keys=rec.get("keys") or {}, memos=memos,
+        history=[TraceEntry(*e) for e in rec.get("history", [])],
+    )
+    for step_id, (kind, due, data) in rec.get("pending", {}).items():
+        run.pending[step_id] = Pending(kind, due, None, data)
+    return run
+
+
+def _rearm(engine: Engine, run: RunState, step_id: str, pending: Pending) -> None:
+    if pending.due_ms is not None:
+        pending.timer = engine.timers.schedule(pending.due_ms, (pending.kind, run.id, step_id))
+    if pending.kind == "wait":
+        source = pending.data.get("if")
+        expr = Expression.compile(source, what="wait_for_event.if_exp") if source else None
+        from .engine import _Wait
+
+        engine.waits.setdefault(pending.data["event"], {})[(run.id, step_id)] = _Wait(
+            run, step_id, expr)
