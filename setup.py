@@ -58,7 +58,7 @@ def _extensions() -> list[Extension]:
                 "embedsignature": True,
             },
         )
-    except Exception as exc:  # a Cython translation error must not break the install
+    except Exception as exc:  # noqa: BLE001 - a Cython error must not break the install
         _warn(f"cythonize failed: {exc}")
         return []
 
@@ -69,13 +69,13 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # no compiler, broken toolchain, ...
+        except Exception as exc:  # noqa: BLE001 - no compiler, broken toolchain, ...
             _warn(f"{type(exc).__name__}: {exc}")
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - same: degrade to the pure-Python kernel
             _warn(f"{type(exc).__name__}: {exc}")
 
 

@@ -328,6 +328,10 @@ cdef class TimerHeap:
     def __contains__(self, handle):
         return handle in self._live
 
+    def _storage_size(self):
+        """Entries physically held, live and lazily-deleted (for memory-bound tests)."""
+        return self._size
+
     def __repr__(self):
         return f"TimerHeap(live={len(self._live)})"
 

@@ -1,0 +1,35 @@
+"""The kernel implementations available to the tests: always the pure twin, and the compiled
+core when it is built (its tests are skipped, not failed, when it is not)."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from inngest_do import kernel
+
+PURE: ModuleType = kernel.load(pure=True)
+try:
+    COMPILED: ModuleType | None = kernel.load(pure=False)
+except ImportError:
+    COMPILED = None
+
+# (name, module) for every implementation present; the stateful tests drive all of them.
+AVAILABLE: list[tuple[str, ModuleType]] = [("pure", PURE)]
+if COMPILED is not None:
+    AVAILABLE.append(("compiled", COMPILED))
+
+
+def outcome(fn, *args):
+    """Call fn and describe what happened, so implementations can be compared exactly."""
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:  # noqa: BLE001 - the exception itself is the observable result
+        return ("raise", type(exc), str(exc))
+
+
+def same(results: list):
+    """Assert all implementations gave the same outcome; return it."""
+    first = results[0]
+    for other in results[1:]:
+        assert other == first, f"implementations disagree: {results!r}"
+    return first
