@@ -71,8 +71,11 @@ class Error(Exception):
             super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Pickle args and attributes without replaying __init__, whose signature differs
-        # between subclasses (including users' own subclasses).
+        """Pickle args and attributes without replaying ``__init__``.
+
+        Constructor signatures differ between subclasses (users' own ones included), so
+        unpickling must not call them.
+        """
         return (_restore, (type(self), self.args), self.__dict__)
 
     @property
