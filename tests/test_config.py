@@ -35,6 +35,14 @@ from inngest_do.config import (
     TriggerEvent,
     normalize_function_options,
 )
+from inngest_do.durations import (
+    format_ms,
+    optional_ms,
+    parse_duration_str,
+    to_duration_str,
+    to_ms,
+    until_ms,
+)
 from inngest_do.errors import FunctionConfigInvalidError
 
 MINUTE = datetime.timedelta(minutes=1)
@@ -544,3 +552,64 @@ def test_batch_combines_with_concurrency_throttle_and_timeouts() -> None:
 def test_error_field_attribute() -> None:
     err = invalid("limit", concurrency=[Concurrency(limit=0)])
     assert err.field == "concurrency[0].limit"
+
+
+# ------------------------------------------------------------ durations (used by all of the above)
+
+
+def test_to_ms_accepts_int_and_timedelta() -> None:
+    assert to_ms(1500, what="x") == 1500
+    assert to_ms(datetime.timedelta(minutes=1, milliseconds=5), what="x") == 60_005
+    # Sub-millisecond parts round up: a duration is never shortened.
+    assert to_ms(datetime.timedelta(microseconds=1), what="x") == 1
+    assert to_ms(datetime.timedelta(microseconds=-1500), what="x") == -1
+
+
+@pytest.mark.parametrize("bad", [True, 1.0, "1s", None])
+def test_to_ms_rejects_other_types(bad: object) -> None:
+    with pytest.raises(TypeError, match="sleep.duration: expected a duration"):
+        to_ms(bad, what="sleep.duration")  # type: ignore[arg-type]
+
+
+def test_to_ms_range_messages() -> None:
+    with pytest.raises(ValueError, match="p: must be at least 1s, got 500ms"):
+        to_ms(500, what="p", min_ms=1000)
+    with pytest.raises(ValueError, match="p: must be at most 1d, got 2d"):
+        to_ms(datetime.timedelta(days=2), what="p", max_ms=86_400_000)
+    with pytest.raises(ValueError, match="p: must be a whole number of seconds, got 1s1ms"):
+        to_ms(1001, what="p", whole_seconds=True)
+
+
+def test_optional_ms() -> None:
+    assert optional_ms(None, what="x") is None
+    assert optional_ms(MINUTE, what="x", whole_seconds=True) == 60_000
+
+
+def test_format_ms() -> None:
+    assert format_ms(0) == "0ms"
+    assert format_ms(5_400_000) == "1h30m"
+    assert format_ms(90_061_001) == "1d1h1m1s1ms"
+    assert format_ms(-1500) == "-1s500ms"
+
+
+def test_wire_duration_strings() -> None:
+    assert to_duration_str(60_000) == "1m"
+    assert to_duration_str(90_000) == "90s"
+    assert to_duration_str(1_209_600_000) == "2w"
+    assert to_duration_str(1500) == "1500ms"
+    assert parse_duration_str("1h30m", what="j") == 5_400_000
+    assert parse_duration_str("250ms", what="j") == 250
+    assert parse_duration_str("1.5s", what="j") == 1500
+    with pytest.raises(ValueError, match="j: invalid duration '5 minutes'"):
+        parse_duration_str("5 minutes", what="j")
+
+
+def test_until_ms() -> None:
+    utc = datetime.timezone.utc
+    assert until_ms(datetime.datetime(1970, 1, 1, 0, 0, 1, tzinfo=utc)) == 1000
+    assert until_ms(datetime.datetime(1970, 1, 1, 0, 0, 1)) == 1000  # naive is UTC
+    paris_summer = datetime.timezone(datetime.timedelta(hours=2))
+    assert until_ms(datetime.datetime(1970, 1, 1, 2, tzinfo=paris_summer)) == 0
+    assert until_ms(datetime.datetime(1970, 1, 1, 0, 0, 0, 1500, tzinfo=utc)) == 1  # floored
+    with pytest.raises(TypeError, match="datetime"):
+        until_ms(datetime.date(2020, 1, 1))  # type: ignore[arg-type]
