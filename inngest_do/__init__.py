@@ -25,7 +25,7 @@ from .context import Context, ContextSync
 from .errors import NonRetriableError, RetryAfterError, StepError
 from .event import JSON, Event
 from .function import Function
-from .kernel import IMPLEMENTATION as _core_impl
+from . import kernel as _kernel
 from .middleware import (
     Middleware,
     MiddlewareSync,
@@ -36,6 +36,9 @@ from .runs import Run, RunError, RunStatus, TraceEntry
 from .step import Group, GroupSync, Step, StepSync
 
 __version__ = "0.1.0"
+
+#: which kernel is in use: "compiled" (Cython) or "pure" (INNGEST_DO_PURE_PYTHON=1 forces it)
+_core_impl: str = _kernel.IMPLEMENTATION
 
 __all__ = [
     "JSON",

@@ -25,7 +25,7 @@ from .config import (
 )
 from .event import Event
 from .function import Function
-from .runs import Run, RunStatus
+from .runs import EventRecord, Run, RunStatus
 from .storage import Store, open_store
 
 if typing.TYPE_CHECKING:
@@ -209,6 +209,11 @@ class Inngest:
         if status is not None:
             status = _status(status)
         return [r.snapshot() for r in self.engine.query_runs(fn_id, status)]
+
+    def events(self, name: str | None = None) -> list[EventRecord]:
+        """Accepted events (optionally of one name) in arrival order, each with what it did
+        for every function it matched: started a run, or why not."""
+        return self.engine.query_events(name)
 
     def get_run(self, run_id: str) -> Run:
         """One run by id; ``KeyError`` naming the id if there is none."""

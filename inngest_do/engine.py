@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import inspect
+import os
 import threading
 import typing
 
@@ -42,9 +42,9 @@ from .execution import (
 )
 from .expressions import Expression
 from .flow import FlowControl
-from .kernel import ReadyQueue, SeededRandom, TimerHeap
+from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
 from .middleware import StepMemos, TransformOutputResult, TransformOutputStepInfo
-from .runs import Pending, RunState, RunStatus, TraceEntry
+from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .step import Group, GroupSync, Step, StepSync
 from .triggers import CronSchedule, EventRouter
 
@@ -167,11 +167,13 @@ class Engine:
     def _accept_one(self, payload: dict, origin: str | None) -> str:
         now = self.now_ms()
         event_id = self.rng.ulid(now)
-        if not payload.get("id"):
+        user_id = payload.get("id") or None
+        if not user_id:
             payload["id"] = event_id
         if not payload.get("ts"):
             payload["ts"] = now
-        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": []}
+        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": [],
+                                 "user_id": user_id}
         self.store.save_event(event_id, payload, now)
         self._log(now, origin or "", "", "event.received", None, payload["name"])
         self._deliver(event_id, payload)
@@ -197,12 +199,24 @@ class Engine:
         """Say why an event did or did not start a run of ``fn_id`` (for queries)."""
         rec = self.events.get(event_id)
         if rec is not None:
-            rec["outcomes"].append((fn_id, outcome, run_id))
+            rec["outcomes"].append([fn_id, outcome, run_id])
+
+    def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None:
+        """A debounced or batched event's run now exists."""
+        rec = self.events.get(event_id)
+        if rec is not None:
+            for outcome in rec["outcomes"]:
+                if outcome[0] == fn_id and outcome[2] is None:
+                    outcome[2] = run_id
+
+    def record_run_note(self, run: RunState, kind: str, detail: typing.Any = None) -> None:
+        """Flow control notes something about ``run`` in its history."""
+        self._log(self.now_ms(), run.id, run.fn_id, kind, None, detail)
 
     # runs -----------------------------------------------------------------------------------
     def create_run(self, fn: Function[typing.Any], events: list[dict], *,
                    invoker: tuple[str, str] | None = None, status: RunStatus = RunStatus.QUEUED,
-                   reason: str | None = None) -> RunState:
+                   reason: str | None = None, lock: str | None = None) -> RunState:
         now = self.now_ms()
         run = RunState(id=self.rng.ulid(now), fn_id=fn.id, events=events, created_ms=now,
                        invoker=invoker, status=status, reason=reason)
@@ -210,7 +224,7 @@ class Engine:
         self._log(now, run.id, fn.id, "run.queued" if status is RunStatus.QUEUED
                   else "run.skipped", None, reason)
         if status is RunStatus.QUEUED:
-            self.flow.on_run_created(run, fn)
+            self.flow.on_run_created(run, fn, lock)
         else:
             run.ended_ms = now
         self._save(run)
@@ -221,7 +235,8 @@ class Engine:
         if run.queued or run.status.is_final:
             return
         run.queued = True
-        self.ready.push(run.id, run.priority)
+        # Older runs first, shifted by their priority seconds (as Inngest scores its queue).
+        self.ready.push(run.id, run.priority * 1000 - run.created_ms)
 
     def wake(self, run: RunState) -> None:
         """A parked run has something to do: pass it to flow control to be enqueued."""
@@ -492,6 +507,15 @@ class Engine:
     def step_succeeded(self, ex: Execution, full_id: str, op: str, value: typing.Any) -> typing.Any:
         run = ex.run
         run.pending.pop(full_id, None)
+        if ex.busy_ms:
+            # The step takes virtual time: its result is recorded when that time is up,
+            # and the run keeps its concurrency slots until then.
+            due = self.now_ms() + ex.busy_ms
+            ex.busy_ms = 0
+            handle = self.timers.schedule(due, ("hold", run.id, full_id))
+            run.pending[full_id] = Pending("hold", due, handle, [op, True, value])
+            self._log(self.now_ms(), run.id, run.fn_id, "step.busy", full_id, {"until_ms": due})
+            return MISSING
         self._memoize(run, full_id, [op, True, value])
         self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
         return value
@@ -584,11 +608,9 @@ class Engine:
         self.wake(caller)
 
     # timers ---------------------------------------------------------------------------------
-    def next_due(self, *, include_cron: bool = True) -> int | None:
+    def next_due(self) -> int | None:
         """When the next timer fires (ms), or None."""
-        if include_cron or not self._cron_timers:
-            return self.timers.peek_due()
-        return self.flow.next_work_due(self.timers, self._cron_timers)
+        return self.timers.peek_due()
 
     def fire_due(self, now_ms: int) -> int:
         """Fire every timer due at or before ``now_ms``, in (due, FIFO) order."""
@@ -611,7 +633,7 @@ class Engine:
             self._cron_timers.discard(handle)
             self._fire_cron(payload)
             return
-        if kind not in ("sleep", "wait", "retry", "invoke"):
+        if kind not in ("sleep", "wait", "retry", "invoke", "hold"):
             self.flow.fire(payload)
             return
         run = self.runs.get(payload[1])
@@ -629,7 +651,10 @@ class Engine:
             self._log(now, run.id, run.fn_id, "retry.due", step_id or None)
         else:
             self._drop_pending(run, step_id, pending)
-            if kind == "sleep":
+            if kind == "hold":
+                self._memoize(run, step_id, pending.data)
+                self._log(now, run.id, run.fn_id, "step.completed", step_id)
+            elif kind == "sleep":
                 self._memoize(run, step_id, [OP_SLEEP, True, None])
                 self._log(now, run.id, run.fn_id, "sleep.completed", step_id)
             elif kind == "wait":
@@ -669,8 +694,6 @@ class Engine:
             return
         cron = fn.cron_triggers[idx]
         now = self.now_ms()
-        from .kernel import ms_to_datetime
-
         data = {"cron": cron.source, "scheduledAt": ms_to_datetime(tick).isoformat(),
                 "fireAt": ms_to_datetime(now).isoformat()}
         event_payload = {"name": CRON_EVENT, "data": data, "id": "", "ts": 0}
@@ -763,6 +786,18 @@ class Engine:
     def _save(self, run: RunState) -> None:
         self.store.save_run(run_record(run))
 
+    def query_events(self, name: str | None = None) -> list[EventRecord]:
+        out = []
+        for event_id, rec in self.events.items():
+            payload = rec["payload"]
+            if name is not None and payload["name"] != name:
+                continue
+            out.append(EventRecord(
+                id=event_id, name=payload["name"], data=payload.get("data") or {},
+                received_at=ms_to_datetime(rec["received_ms"]),
+                outcomes=tuple(EventOutcome(*o) for o in rec["outcomes"])))
+        return out
+
     def query_runs(self, fn_id: str | None = None,
                    status: RunStatus | str | None = None) -> list[RunState]:
         out = []
@@ -810,4 +845,4 @@ def run_record(run: RunState) -> dict:
     }
 
 
-__all__ = ["Engine", "MISSING", "run_record"]
+__all__ = ["MISSING", "Engine", "run_record"]

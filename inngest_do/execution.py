@@ -14,6 +14,7 @@ private loop in a simulation.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import json
 import typing
@@ -69,6 +70,16 @@ class NestedStep(BaseException):
         self.step_id = step_id
 
 
+_CURRENT: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
+    "inngest_do_execution", default=None)
+
+
+def current_execution() -> Execution | None:
+    """The execution whose step body is running in this context, if any."""
+    ex = _CURRENT.get()
+    return ex if ex is not None and ex.in_body is not None else None
+
+
 class CancelRun(BaseException):
     """Unwinds a handler whose run was cancelled (or timed out) at a step boundary."""
 
@@ -120,8 +131,18 @@ def encode_output(value: typing.Any, what: str) -> typing.Any:
 class Execution:
     """The live state of one run's handler; see the module docstring."""
 
-    __slots__ = ("engine", "run", "fn", "coro", "ctx", "in_body", "middleware",
-                 "memo_phase", "is_async")
+    __slots__ = (
+        "busy_ms",
+        "coro",
+        "ctx",
+        "engine",
+        "fn",
+        "in_body",
+        "is_async",
+        "memo_phase",
+        "middleware",
+        "run",
+    )
 
     def __init__(self, engine: Engine, run: RunState, fn: Function[typing.Any]) -> None:
         self.engine = engine
@@ -132,6 +153,7 @@ class Execution:
         self.middleware: list[typing.Any] = []
         self.memo_phase = False  # replaying memos, before new code runs
         self.is_async = fn.is_handler_async
+        self.busy_ms = 0  # virtual time the step body in progress declared (Simulation.busy)
         self.ctx = engine.make_context(self)
 
     # step boundaries -----------------------------------------------------------------------
@@ -185,6 +207,8 @@ class Execution:
             else self.run.attempt
         token = self.in_body
         self.in_body = full_id
+        self.busy_ms = 0
+        _CURRENT.set(self)
         return token
 
     def exit_body(self, token: str | None) -> None:

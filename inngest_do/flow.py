@@ -2,64 +2,509 @@
 
 The engine asks this module at each decision point:
 
-- :meth:`FlowControl.admit` -- an event matched a function's trigger: start a run, or not;
-- :meth:`FlowControl.on_run_created` / :meth:`FlowControl.request_slice` -- a run has work to
-  do: put it in the ready queue now or hold it;
+- :meth:`FlowControl.admit` -- an event matched a function's trigger: deduplicate, batch,
+  rate-limit, apply idempotency, debounce or singleton, and maybe create a run;
+- :meth:`FlowControl.request_slice` -- a run has work to do: it passes the throttle (first
+  start only) and takes its concurrency slots, or waits in a FIFO (priority first) queue;
 - :meth:`FlowControl.on_event` -- an event may cancel runs;
-- :meth:`FlowControl.on_slice_start`, :meth:`FlowControl.on_slice_end`,
-  :meth:`FlowControl.on_run_end` -- bookkeeping;
-- :meth:`FlowControl.fire` -- a flow-control timer came due.
+- :meth:`FlowControl.on_slice_end` / :meth:`FlowControl.on_run_end` -- slots and locks are
+  given back and waiting work moves on;
+- :meth:`FlowControl.fire` -- a flow-control timer (debounce, batch, throttle, timeouts) is due.
+
+The limiters, counters and queues are the kernel's (:class:`~inngest_do.kernel.GCRA`,
+:class:`~inngest_do.kernel.KeyedCounter`, :class:`~inngest_do.kernel.ReadyQueue`), so each
+decision is O(1) or O(log n) in the number of waiting runs. Every event that matched a
+function gets an outcome (started, rate_limited, deduplicated, idempotent, debounced,
+batched, skipped, throttled): nothing accepted is dropped silently.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import typing
+
+from .expressions import Expression
+from .kernel import GCRA, KeyedCounter, ReadyQueue
+from .runs import RunStatus
 
 if typing.TYPE_CHECKING:
     from .engine import Engine
     from .function import Function
     from .runs import RunState
 
+DAY_MS = 86_400_000
+YEAR_MS = 366 * DAY_MS
+PRIORITY_LIMIT_S = 600
+
+
+def _compile(source: str | None, what: str) -> Expression | None:
+    return None if source is None else Expression.compile(source, what=what)
+
+
+@dataclasses.dataclass
+class _Pile:
+    """An open debounce or batch: events waiting for their run."""
+
+    key: str
+    events: list[dict]
+    event_ids: list[str]
+    first_ms: int
+    timer: int | None = None
+
+
+class _FnFlow:
+    """One function's compiled flow-control configuration and state."""
+
+    def __init__(self, fn: Function[typing.Any]) -> None:
+        opts = fn.options
+        self.fn = fn
+        self.concurrency = [
+            (spec, _compile(spec.key, f"concurrency[{i}].key"))
+            for i, spec in enumerate(opts.concurrency)
+        ]
+        self.rate = opts.rate_limit
+        self.rate_key = _compile(self.rate.key if self.rate else None, "rate_limit.key")
+        self.rate_gcra = (GCRA(self.rate.limit, self.rate.period_ms, self.rate.limit // 10)
+                          if self.rate else None)
+        self.throttle = opts.throttle
+        self.throttle_key = _compile(self.throttle.key if self.throttle else None,
+                                     "throttle.key")
+        self.throttle_gcra = (GCRA(self.throttle.limit, self.throttle.period_ms,
+                                   self.throttle.limit + self.throttle.burst - 1)
+                              if self.throttle else None)
+        self.throttle_queues: dict[str, collections.deque[str]] = {}
+        self.throttle_timers: dict[str, int] = {}
+        self.debounce = opts.debounce
+        self.debounce_key = _compile(self.debounce.key if self.debounce else None,
+                                     "debounce.key")
+        self.debounces: dict[str, _Pile] = {}
+        self.batch = opts.batch
+        self.batch_key = _compile(self.batch.key if self.batch else None, "batch_events.key")
+        self.batch_if = _compile(self.batch.if_exp if self.batch else None,
+                                 "batch_events.if_exp")
+        self.batches: dict[str, _Pile] = {}
+        self.idempotency = _compile(opts.idempotency, "idempotency")
+        self.idem_gcra = GCRA(1, DAY_MS, 0) if opts.idempotency else None
+        self.priority = _compile(opts.priority.run if opts.priority else None, "priority.run")
+        self.cancel = [(spec, _compile(spec.if_exp, f"cancel[{i}].if_exp"))
+                       for i, spec in enumerate(opts.cancel)]
+        self.timeouts = opts.timeouts
+        self.singleton = opts.singleton
+        self.singleton_key = _compile(self.singleton.key if self.singleton else None,
+                                      "singleton.key")
+        self.locks: dict[str, str] = {}  # singleton key -> run id
+        self.seen_ids: dict[str, int] = {}  # event id -> first seen (ms)
+        self.live: dict[str, RunState] = {}  # non-final runs (for cancel and singleton)
+        self.tracks_live = bool(self.cancel or self.singleton)
+
+
+def _key(expr: Expression | None, payload: dict) -> str | None:
+    """A key's value for an event; None when there is no key expression."""
+    if expr is None:
+        return ""
+    return expr.evaluate_key({"event": payload})
+
 
 class FlowControl:
-    """Per-engine flow-control state for every function."""
+    """Per-engine flow-control state for every function. See the module docstring."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.fns: dict[str, _FnFlow] = {}
+        self.cancel_index: dict[str, list[_FnFlow]] = {}
+        self.slots = KeyedCounter()
+        self.slot_waiters: dict[tuple, ReadyQueue] = {}
+        self.holding: dict[str, list[tuple]] = {}  # run id -> slot keys it holds
+        self._restored: dict[str, dict[str, typing.Any]] = {}
+
+    # set-up ---------------------------------------------------------------------------------
+    def register(self, fn: Function[typing.Any]) -> None:
+        flow = _FnFlow(fn)
+        self.fns[fn.id] = flow
+        for spec, _ in flow.cancel:
+            self.cancel_index.setdefault(spec.event, []).append(flow)
+        self._restore_fn(flow)
 
     def restore(self, state: dict[str, dict[str, typing.Any]]) -> None:
-        """Take back flow-control state a store kept (after a restart)."""
+        """Take back flow-control state a store kept (applied as functions register)."""
+        self._restored = state
 
-    def register(self, fn: Function[typing.Any]) -> None:
-        """A function became known to the engine."""
+    def _restore_fn(self, flow: _FnFlow) -> None:
+        fn_id = flow.fn.id
+        for name, gcra in (("rate", flow.rate_gcra), ("throttle", flow.throttle_gcra),
+                           ("idem", flow.idem_gcra)):
+            if gcra is not None:
+                for key, tat in self._restored.get(f"{name}:{fn_id}", {}).items():
+                    gcra.set_state(key, tat)
+        flow.seen_ids.update(self._restored.get(f"ids:{fn_id}", {}))
+        for name, piles in (("debounce", flow.debounces), ("batch", flow.batches)):
+            for key, rec in self._restored.get(f"{name}:{fn_id}", {}).items():
+                pile = _Pile(key, rec["events"], rec["event_ids"], rec["first_ms"])
+                piles[key] = pile
+                pile.timer = self.engine.schedule(rec["due_ms"], (name, fn_id, key))
+        for run in self.engine.runs.values():
+            if run.fn_id == fn_id and not run.status.is_final:
+                self._track(flow, run)
 
+    def _track(self, flow: _FnFlow, run: RunState) -> None:
+        if flow.tracks_live:
+            flow.live[run.id] = run
+        lock = run.keys.get("singleton")
+        if lock is not None:
+            flow.locks[lock] = run.id
+
+    # admission ------------------------------------------------------------------------------
     def admit(self, fn: Function[typing.Any], event_id: str, payload: dict) -> None:
-        run = self.engine.create_run(fn, [payload])
-        self.engine.record_outcome(event_id, fn.id, "started", run.id)
+        """An event matched ``fn``'s trigger: start a run, or say why not."""
+        engine = self.engine
+        flow = self.fns[fn.id]
+        now = engine.now_ms()
+        user_id = engine.events[event_id].get("user_id")
+        if user_id:
+            first = flow.seen_ids.get(user_id)
+            if first is not None and now - first < DAY_MS:
+                engine.record_outcome(event_id, fn.id, "deduplicated")
+                return
+            flow.seen_ids[user_id] = now
+            engine.store.save_flow(f"ids:{fn.id}", user_id, now)
+        if flow.batch is not None:
+            self._batch(flow, event_id, payload, now)
+            return
+        if flow.rate_gcra is not None:
+            key = _key(flow.rate_key, payload)
+            if key is not None and key != "false":
+                if flow.rate_gcra.acquire(key, now) != -1:
+                    engine.record_outcome(event_id, fn.id, "rate_limited")
+                    return
+                self._save_gcra("rate", flow, flow.rate_gcra, key)
+        if flow.idem_gcra is not None:
+            key = _key(flow.idempotency, payload)
+            if key is not None:
+                if flow.idem_gcra.acquire(key, now) != -1:
+                    engine.record_outcome(event_id, fn.id, "idempotent")
+                    return
+                self._save_gcra("idem", flow, flow.idem_gcra, key)
+        if flow.debounce is not None:
+            self._debounce(flow, event_id, payload, now)
+            return
+        self._start(flow, [event_id], [payload])
 
-    def on_event(self, payload: dict) -> None:
-        """Cancel runs that ``payload`` matches."""
+    def _save_gcra(self, name: str, flow: _FnFlow, gcra: typing.Any, key: str) -> None:
+        self.engine.store.save_flow(f"{name}:{flow.fn.id}", key, gcra.get_state(key))
 
-    def on_run_created(self, run: RunState, fn: Function[typing.Any]) -> None:
+    def _start(self, flow: _FnFlow, event_ids: list[str], events: list[dict]) -> None:
+        """Create a run for ``events`` (singleton permitting)."""
+        engine = self.engine
+        fn = flow.fn
+        lock = None
+        if flow.singleton is not None:
+            lock = _key(flow.singleton_key, events[0])
+            holder_id = flow.locks.get(lock) if lock is not None else None
+            holder = engine.runs.get(holder_id) if holder_id else None
+            if holder is not None and not holder.status.is_final:
+                if flow.singleton.mode == "skip":
+                    run = engine.create_run(fn, events, status=RunStatus.SKIPPED,
+                                            reason=f"singleton: run {holder.id} holds the lock")
+                    for eid in event_ids:
+                        engine.record_outcome(eid, fn.id, "skipped", run.id)
+                    return
+                engine.cancel_run(holder, "singleton: replaced by a newer run")
+        run = engine.create_run(fn, events, lock=lock)
+        for eid in event_ids:
+            engine.record_outcome(eid, fn.id, "started", run.id)
+
+    def on_run_created(self, run: RunState, fn: Function[typing.Any],
+                       lock: str | None = None) -> None:
+        flow = self.fns[fn.id]
+        if lock is not None:
+            run.keys["singleton"] = lock
+        if flow.priority is not None:
+            run.priority = _priority(flow.priority, run.events[0])
+        if flow.concurrency:
+            run.keys["concurrency"] = [
+                _slot(flow, spec, _key(expr, run.events[0])) for spec, expr in flow.concurrency
+            ]
+        self._track(flow, run)
+        if flow.timeouts is not None and flow.timeouts.start_ms is not None:
+            self.engine.schedule(run.created_ms + flow.timeouts.start_ms,
+                                 ("timeout.start", run.id))
         self.request_slice(run)
 
+    # debounce and batch ---------------------------------------------------------------------
+    def _debounce(self, flow: _FnFlow, event_id: str, payload: dict, now: int) -> None:
+        spec = flow.debounce
+        assert spec is not None
+        key = _key(flow.debounce_key, payload)
+        if key is None:
+            key = ""
+        pile = flow.debounces.get(key)
+        if pile is None:
+            pile = _Pile(key, [], [], now)
+            flow.debounces[key] = pile
+        pile.events = [payload]
+        pile.event_ids.append(event_id)
+        due = now + spec.period_ms
+        if spec.timeout_ms is not None:
+            due = min(due, pile.first_ms + spec.timeout_ms)
+        if pile.timer is not None:
+            self.engine.timers.cancel(pile.timer)
+        pile.timer = self.engine.schedule(due, ("debounce", flow.fn.id, key))
+        self.engine.record_outcome(event_id, flow.fn.id, "debounced")
+        self._save_pile("debounce", flow, pile, due)
+
+    def _batch(self, flow: _FnFlow, event_id: str, payload: dict, now: int) -> None:
+        spec = flow.batch
+        assert spec is not None
+        if flow.batch_if is not None and not flow.batch_if.evaluate_bool({"event": payload}):
+            self._start(flow, [event_id], [payload])
+            return
+        key = _key(flow.batch_key, payload)
+        if key is None:
+            key = ""
+        pile = flow.batches.get(key)
+        if pile is None:
+            pile = _Pile(key, [], [], now)
+            flow.batches[key] = pile
+            pile.timer = self.engine.schedule(now + spec.timeout_ms, ("batch", flow.fn.id, key))
+        pile.events.append(payload)
+        pile.event_ids.append(event_id)
+        self.engine.record_outcome(event_id, flow.fn.id, "batched")
+        if len(pile.events) >= spec.max_size:
+            self._close_pile("batch", flow, flow.batches, key)
+        else:
+            self._save_pile("batch", flow, pile, pile.first_ms + spec.timeout_ms)
+
+    def _save_pile(self, name: str, flow: _FnFlow, pile: _Pile, due_ms: int) -> None:
+        self.engine.store.save_flow(f"{name}:{flow.fn.id}", pile.key, {
+            "events": pile.events, "event_ids": pile.event_ids, "first_ms": pile.first_ms,
+            "due_ms": due_ms})
+
+    def _close_pile(self, name: str, flow: _FnFlow, piles: dict[str, _Pile], key: str) -> None:
+        pile = piles.pop(key)
+        if pile.timer is not None and pile.timer in self.engine.timers:
+            self.engine.timers.cancel(pile.timer)
+        self.engine.store.save_flow(f"{name}:{flow.fn.id}", key, None)
+        engine = self.engine
+        run = engine.create_run(flow.fn, pile.events)
+        for eid in pile.event_ids:
+            engine.set_outcome_run(eid, flow.fn.id, run.id)
+
+    # starting and slots ---------------------------------------------------------------------
     def request_slice(self, run: RunState, *, after_slice: bool = False) -> None:
-        self.engine.enqueue(run)
+        """``run`` has work: enqueue it once the throttle and its concurrency slots allow."""
+        if run.status.is_final:
+            return
+        flow = self.fns.get(run.fn_id)
+        if flow is None:
+            self.engine.enqueue(run)
+            return
+        if flow.throttle_gcra is not None and not run.keys.get("throttled"):
+            self._throttle(flow, run)
+            return
+        self._take_slots(flow, run)
+
+    def _throttle(self, flow: _FnFlow, run: RunState) -> None:
+        key = _key(flow.throttle_key, run.events[0])
+        if key is None:
+            key = ""
+        queue = flow.throttle_queues.get(key)
+        if queue:
+            queue.append(run.id)
+            return
+        now = self.engine.now_ms()
+        gcra = flow.throttle_gcra
+        assert gcra is not None
+        at = gcra.acquire(key, now)
+        if at == -1:
+            self._save_gcra("throttle", flow, gcra, key)
+            run.keys["throttled"] = True
+            self._take_slots(flow, run)
+            return
+        flow.throttle_queues.setdefault(key, collections.deque()).append(run.id)
+        flow.throttle_timers[key] = self.engine.schedule(at, ("throttle", flow.fn.id, key))
+        self.engine.record_run_note(run, "throttled", {"until_ms": at})
+
+    def _throttle_fire(self, flow: _FnFlow, key: str) -> None:
+        queue = flow.throttle_queues.get(key)
+        flow.throttle_timers.pop(key, None)
+        gcra = flow.throttle_gcra
+        assert gcra is not None
+        now = self.engine.now_ms()
+        while queue:
+            run = self.engine.runs.get(queue[0])
+            if run is None or run.status.is_final:
+                queue.popleft()
+                continue
+            at = gcra.acquire(key, now)
+            if at != -1:
+                flow.throttle_timers[key] = self.engine.schedule(at, ("throttle", flow.fn.id,
+                                                                      key))
+                return
+            queue.popleft()
+            self._save_gcra("throttle", flow, gcra, key)
+            run.keys["throttled"] = True
+            self._take_slots(flow, run)
+        flow.throttle_queues.pop(key, None)
+
+    def _take_slots(self, flow: _FnFlow, run: RunState) -> None:
+        if run.id in self.holding:
+            self.engine.enqueue(run)
+            return
+        slots = run.keys.get("concurrency")
+        if not slots:
+            self.engine.enqueue(run)
+            return
+        if self._acquire_all(run, slots):
+            self.engine.enqueue(run)
+
+    def _acquire_all(self, run: RunState, slots: list) -> bool:
+        taken = []
+        for slot in slots:
+            slot_key, limit = tuple(slot[0]), slot[1]
+            waiters = self.slot_waiters.get(slot_key)
+            if (waiters and not run.keys.get("woken")) or not self.slots.try_acquire(
+                    slot_key, limit):
+                for k in taken:
+                    self.slots.release(k)
+                queue = self.slot_waiters.setdefault(slot_key, ReadyQueue())
+                queue.push(run.id, _rank(run))
+                run.keys.pop("woken", None)
+                return False
+            taken.append(slot_key)
+        run.keys.pop("woken", None)
+        self.holding[run.id] = taken
+        return True
+
+    def _release(self, run: RunState) -> None:
+        taken = self.holding.pop(run.id, None)
+        if not taken:
+            return
+        for slot_key in taken:
+            self.slots.release(slot_key)
+        for slot_key in taken:
+            self._pump(slot_key)
+
+    def _pump(self, slot_key: tuple) -> None:
+        """Start waiting runs of ``slot_key`` while it has free slots."""
+        queue = self.slot_waiters.get(slot_key)
+        while queue:
+            run = self.engine.runs.get(queue.peek())
+            if run is None or run.status.is_final or run.id in self.holding:
+                queue.pop()
+                continue
+            slots = run.keys.get("concurrency") or []
+            limit = next((s[1] for s in slots if tuple(s[0]) == slot_key), 1)
+            if self.slots.count(slot_key) >= limit:
+                break
+            queue.pop()
+            run.keys["woken"] = True
+            if self._acquire_all(run, slots):
+                self.engine.enqueue(run)
+        if queue is not None and not queue:
+            self.slot_waiters.pop(slot_key, None)
 
     def on_slice_start(self, run: RunState) -> None:
         """A slice of ``run`` begins executing."""
+        flow = self.fns.get(run.fn_id)
+        if (flow is not None and flow.timeouts is not None
+                and flow.timeouts.finish_ms is not None and "finish_timer" not in run.keys
+                and run.started_ms is not None):
+            run.keys["finish_timer"] = True
+            self.engine.schedule(run.started_ms + flow.timeouts.finish_ms,
+                                 ("timeout.finish", run.id))
 
     def on_slice_end(self, run: RunState) -> None:
-        """A slice of ``run`` ended (returned, raised or parked)."""
+        """A slice ended: give back slots unless a busy step still holds them."""
+        if any(p.kind == "hold" for p in run.pending.values()) and not run.status.is_final:
+            return
+        self._release(run)
 
     def on_run_end(self, run: RunState) -> None:
-        """``run`` reached a final status."""
+        """``run`` reached a final status: locks and slots go back."""
+        flow = self.fns.get(run.fn_id)
+        if flow is not None:
+            flow.live.pop(run.id, None)
+            lock = run.keys.get("singleton")
+            if lock is not None and flow.locks.get(lock) == run.id:
+                del flow.locks[lock]
+        if run.id not in self.engine.executing:
+            self._release(run)
 
-    def fire(self, payload: tuple) -> None:
-        """A flow-control timer is due."""
+    # cancellation ---------------------------------------------------------------------------
+    def on_event(self, payload: dict) -> None:
+        """Cancel the live runs whose ``cancel`` options match ``payload``."""
+        flows = self.cancel_index.get(payload["name"])
+        if not flows:
+            return
+        now = self.engine.now_ms()
+        for flow in flows:
+            for spec, expr in flow.cancel:
+                if spec.event != payload["name"]:
+                    continue
+                timeout = spec.timeout_ms if spec.timeout_ms is not None else YEAR_MS
+                for run in list(flow.live.values()):
+                    if run.status.is_final or now - run.created_ms > timeout:
+                        continue
+                    if expr is not None and not expr.evaluate_bool(
+                            {"event": run.events[0], "async": payload}):
+                        continue
+                    self.engine.cancel_run(run, f"cancelled by event {payload['name']}")
 
     def finish_timed_out(self, run: RunState) -> bool:
+        flow = self.fns.get(run.fn_id)
+        if flow is None or flow.timeouts is None or flow.timeouts.finish_ms is None:
+            return False
+        if run.started_ms is None:
+            return False
+        if self.engine.now_ms() >= run.started_ms + flow.timeouts.finish_ms:
+            run.reason = "timeouts.finish"
+            return True
         return False
 
-    def next_work_due(self, timers: typing.Any, cron_timers: set[int]) -> int | None:
-        return timers.peek_due()
+    # timers ---------------------------------------------------------------------------------
+    def fire(self, payload: tuple) -> None:
+        kind = payload[0]
+        engine = self.engine
+        if kind in ("debounce", "batch"):
+            flow = self.fns.get(payload[1])
+            if flow is None:
+                return
+            piles = flow.debounces if kind == "debounce" else flow.batches
+            if payload[2] in piles:
+                piles[payload[2]].timer = None
+                self._close_pile(kind, flow, piles, payload[2])
+        elif kind == "throttle":
+            flow = self.fns.get(payload[1])
+            if flow is not None:
+                self._throttle_fire(flow, payload[2])
+        elif kind == "timeout.start":
+            run = engine.runs.get(payload[1])
+            if run is not None and run.started_ms is None and not run.status.is_final:
+                engine.cancel_run(run, "timeouts.start")
+        elif kind == "timeout.finish":
+            run = engine.runs.get(payload[1])
+            if run is not None and not run.status.is_final:
+                engine.cancel_run(run, "timeouts.finish")
+
+
+def _slot(flow: _FnFlow, spec: typing.Any, key: str | None) -> list:
+    value = "" if key is None else key
+    if spec.scope == "fn":
+        return [["fn", flow.fn.id, value], spec.limit]
+    return [[spec.scope, spec.key, value], spec.limit]
+
+
+def _rank(run: RunState) -> int:
+    """Queue priority: earlier creation first, shifted by the run's priority seconds."""
+    return -(run.created_ms - run.priority * 1000)
+
+
+def _priority(expr: Expression, payload: dict) -> int:
+    try:
+        value = expr.evaluate({"event": payload})
+    except ValueError:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return max(-PRIORITY_LIMIT_S, min(PRIORITY_LIMIT_S, value))

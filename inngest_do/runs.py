@@ -159,5 +159,31 @@ class Run:
         return [e.step for e in self.history if e.kind in _STEP_DONE and e.step is not None]
 
 
+@dataclasses.dataclass(frozen=True)
+class EventOutcome:
+    """What one event did for one function: ``outcome`` is "started", "rate_limited",
+    "deduplicated", "idempotent", "debounced", "batched", "skipped" or "throttled";
+    ``run_id`` is the run it started, joined or was skipped as (None if none)."""
+
+    fn_id: str
+    outcome: str
+    run_id: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class EventRecord:
+    """An accepted event and what became of it, function by function."""
+
+    id: str
+    name: str
+    data: dict
+    received_at: datetime.datetime
+    outcomes: tuple[EventOutcome, ...]
+
+    @property
+    def event(self) -> Event:
+        return Event(name=self.name, data=self.data)
+
+
 _STEP_DONE = frozenset({"step.completed", "step.errored", "sleep.completed", "wait.completed",
                         "wait.timed_out", "invoke.completed", "invoke.failed"})

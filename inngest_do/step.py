@@ -95,7 +95,7 @@ class Step:
             except NestedStep as nested:
                 ex.exit_body(token)
                 raise ex.nested_error(full_id, nested) from None
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
                 ex.exit_body(token)
                 if ex.step_failed(full_id, err):
                     await PARK
@@ -104,7 +104,11 @@ class Step:
                 ex.exit_body(token)
                 raise
             ex.exit_body(token)
-            return ex.step_succeeded(full_id, OP_RUN, out)
+            result = ex.step_succeeded(full_id, OP_RUN, out)
+            if result is MISSING:  # a busy step: its result is recorded later
+                await PARK
+                continue
+            return result
 
     async def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
         """Sleep for ``duration`` (ms or timedelta) on a durable timer."""
@@ -156,7 +160,7 @@ class Step:
             await ex.call_hooks_async("before_send_events", evs)
             try:
                 ids = ex.send_events(evs)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
                 if ex.step_failed(full_id, err, OP_SEND):
                     await PARK
                 continue
@@ -229,7 +233,7 @@ class StepSync:
         except NestedStep as nested:
             ex.exit_body(token)
             raise ex.nested_error(full_id, nested) from None
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
             ex.exit_body(token)
             if ex.step_failed(full_id, err):
                 raise SyncPark() from None
@@ -238,7 +242,10 @@ class StepSync:
             ex.exit_body(token)
             raise
         ex.exit_body(token)
-        return ex.step_succeeded(full_id, OP_RUN, out)
+        result = ex.step_succeeded(full_id, OP_RUN, out)
+        if result is MISSING:  # a busy step: its result is recorded later
+            raise SyncPark()
+        return result
 
     def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
         """Sleep for ``duration`` (ms or timedelta) on a durable timer."""
@@ -288,7 +295,7 @@ class StepSync:
         ex.call_hooks_sync("before_send_events", evs)
         try:
             ids = ex.send_events(evs)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
             if ex.step_failed(full_id, err, OP_SEND):
                 raise SyncPark() from None
             return ex.unwrap(full_id, ex.lookup(full_id, OP_SEND))

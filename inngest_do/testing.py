@@ -20,8 +20,9 @@ import typing
 from .durations import to_ms
 from .engine import Engine
 from .event import Event
+from .execution import current_execution
 from .kernel import VirtualClock, datetime_to_ms, ms_to_datetime
-from .runs import Run, RunStatus, TraceEntry
+from .runs import EventRecord, Run, RunStatus, TraceEntry
 from .storage import Store, open_store
 
 if typing.TYPE_CHECKING:
@@ -119,7 +120,7 @@ class Simulation:
                     f"{self.now.isoformat()} (seed={self.seed}); raise max_iterations or "
                     "advance() by a fixed duration"
                 )
-            due = engine.next_due(include_cron=False)
+            due = engine.next_due()
             if due is None:
                 engine.drain()
                 done += 1
@@ -142,6 +143,10 @@ class Simulation:
     def get_run(self, run_id: str) -> Run:
         return self.client.get_run(run_id)
 
+    def events(self, name: str | None = None) -> list[EventRecord]:
+        """Accepted events with what each did for each function (see Inngest.events)."""
+        return self.client.events(name)
+
     @property
     def trace(self) -> list[TraceEntry]:
         """Everything that happened, in order: comparable across simulations."""
@@ -154,6 +159,19 @@ class Simulation:
         for ex in list(old.live.values()):
             old._close(ex)
         self.engine = self._new_engine()
+
+
+def busy(duration: int | datetime.timedelta) -> None:
+    """Declare, from inside a step body, that the step takes ``duration`` of virtual time.
+
+    The step's result is recorded ``duration`` later and the run keeps its concurrency slots
+    until then, so concurrency limits can be observed in a simulation.
+    """
+    ms = to_ms(duration, what="duration", min_ms=0)
+    ex = current_execution()
+    if ex is None:
+        raise RuntimeError("busy(): call it from inside a step body (ctx.step.run)")
+    ex.busy_ms += ms
 
 
 def active_simulations() -> list[Simulation]:

@@ -31,10 +31,10 @@ class Store(abc.ABC):
     #: a label for messages and ``repr``
     location: str = "memory"
 
-    def open(self) -> None:  # noqa: B027 - optional hook
+    def open(self) -> None:
         """Acquire resources (files, leases). Called once by the engine."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release resources. Everything committed stays."""
 
     # writes ------------------------------------------------------------------------------
@@ -62,7 +62,7 @@ class Store(abc.ABC):
     def save_meta(self, key: str, value: typing.Any) -> None:
         """Set an engine-wide value (cron cursors, the random source's state...)."""
 
-    def commit(self) -> None:  # noqa: B027 - memory stores have nothing to flush
+    def commit(self) -> None:
         """Make everything written so far durable."""
 
     # reads -------------------------------------------------------------------------------
