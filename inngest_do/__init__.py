@@ -6,6 +6,7 @@ step memos, timers and flow control live in an engine inside the process.
 
 from __future__ import annotations
 
+from . import kernel as _kernel
 from .client import Inngest, SendEventsResult
 from .config import (
     Batch,
@@ -25,7 +26,6 @@ from .context import Context, ContextSync
 from .errors import NonRetriableError, RetryAfterError, StepError
 from .event import JSON, Event
 from .function import Function
-from . import kernel as _kernel
 from .middleware import (
     Middleware,
     MiddlewareSync,
