@@ -120,6 +120,8 @@ class Engine:
         self.lock = threading.RLock()
         self.auto_drain = False  # a Simulation drains after every top-level send
         self.on_work: typing.Callable[[], None] | None = None  # a Worker's wake-up call
+        # (fn id or None, step id) -> [attempts left to fail, error]: Simulation.fail_step
+        self.faults: dict[tuple[str | None, str], list] = {}
         self._router = EventRouter()
         self._known_fns: dict[str, Function[typing.Any]] = {}
         self._cron_timers: set[int] = set()
@@ -493,6 +495,14 @@ class Engine:
                   {"attempt": attempt, "error": described["message"], "retry_at_ms": due})
         self._save(run)
         return True
+
+    def inject_fault(self, ex: Execution, full_id: str) -> None:
+        """Raise an injected failure for this attempt of ``full_id``, if one is armed."""
+        for key in ((ex.run.fn_id, full_id), (None, full_id)):
+            fault = self.faults.get(key)
+            if fault is not None and fault[0] > 0:
+                fault[0] -= 1
+                raise fault[1]
 
     def prepare_output(self, ex: Execution, full_id: str, op: str, out: typing.Any) -> typing.Any:
         if ex.middleware:

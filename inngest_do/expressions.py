@@ -111,7 +111,8 @@ def _lex(source: str) -> list[tuple[str, object]]:
                 j += 1
             word = source[i:j]
             if j < n and source[j] in "'\"" and word.lower() in {"r", "b", "rb", "br"}:
-                i = _lex_string(source, j, tokens, raw="r" in word.lower(), data="b" in word.lower())
+                prefix = word.lower()
+                i = _lex_string(source, j, tokens, raw="r" in prefix, data="b" in prefix)
             else:
                 tokens.append((_ID, word))
                 i = j
@@ -201,16 +202,16 @@ _OPERAND_END_OPS: Final[frozenset[str]] = frozenset({")", "]", "}"})
 class _Analysis:
     """What the lexical analysis of one source found."""
 
-    __slots__ = ("bound", "paths", "fast_path")
+    __slots__ = ("bound", "fast_path", "paths")
 
     def __init__(
         self,
         bound: frozenset[str],
-        paths: dict[str, list[tuple[str, ...] | None]],
+        paths: dict[str, list[tuple[str, ...]]],
         fast_path: tuple[str, tuple[str, ...]] | None,
     ) -> None:
         self.bound = bound
-        # root -> static paths read from it (None: the path could not be followed statically)
+        # root -> the static field paths read from it (an empty path: the root is read whole)
         self.paths = paths
         self.fast_path = fast_path
 
@@ -223,7 +224,7 @@ def _analyse(tokens: list[tuple[str, object]]) -> _Analysis:
     """
     n = len(tokens)
     bound: set[str] = set()
-    paths: dict[str, list[tuple[str, ...] | None]] = {}
+    paths: dict[str, list[tuple[str, ...]]] = {}
     fast_path: tuple[str, tuple[str, ...]] | None = None
     for i, (kind, value) in enumerate(tokens):
         prev = tokens[i - 1] if i > 0 else None
@@ -278,7 +279,7 @@ def _analyse(tokens: list[tuple[str, object]]) -> _Analysis:
     return _Analysis(frozenset(bound), paths, fast_path)
 
 
-def _build_trie(paths: list[tuple[str, ...] | None]) -> _Trie | None:
+def _build_trie(paths: list[tuple[str, ...]]) -> _Trie | None:
     """Merge static paths into a projection trie; None when the root must be passed whole."""
     root: _Trie = {}
     for path in paths:
@@ -326,7 +327,7 @@ def _project(value: object, trie: _Trie) -> object:
 class _Compiled:
     """The shared, immutable result of compiling one source."""
 
-    __slots__ = ("program", "roots", "fast_root", "fast_keys", "variables")
+    __slots__ = ("fast_keys", "fast_root", "program", "roots", "variables")
 
     def __init__(
         self,
@@ -350,11 +351,10 @@ def _compile_source(source: str) -> _Compiled:
     """
     try:
         program = cel.compile(source)
-    except Exception as exc:  # the library raises ValueError; be robust to others
+    except (ValueError, RuntimeError, TypeError) as exc:  # the library raises ValueError
         reason = str(exc)
         prefix = f"Failed to parse expression {source!r}: "
-        if reason.startswith(prefix):
-            reason = reason[len(prefix) :]
+        reason = reason.removeprefix(prefix)
         raise _CompileError(reason) from None
     referenced = set(program.variables())
     try:
@@ -482,7 +482,7 @@ class Expression:
     shared between all instances with the same source.
     """
 
-    __slots__ = ("source", "what", "_compiled")
+    __slots__ = ("_compiled", "source", "what")
 
     source: str
     what: str
@@ -502,15 +502,16 @@ class Expression:
             what: The caller's label for error messages, e.g. ``"cancel[1].if_exp"``.
 
         Raises:
-            ValueError: ``f"{what}: invalid expression {source!r}: <reason>"`` when the text is
-                not a string, does not parse, or references a variable other than ``event``,
+            TypeError: ``source`` is not a string (same message format).
+            ValueError: ``f"{what}: invalid expression {source!r}: <reason>"`` when the text
+                does not parse, or references a variable other than ``event``,
                 ``async`` and ``events`` (variables bound by macros such as
                 ``events.exists(e, ...)`` and CEL type names are allowed).
 
         Complexity: O(len(source)) on first use of a source, O(1) afterwards.
         """
         if not isinstance(source, str):
-            raise ValueError(
+            raise TypeError(
                 f"{what}: invalid expression {source!r}: expected a str, "
                 f"got {type(source).__name__}"
             )

@@ -88,6 +88,8 @@ class Step:
                 continue
             token = ex.enter_body(full_id)
             try:
+                if ex.engine.faults:
+                    ex.engine.inject_fault(ex, full_id)
                 out = handler(*handler_args)
                 if inspect.isawaitable(out):
                     out = await out
@@ -226,6 +228,8 @@ class StepSync:
             raise SyncPark()
         token = ex.enter_body(full_id)
         try:
+            if ex.engine.faults:
+                ex.engine.inject_fault(ex, full_id)
             out = handler(*handler_args)
             if inspect.isawaitable(out):
                 out = ex.resolve_sync(out)

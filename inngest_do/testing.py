@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import typing
+import weakref
 
 from .durations import to_ms
 from .engine import Engine
@@ -32,7 +33,8 @@ if typing.TYPE_CHECKING:
 #: where virtual time starts unless told otherwise
 DEFAULT_START = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 
-_active: list[Simulation] = []
+# Weak, so simulations of finished tests are not kept alive by this registry.
+_active: weakref.WeakSet[Simulation] = weakref.WeakSet()
 
 
 class SimulationError(RuntimeError):
@@ -66,7 +68,7 @@ class Simulation:
         self._store = client.new_store() if store is None else open_store(store)
         self.clock = VirtualClock(datetime_to_ms(self.start))
         self.engine = self._new_engine()
-        _active.append(self)
+        _active.add(self)
 
     def _new_engine(self) -> Engine:
         engine = Engine(self.client, clock=self.clock, store=self._store, seed=self.seed,
@@ -129,9 +131,15 @@ class Simulation:
             done += 1
 
     # events and runs ------------------------------------------------------------------------
-    def send(self, events: Event | list[Event]) -> list[str]:
-        """Deliver events (through client middleware) and run what is ready now."""
+    def send(self, events: Event | list[Event], *, duplicate: bool = False) -> list[str]:
+        """Deliver events (through client middleware) and run what is ready now.
+
+        ``duplicate=True`` delivers each event twice, as an at-least-once bus may: an event
+        with an ``id`` is then deduplicated; one without starts its runs twice."""
         ids = self.client.send_sync(events)
+        if duplicate:
+            evs = [events] if isinstance(events, Event) else list(events)
+            ids += self.client.send_sync([e.model_copy() for e in evs])
         self.engine.drain()
         return ids
 
@@ -153,6 +161,33 @@ class Simulation:
         return list(self.engine.trace)
 
     # faults ---------------------------------------------------------------------------------
+    def fail_step(self, step_id: str, times: int = 1, *,
+                  fn: Function[typing.Any] | str | None = None,
+                  error: Exception | None = None) -> None:
+        """Make the next ``times`` attempts of step ``step_id`` (of ``fn``, or of any
+        function) fail with ``error`` before the step body runs; retries follow as usual."""
+        if not isinstance(step_id, str) or not step_id:
+            raise TypeError("step_id: expected a non-empty str")
+        if not isinstance(times, int) or times < 1:
+            raise ValueError(f"times: must be an int >= 1, got {times!r}")
+        fn_id = None if fn is None else self.client._resolve_fn_id(fn)
+        err = error if error is not None else RuntimeError(f"injected failure of {step_id!r}")
+        self.engine.faults[(fn_id, step_id)] = [times, err]
+
+    def wake_all(self) -> int:
+        """Spurious wake-ups: resume every parked run as a redelivered queue item would.
+
+        Each re-checks its memos and parks again unless its wait is over; nothing may run
+        twice. Returns how many runs were woken."""
+        engine = self.engine
+        woken = 0
+        for run in list(engine.runs.values()):
+            if not run.status.is_final and not run.queued and run.started_ms is not None:
+                engine.flow.request_slice(run)
+                woken += 1
+        engine.drain()
+        return woken
+
     def crash(self) -> None:
         """Drop every in-memory structure and recover from the store, as after a restart."""
         old = self.engine
@@ -175,8 +210,8 @@ def busy(duration: int | datetime.timedelta) -> None:
 
 
 def active_simulations() -> list[Simulation]:
-    """Simulations created in this process (the pytest plugin reports their seeds)."""
-    return list(_active)
+    """Simulations still alive in this process (the pytest plugin reports their seeds)."""
+    return sorted(_active, key=id)
 
 
 def forget_simulations() -> None:

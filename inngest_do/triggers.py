@@ -17,7 +17,7 @@ import heapq
 from typing import Final, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from inngest_do.durations import SECOND_MS, parse_duration_str, to_ms
 
@@ -41,7 +41,7 @@ class EventPattern:
         ValueError: ``name`` is not a non-empty string or misplaces ``*`` (the message names it).
     """
 
-    __slots__ = ("name", "prefix", "is_wildcard")
+    __slots__ = ("is_wildcard", "name", "prefix")
 
     name: str
     prefix: str
@@ -93,7 +93,7 @@ class EventRouter(Generic[T]):
     the m results of k matching patterns (O(m) for one pattern).
     """
 
-    __slots__ = ("_exact", "_wildcards", "_wildcard_lengths", "_seq")
+    __slots__ = ("_exact", "_seq", "_wildcard_lengths", "_wildcards")
 
     def __init__(self) -> None:
         self._exact: dict[str, list[tuple[int, T]]] = {}
@@ -193,29 +193,28 @@ class CronSchedule:
     strictly increasing in UTC.
 
     Attributes:
-        expr: The original string.
+        source: The original string (also available as ``expr``).
         cron: The 5-field line (descriptors expanded), without the zone prefix.
         timezone: The zone's IANA name (``"UTC"`` when none was given).
         jitter_ms: The jitter in milliseconds, or None.
 
     Raises:
+        TypeError: ``expr`` is not a string.
         ValueError: the expression, its zone or the jitter is invalid, or the schedule never
             fires (``0 0 30 2 *``); the message names the expression.
     """
 
-    __slots__ = ("expr", "cron", "timezone", "jitter_ms", "_zone")
+    __slots__ = ("_zone", "cron", "jitter_ms", "source", "timezone")
 
-    expr: str
+    source: str
     cron: str
     timezone: str
     jitter_ms: int | None
 
-    def __init__(
-        self, expr: str, jitter_ms: int | str | datetime.timedelta | None = None
-    ) -> None:
+    def __init__(self, expr: str, jitter_ms: int | str | datetime.timedelta | None = None) -> None:
         if not isinstance(expr, str):
-            raise ValueError(f"invalid cron expression {expr!r}: expected a string")
-        self.expr = expr
+            raise TypeError(f"invalid cron expression {expr!r}: expected a string")
+        self.source = expr
         text = expr.strip()
         zone_name = "UTC"
         zone: datetime.tzinfo = _UTC
@@ -252,14 +251,17 @@ class CronSchedule:
         try:
             # Validates the fields and that the schedule ever fires.
             croniter(self.cron, datetime.datetime(2000, 1, 1, tzinfo=zone)).get_next(float)
-        except Exception as exc:  # croniter raises CroniterBadCronError/BadDateError/...
+        except (CroniterError, ValueError, TypeError, KeyError) as exc:
             reason = "it never fires" if "find next date" in str(exc) else str(exc)
             raise ValueError(f"invalid cron expression {expr!r}: {reason}") from None
         self.jitter_ms = (
-            None
-            if jitter_ms is None
-            else jitter_to_ms(jitter_ms, what=f"cron {expr!r} jitter")
+            None if jitter_ms is None else jitter_to_ms(jitter_ms, what=f"cron {expr!r} jitter")
         )
+
+    @property
+    def expr(self) -> str:
+        """The original string (same as :attr:`source`)."""
+        return self.source
 
     def next_after(self, ms: int) -> int:
         """The first tick strictly after the epoch-millisecond instant ``ms``, in epoch ms.
@@ -305,18 +307,18 @@ class CronSchedule:
 
     def __repr__(self) -> str:
         if self.jitter_ms is None:
-            return f"CronSchedule({self.expr!r})"
-        return f"CronSchedule({self.expr!r}, jitter_ms={self.jitter_ms})"
+            return f"CronSchedule({self.source!r})"
+        return f"CronSchedule({self.source!r}, jitter_ms={self.jitter_ms})"
 
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, CronSchedule)
-            and other.expr == self.expr
+            and other.source == self.source
             and other.jitter_ms == self.jitter_ms
         )
 
     def __hash__(self) -> int:
-        return hash(("CronSchedule", self.expr, self.jitter_ms))
+        return hash(("CronSchedule", self.source, self.jitter_ms))
 
 
 def _datetime_to_ms(value: datetime.datetime) -> int:
