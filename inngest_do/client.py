@@ -48,7 +48,10 @@ class Inngest:
 
     Server-only options (``signing_key``, ``event_key``, ``is_production``, base URLs, ...)
     are accepted and ignored so that code written for ``inngest`` constructs unchanged.
-    ``store`` is what we add: None (memory), a SQLite file path, or a Store object.
+    What we add: ``store`` -- None (memory), a SQLite file path, or a Store object;
+    ``seed`` -- the random source of a wall-clock engine (a Simulation takes its own);
+    ``inngest_limits`` -- enforce the Inngest server's limits so code headed for Inngest
+    fails here first.
     """
 
     def __init__(
@@ -67,7 +70,8 @@ class Inngest:
         serializer: object | None = None,
         signing_key: str | None = None,
         store: Store | str | os.PathLike[str] | None = None,
-        seed: int = 0,
+        seed: int | None = None,
+        inngest_limits: bool = False,
     ) -> None:
         if not isinstance(app_id, str) or not app_id:
             raise ValueError("app_id: must be a non-empty string")
@@ -81,6 +85,8 @@ class Inngest:
         self._middleware: list[UninitializedMiddleware] = list(middleware or [])
         self._store_spec = store
         self._seed = seed
+        #: enforce the Inngest server's limits (steps, sizes, durations): see limits.py
+        self.inngest_limits = inngest_limits
         self._functions: dict[str, Function[typing.Any]] = {}
         self._engine: Engine | None = None
 

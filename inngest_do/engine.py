@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import inspect
+import json
 import os
 import threading
 import typing
 
-from . import errors
+from . import errors, limits
 from .context import Context, ContextSync
 from .event import Event
 from .execution import (
@@ -104,6 +105,7 @@ class Engine:
         self.store = store
         # Unseeded engines (the wall-clock ones) draw a seed, so two processes never
         # generate the same id sequence.
+        self.limits = bool(getattr(client, "inngest_limits", False))
         self.seed = seed if seed is not None else int.from_bytes(os.urandom(8), "little")
         self.rng = SeededRandom(self.seed)
         self.cron_cursors: dict[str, int] = {}  # "fn_id:idx" -> next tick not yet fired
@@ -160,7 +162,11 @@ class Engine:
         """Store ``events`` and deliver them; returns their ids. O(matching work)."""
         with self.lock:
             self._sync_functions()
-            ids = [self._accept_one(ev.to_payload(), origin) for ev in events]
+            payloads = [ev.to_payload() for ev in events]
+            if self.limits:
+                for p in payloads:
+                    limits.check_event_size(len(json.dumps(p)), p["name"])
+            ids = [self._accept_one(p, origin) for p in payloads]
             self.store.commit()
         if not self.executing:
             self._work_arrived()
@@ -512,6 +518,11 @@ class Engine:
             if res.error is not None:
                 raise res.error
             out = res.output
+        if self.limits:
+            size = len(json.dumps(out, allow_nan=False, default=str))
+            limits.check_output_size(size, ex.run.keys.get("state_bytes", 0),
+                                     f"step '{full_id}'")
+            ex.run.keys["state_bytes"] = ex.run.keys.get("state_bytes", 0) + size
         return encode_output(out, f"step '{full_id}'")
 
     def step_succeeded(self, ex: Execution, full_id: str, op: str, value: typing.Any) -> typing.Any:
@@ -543,6 +554,8 @@ class Engine:
             return
         now = self.now_ms()
         due = max(now + ms if relative else ms, now)
+        if self.limits:
+            limits.check_duration(due - now, f"sleep '{full_id}'")
         handle = self.timers.schedule(due, ("sleep", run.id, full_id))
         run.pending[full_id] = Pending("sleep", due, handle)
         self._log(now, run.id, run.fn_id, "sleep.started", full_id, {"until_ms": due})
@@ -555,6 +568,8 @@ class Engine:
         if not isinstance(event, str) or not event:
             raise TypeError("wait_for_event: event must be a non-empty event name")
         expr = Expression.compile(if_exp, what="wait_for_event.if_exp") if if_exp else None
+        if self.limits:
+            limits.check_duration(timeout_ms, f"wait_for_event '{full_id}' timeout")
         now = self.now_ms()
         due = now + timeout_ms
         handle = self.timers.schedule(due, ("wait", run.id, full_id))

@@ -19,7 +19,7 @@ import inspect
 import json
 import typing
 
-from . import errors
+from . import errors, limits
 from .event import Event
 
 if typing.TYPE_CHECKING:
@@ -163,7 +163,10 @@ class Execution:
         run = self.run
         if run.cancel_requested or self.engine.finish_timed_out(run):
             raise CancelRun()
-        return run.memos.next_id(step_id)
+        full_id = run.memos.next_id(step_id)
+        if self.engine.limits and full_id not in run.memos:
+            limits.check_step_count(len(run.memos), full_id)
+        return full_id
 
     def lookup(self, full_id: str, op: str) -> typing.Any:
         memo = self.run.memos.get(full_id, MISSING)
