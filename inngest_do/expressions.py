@@ -23,7 +23,7 @@ compiled program is cheap. Two things keep that cost down:
 
 * a *fast path*: an expression that is only a field path (``event.data.userId``,
   ``event.data["user-id"]``, ``event.name``) with a scalar result is evaluated by direct dict
-  lookups (about 0.3 µs instead of several µs), with the same result and the same error/no-error
+  lookups (under 0.5 µs instead of 7 µs or more), with the same result and the same error/no-error
   outcome as CEL;
 * *projection*: every other expression receives only the parts of each root variable it can
   reach by static field paths (a lexical analysis done once at compile time, conservative:
