@@ -806,7 +806,7 @@ class Engine:
         run = self.runs.get(run_id) if fn_id else None
         if run is not None:
             run.history.append(entry)
-            self.store.append_history(run_id, tuple(entry))
+            self.store.append_history(run_id, entry)
 
     def _save(self, run: RunState) -> None:
         self.store.save_run(run_record(run))

@@ -492,7 +492,8 @@ def _slot(flow: _FnFlow, spec: typing.Any, key: str | None) -> list:
     value = "" if key is None else key
     if spec.scope == "fn":
         return [["fn", flow.fn.id, value], spec.limit]
-    return [[spec.scope, spec.key, value], spec.limit]
+    # env/account slots are shared by every function whose key gives the same value
+    return [[spec.scope, "", value], spec.limit]
 
 
 def _rank(run: RunState) -> int:

@@ -22,6 +22,27 @@ class EventTrigger(typing.NamedTuple):
     expression: Expression | None
 
 
+def _expressions(opts: FunctionOptions) -> typing.Iterator[tuple[str, str]]:
+    """(label, source) of every CEL expression in a function's options."""
+    for i, c in enumerate(opts.concurrency):
+        if c.key:
+            yield f"concurrency[{i}].key", c.key
+    for name, spec in (("rate_limit", opts.rate_limit), ("throttle", opts.throttle),
+                       ("debounce", opts.debounce), ("batch_events", opts.batch),
+                       ("singleton", opts.singleton)):
+        if spec is not None and spec.key:
+            yield f"{name}.key", spec.key
+    if opts.batch is not None and opts.batch.if_exp:
+        yield "batch_events.if_exp", opts.batch.if_exp
+    for i, c in enumerate(opts.cancel):
+        if c.if_exp:
+            yield f"cancel[{i}].if_exp", c.if_exp
+    if opts.priority is not None:
+        yield "priority.run", opts.priority.run
+    if opts.idempotency:
+        yield "idempotency", opts.idempotency
+
+
 class Function(typing.Generic[T]):
     """A durable function: ``id`` is ``f"{app_id}-{fn_id}"``, ``local_id`` is ``fn_id``."""
 
@@ -57,6 +78,10 @@ class Function(typing.Generic[T]):
                 self.event_triggers.append(EventTrigger(EventPattern(trig.event), expr))
             elif isinstance(trig, CronTriggerSpec):
                 self.cron_triggers.append(CronSchedule(trig.cron, trig.jitter_ms))
+        # Every expression compiles now, so a bad one is a ValueError at creation (and the
+        # engine's later compiles hit the cache).
+        for what, source in _expressions(opts):
+            Expression.compile(source, what=what)
 
     @property
     def id(self) -> str:
