@@ -196,10 +196,13 @@ class Engine:
                         {"event": wait.run.events[0], "async": payload}):
                     self._resolve_wait(key, wait, payload)
         self.flow.on_event(payload)  # cancellations
+        started: set[str] = set()
         for fn, trig in self._router.match(name):
-            if trig.expression is not None and not trig.expression.evaluate_bool(
-                    {"event": payload}):
+            # several triggers of one function may match one event: it starts one run
+            if fn.id in started or (trig.expression is not None
+                                    and not trig.expression.evaluate_bool({"event": payload})):
                 continue
+            started.add(fn.id)
             self.flow.admit(fn, event_id, payload)
 
     def record_outcome(self, event_id: str, fn_id: str, outcome: str,

@@ -506,6 +506,8 @@ def _priority(expr: Expression, payload: dict) -> int:
         value = expr.evaluate({"event": payload})
     except ValueError:
         return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON numbers may arrive as doubles, as in Inngest
     if isinstance(value, bool) or not isinstance(value, int):
         return 0
     return max(-PRIORITY_LIMIT_S, min(PRIORITY_LIMIT_S, value))

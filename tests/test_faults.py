@@ -106,3 +106,17 @@ def test_every_matching_event_has_an_outcome() -> None:
     assert [[o.outcome for o in r.outcomes] for r in records] == [
         ["started"], ["rate_limited"], []]
     assert records[0].outcomes[0].run_id == sim.runs()[0].id
+
+
+def test_two_matching_triggers_start_one_run() -> None:
+    client = inngest.Inngest(app_id="dup")
+
+    @client.create_function(
+        fn_id="f",
+        trigger=[inngest.TriggerEvent(event="app/*"), inngest.TriggerEvent(event="app/user.created")])
+    async def f(ctx: inngest.Context) -> str:
+        return ctx.event.name
+
+    sim = Simulation(client)
+    sim.send(inngest.Event(name="app/user.created"))
+    assert [r.output for r in sim.runs()] == ["app/user.created"]
