@@ -7,6 +7,7 @@ statuses and outputs, virtual times in the run history, and how often step bodie
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime
 
@@ -71,6 +72,30 @@ def test_run_async_body(client):
     sim = Simulation(client)
     sim.send(ev("go", uid=7))
     assert only_run(sim).output == {"id": 7, "name": "ada"}
+
+
+@pytest.mark.xfail(strict=True, reason="engine: in a Simulation an async step body that awaits "
+                                       "real asyncio (asyncio.sleep) fails: no running loop")
+@pytest.mark.parametrize("sync_handler", [False, True], ids=["async-fn", "sync-fn"])
+def test_run_async_body_awaiting_real_asyncio(client, sync_handler):
+    async def fetch() -> str:
+        await asyncio.sleep(0.001)  # what an HTTP client or a database driver does
+        return "fetched"
+
+    if sync_handler:
+        @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
+        def f(ctx: inngest.ContextSync):
+            return ctx.step.run("fetch", fetch)
+    else:
+        @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
+        async def f(ctx: inngest.Context):
+            return await ctx.step.run("fetch", fetch)
+
+    sim = Simulation(client)
+    sim.send(ev("go"))
+    sim.run_until_idle()
+    run = only_run(sim)
+    assert (run.status, run.output) == ("Completed", "fetched")
 
 
 def test_run_output_is_the_json_round_trip_live_and_replayed(client):
