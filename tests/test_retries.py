@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import datetime
+import itertools
 
 import pytest
 
@@ -151,7 +152,7 @@ def test_step_backoff_schedule_with_jitter(client):
     sim.run_until_idle()
     assert len(log) == 21
     assert log[0] == START
-    delays = [ms(a, b) for a, b in zip(log, log[1:])]
+    delays = [ms(a, b) for a, b in itertools.pairwise(log)]
     for a, delay in enumerate(delays):
         base = BACKOFF[min(a, 9)]
         assert base <= delay <= base + JITTER, (a, delay)
