@@ -92,8 +92,6 @@ def test_several_triggers_in_a_list(client):
     assert [r.output for r in sim.runs(f)] == ["user/signed_up", "user/invited", "admin/reset"]
 
 
-@pytest.mark.xfail(strict=True, reason="engine: an event matching two triggers of one "
-                                       "function starts two runs of it")
 def test_overlapping_triggers_start_one_run_per_event(client):
     @client.create_function(fn_id="f", trigger=[inngest.TriggerEvent(event="app/*"),
                                                 inngest.TriggerEvent(event="app/x")])
