@@ -11,10 +11,13 @@ operation sequences and compare every answer.
 import datetime as _dt
 import time as _time
 
+cimport cython
+
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
 from cpython.unicode cimport PyUnicode_DecodeASCII
-from libc.stdint cimport INT64_MAX, int64_t, uint64_t
-from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t, uintptr_t
+from libc.string cimport memcpy
+from libc.stdlib cimport calloc, free, malloc, realloc
 
 __all__ = [
     "GCRA",
@@ -33,6 +36,28 @@ cdef extern from "Python.h":
     bint PyLong_CheckExact(object o)
     bint PyLong_Check(object o)
     bint PyUnicode_Check(object o)
+    # raw-pointer forms, for moving references without refcount traffic
+    ctypedef struct PyObject
+    PyObject* _Py_None "Py_None"
+    PyObject* _PyTuple_New "PyTuple_New" (Py_ssize_t n)
+    void _PyTuple_SET_ITEM "PyTuple_SET_ITEM" (PyObject* t, Py_ssize_t i, PyObject* o)
+    PyObject* _PyList_GET_ITEM "PyList_GET_ITEM" (PyObject* l, Py_ssize_t i)
+    void _PyList_SET_ITEM "PyList_SET_ITEM" (PyObject* l, Py_ssize_t i, PyObject* o)
+    PyObject* _PyLong_FromLongLong "PyLong_FromLongLong" (long long v)
+    void _Py_INCREF "Py_INCREF" (PyObject* o)
+    void _Py_DECREF "Py_DECREF" (PyObject* o)
+    void _Py_XDECREF "Py_XDECREF" (PyObject* o)
+    PyObject* _PyDict_GetItem "PyDict_GetItem" (object d, object key)
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define INNGEST_DO_PREFETCH(p) __builtin_prefetch(p)
+    #else
+    #define INNGEST_DO_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void _prefetch "INNGEST_DO_PREFETCH" (const void* p) noexcept nogil
 
 cdef object _I64_MIN = -(1 << 63)
 cdef object _I64_MAX = (1 << 63) - 1
@@ -153,51 +178,221 @@ ctypedef struct _Timer:
     int64_t handle
 
 
+ctypedef struct _MapEntry:
+    int64_t key  # a live handle (>= 1); 0 marks an empty bucket, -1 a deleted one
+    Py_ssize_t slot  # where its payload sits in the payload list
+
+
+cdef inline Py_ssize_t _map_size_for(Py_ssize_t n) noexcept nogil:
+    # smallest power of two >= 16 that holds n entries at most 1/3 full
+    cdef Py_ssize_t cap = 16
+    while cap < n * 3:
+        cap *= 2
+    return cap
+
+
 cdef inline bint _timer_lt(const _Timer* a, const _Timer* b) noexcept nogil:
     return a.due < b.due or (a.due == b.due and a.handle < b.handle)
+
+
+# The heap is 4-ary: half the depth of a binary heap, and with 16-byte entries stored from
+# index 3 of a 64-byte aligned block, the four children of a node share one cache line.
+cdef enum:
+    _HEAP_PAD = 3
 
 
 cdef class TimerHeap:
     """Timers ordered by (due_ms, handle); handles are ints counting up from 1.
 
-    A C array binary heap of (due, handle) pairs; payloads live in a dict handle -> payload,
-    which is also the set of live timers (cancel deletes from it; dead heap entries are
-    skipped when they reach the top, and the array is compacted once they exceed half of it).
+    All bookkeeping is in C: a 4-ary heap of (due, handle) structs, cache-line aligned; an
+    open-addressing hash map live handle -> payload slot (probed as CPython's dict probes ints,
+    with tombstones) for cancel, ``in`` and liveness; payloads in a Python list indexed by slot
+    (so the garbage collector sees them), slots being recycled. Cancelling drops the handle from
+    the map and releases the payload at once; its heap entry is skipped when it reaches the
+    top, and the heap is compacted once such dead entries exceed half of it.
 
     Complexity: schedule O(log n); cancel O(1) amortised; pop_next O(log n) amortised; pop_due
     O(k log n) for k timers; peek_due O(1) amortised; len and ``in`` O(1).
     """
 
+    cdef void* _block  # the allocation; _heap points into it
     cdef _Timer* _heap
     cdef Py_ssize_t _size
     cdef Py_ssize_t _cap
     cdef int64_t _next
-    cdef dict _live
+    cdef _MapEntry* _map
+    cdef Py_ssize_t _map_mask
+    cdef Py_ssize_t _map_fill
+    cdef Py_ssize_t _live
+    cdef list _payloads
+    cdef Py_ssize_t* _free
+    cdef Py_ssize_t _nfree
+    cdef Py_ssize_t _free_cap
 
     def __cinit__(self):
+        self._block = NULL
         self._heap = NULL
+        self._map = NULL
+        self._free = NULL
         self._size = 0
         self._cap = 0
         self._next = 1
-        self._live = {}
+        self._live = 0
+        self._nfree = 0
+        self._free_cap = 0
+        self._payloads = []
+        self._map_alloc(16)
+        self._heap_resize(61)
 
     def __dealloc__(self):
-        free(self._heap)
+        free(self._block)
+        free(self._map)
+        free(self._free)
 
-    cdef int _resize(self, Py_ssize_t cap) except -1:
-        cdef _Timer* p = <_Timer*>realloc(self._heap, cap * sizeof(_Timer))
-        if p == NULL:
+    # ---- handle -> slot map
+    # Open addressing as CPython's dict does it for ints: the home bucket is the handle itself
+    # (sequential handles fill sequential buckets, which keeps scheduling cache-friendly) and
+    # collisions follow the perturbed probe sequence i = 5*i + 1 + (perturb >>= 5), which
+    # mixes in the high bits so congruent handles do not pile up. Deleted entries leave
+    # tombstones (-1); the table is rebuilt when live + tombstones pass 2/3 of it.
+
+    cdef int _map_alloc(self, Py_ssize_t cap) except -1:
+        # cap: a power of two
+        cdef _MapEntry* m = <_MapEntry*>calloc(cap, sizeof(_MapEntry))
+        if m == NULL:
             raise MemoryError()
-        self._heap = p
+        free(self._map)
+        self._map = m
+        self._map_mask = cap - 1
+        self._map_fill = 0
+        return 0
+
+    cdef inline Py_ssize_t _map_find(self, int64_t key) noexcept nogil:
+        # bucket index of key, or -1
+        cdef uint64_t perturb = <uint64_t>key
+        cdef Py_ssize_t mask = self._map_mask
+        cdef Py_ssize_t i = <Py_ssize_t>(perturb & <uint64_t>mask)
+        cdef int64_t k
+        while True:
+            k = self._map[i].key
+            if k == key:
+                return i
+            if k == 0:
+                return -1
+            perturb >>= 5
+            i = <Py_ssize_t>((<uint64_t>i * 5 + perturb + 1) & <uint64_t>mask)
+
+    cdef inline void _map_put(self, int64_t key, Py_ssize_t slot) noexcept nogil:
+        # key is absent and the map has room: take the first empty or deleted bucket
+        cdef uint64_t perturb = <uint64_t>key
+        cdef Py_ssize_t mask = self._map_mask
+        cdef Py_ssize_t i = <Py_ssize_t>(perturb & <uint64_t>mask)
+        while self._map[i].key > 0:
+            perturb >>= 5
+            i = <Py_ssize_t>((<uint64_t>i * 5 + perturb + 1) & <uint64_t>mask)
+        if self._map[i].key == 0:
+            self._map_fill += 1
+        self._map[i].key = key
+        self._map[i].slot = slot
+
+    cdef inline void _map_remove_at(self, Py_ssize_t i) noexcept nogil:
+        self._map[i].key = -1
+
+    cdef int _map_rehash(self, Py_ssize_t cap) except -1:
+        cdef _MapEntry* old = self._map
+        cdef Py_ssize_t old_cap = self._map_mask + 1
+        cdef Py_ssize_t i
+        self._map = NULL
+        try:
+            self._map_alloc(cap)
+        except MemoryError:
+            self._map = old
+            raise
+        for i in range(old_cap):
+            if old[i].key > 0:
+                self._map_put(old[i].key, old[i].slot)
+        free(old)
+        return 0
+
+    cdef int _map_reserve_one(self) except -1:
+        # room for one more insertion: live + tombstones stay under 2/3 of the buckets
+        cdef Py_ssize_t cap = self._map_mask + 1
+        if (self._map_fill + 1) * 3 <= cap * 2:
+            return 0
+        return self._map_rehash(_map_size_for(self._live + 1))
+
+    # ---- payload slots
+
+    cdef inline Py_ssize_t _store(self, object payload) except -1:
+        cdef Py_ssize_t slot
+        if self._nfree > 0:
+            self._nfree -= 1
+            slot = self._free[self._nfree]
+            self._payloads[slot] = payload
+        else:
+            slot = len(self._payloads)
+            self._payloads.append(payload)
+        return slot
+
+    cdef inline int _push_free(self, Py_ssize_t slot) except -1:
+        cdef Py_ssize_t cap
+        cdef Py_ssize_t* fr
+        if self._nfree == self._free_cap:
+            cap = self._free_cap * 2 if self._free_cap else 64
+            fr = <Py_ssize_t*>realloc(self._free, cap * sizeof(Py_ssize_t))
+            if fr == NULL:
+                raise MemoryError()
+            self._free = fr
+            self._free_cap = cap
+        self._free[self._nfree] = slot
+        self._nfree += 1
+        return 0
+
+    cdef int _release(self, Py_ssize_t bucket) except -1:
+        # forget a live timer: its map entry and its slot (dropping the payload reference)
+        cdef Py_ssize_t slot = self._map[bucket].slot
+        self._map[bucket].key = -1
+        self._live -= 1
+        self._payloads[slot] = None
+        return self._push_free(slot)
+
+    cdef int _after_removals(self) except -1:
+        cdef Py_ssize_t map_cap = self._map_mask + 1
+        if self._live == 0 and len(self._payloads) > 1024:
+            # everything left in the heap is dead: start afresh and give the memory back
+            self._size = 0
+            self._payloads = []
+            self._nfree = 0
+            free(self._free)
+            self._free = NULL
+            self._free_cap = 0
+        if self._cap > 4096 and self._size < self._cap >> 2:
+            self._heap_resize(self._cap >> 1)
+        if map_cap > 64 and self._live * 8 < map_cap:
+            self._map_rehash(_map_size_for(self._live))
+        return 0
+
+    # ---- heap
+
+    cdef int _heap_resize(self, Py_ssize_t cap) except -1:
+        cdef void* block = malloc((cap + _HEAP_PAD) * sizeof(_Timer) + 64)
+        if block == NULL:
+            raise MemoryError()
+        cdef uintptr_t aligned = (<uintptr_t>block + 63) & ~(<uintptr_t>63)
+        cdef _Timer* heap = (<_Timer*>aligned) + _HEAP_PAD
+        if self._size:
+            memcpy(heap, self._heap, self._size * sizeof(_Timer))
+        free(self._block)
+        self._block = block
+        self._heap = heap
         self._cap = cap
         return 0
 
     cdef inline void _sift_up(self, Py_ssize_t pos, _Timer item) noexcept nogil:
-        # place item at pos or above; pos is a hole
         cdef _Timer* heap = self._heap
         cdef Py_ssize_t parent
         while pos > 0:
-            parent = (pos - 1) >> 1
+            parent = (pos - 1) >> 2
             if _timer_lt(&item, &heap[parent]):
                 heap[pos] = heap[parent]
                 pos = parent
@@ -206,21 +401,27 @@ cdef class TimerHeap:
         heap[pos] = item
 
     cdef inline void _sift_down(self, Py_ssize_t pos, Py_ssize_t start) noexcept nogil:
-        # bottom-up sift (as CPython's heapq): walk the hole at pos down to a leaf along the
-        # smaller children, then bubble the displaced item back up, but not above start.
+        # bottom-up sift (as CPython's heapq does it): walk the hole at pos down to a leaf
+        # along the smallest children, then bubble the displaced item back up, not above start
         cdef _Timer* heap = self._heap
         cdef Py_ssize_t size = self._size
         cdef _Timer item = heap[pos]
-        cdef Py_ssize_t child = 2 * pos + 1
-        cdef Py_ssize_t parent
-        while child < size:
-            if child + 1 < size and _timer_lt(&heap[child + 1], &heap[child]):
+        cdef Py_ssize_t child, best, last, parent
+        while True:
+            child = 4 * pos + 1
+            if child >= size:
+                break
+            best = child
+            last = child + 4 if child + 4 <= size else size
+            child += 1
+            while child < last:
+                if _timer_lt(&heap[child], &heap[best]):
+                    best = child
                 child += 1
-            heap[pos] = heap[child]
-            pos = child
-            child = 2 * pos + 1
+            heap[pos] = heap[best]
+            pos = best
         while pos > start:
-            parent = (pos - 1) >> 1
+            parent = (pos - 1) >> 2
             if _timer_lt(&item, &heap[parent]):
                 heap[pos] = heap[parent]
                 pos = parent
@@ -234,113 +435,161 @@ cdef class TimerHeap:
             self._heap[0] = self._heap[self._size]
             self._sift_down(0, 0)
 
-    cdef int _maybe_shrink(self) except -1:
-        if self._cap > 1024 and self._size < self._cap >> 2:
-            self._resize(self._cap >> 1)
-        return 0
-
-    cdef int _compact(self) except -1:
+    cdef void _compact(self) noexcept nogil:
         cdef Py_ssize_t i, j = 0
-        cdef dict live = self._live
         for i in range(self._size):
-            if self._heap[i].handle in live:
+            if self._map_find(self._heap[i].handle) >= 0:
                 self._heap[j] = self._heap[i]
                 j += 1
         self._size = j
-        i = (j >> 1) - 1
+        i = (j - 2) >> 2
         while i >= 0:
             self._sift_down(i, i)
             i -= 1
-        self._maybe_shrink()
-        return 0
+
+    # ---- the interface
 
     def schedule(self, due_ms, payload):
         cdef int64_t due = _i64(due_ms, "due_ms")
         cdef int64_t h = self._next
         cdef _Timer item
         if self._size == self._cap:
-            self._resize(self._cap * 2 if self._cap else 64)
-        handle = h
-        self._live[handle] = payload
+            self._heap_resize(self._cap * 2)
+        self._map_reserve_one()
+        self._map_put(h, self._store(payload))
+        self._live += 1
         self._next = h + 1
         item.due = due
         item.handle = h
         self._size += 1
         self._sift_up(self._size - 1, item)
-        return handle
+        return h
 
     def cancel(self, handle):
+        cdef int overflow = 0
         cdef int64_t h
+        cdef Py_ssize_t bucket
         if not PyLong_CheckExact(handle):
             handle = _int(handle, "handle")
-        if self._live.pop(handle, _MISSING) is not _MISSING:
-            if (self._size - len(self._live)) * 2 > self._size:
-                self._compact()
-            return
+        h = PyLong_AsLongLongAndOverflow(handle, &overflow)
+        if not overflow and h > 0:
+            bucket = self._map_find(h)
+            if bucket >= 0:
+                self._release(bucket)
+                if (self._size - self._live) * 2 > self._size:
+                    self._compact()
+                self._after_removals()
+                return
         if 1 <= handle < self._next:
             raise ValueError(f"timer {handle} was already cancelled or fired")
         raise ValueError(f"unknown timer handle {handle}")
 
+    cdef inline object _take(self, const _Timer* top, Py_ssize_t bucket):
+        # top is live (found at bucket) and already off the heap: hand out (due, handle,
+        # payload). The payload reference moves from the payload list into the tuple, so the
+        # payload object itself is never touched (no refcount traffic, no cache miss).
+        cdef Py_ssize_t slot = self._map[bucket].slot
+        cdef PyObject* lst = <PyObject*>self._payloads
+        cdef PyObject* tup = _PyTuple_New(3)
+        if tup == NULL:
+            raise MemoryError()
+        cdef PyObject* due = _PyLong_FromLongLong(top.due)
+        cdef PyObject* handle = _PyLong_FromLongLong(top.handle)
+        if due == NULL or handle == NULL:
+            _Py_XDECREF(due)
+            _Py_XDECREF(handle)
+            _Py_DECREF(tup)
+            raise MemoryError()
+        _PyTuple_SET_ITEM(tup, 0, due)
+        _PyTuple_SET_ITEM(tup, 1, handle)
+        _PyTuple_SET_ITEM(tup, 2, _PyList_GET_ITEM(lst, slot))
+        _Py_INCREF(_Py_None)
+        _PyList_SET_ITEM(lst, slot, _Py_None)
+        self._map[bucket].key = -1
+        self._live -= 1
+        self._push_free(slot)
+        result = <object>tup  # takes a new reference ...
+        _Py_DECREF(tup)  # ... so drop the one PyTuple_New gave us
+        return result
+
     def pop_next(self, limit_ms):
         cdef int64_t limit = _i64(limit_ms, "limit_ms")
         cdef _Timer top
-        cdef dict live = self._live
+        cdef Py_ssize_t bucket
         while self._size > 0:
             top = self._heap[0]
             if top.due > limit:
                 return None
             self._pop_root()
-            handle = top.handle
-            payload = live.pop(handle, _MISSING)
-            if payload is not _MISSING:
-                self._maybe_shrink()
-                return (top.due, handle, payload)
+            bucket = self._map_find(top.handle)
+            if bucket >= 0:
+                entry = self._take(&top, bucket)
+                self._after_removals()
+                return entry
         return None
 
     def pop_due(self, limit_ms):
         cdef int64_t limit = _i64(limit_ms, "limit_ms")
         cdef _Timer top
-        cdef dict live = self._live
+        cdef Py_ssize_t bucket
         cdef list out = []
         while self._size > 0:
             top = self._heap[0]
             if top.due > limit:
                 break
             self._pop_root()
-            handle = top.handle
-            payload = live.pop(handle, _MISSING)
-            if payload is not _MISSING:
-                out.append((top.due, handle, payload))
-        self._maybe_shrink()
+            if self._size > 0:
+                # the next top's map bucket is a likely cache miss: start loading it now
+                _prefetch(&self._map[<Py_ssize_t>(<uint64_t>self._heap[0].handle
+                                                  & <uint64_t>self._map_mask)])
+            bucket = self._map_find(top.handle)
+            if bucket >= 0:
+                out.append(self._take(&top, bucket))
+        self._after_removals()
         return out
 
     def peek_due(self):
-        cdef dict live = self._live
         while self._size > 0:
-            if self._heap[0].handle in live:
+            if self._map_find(self._heap[0].handle) >= 0:
                 return self._heap[0].due
             self._pop_root()
         return None
 
     def __len__(self):
-        return len(self._live)
+        return self._live
 
     def __contains__(self, handle):
-        return handle in self._live
+        cdef int overflow = 0
+        cdef int64_t h
+        if not PyLong_Check(handle) or isinstance(handle, bool):
+            return False
+        h = PyLong_AsLongLongAndOverflow(handle, &overflow)
+        return not overflow and h > 0 and self._map_find(h) >= 0
 
     def _storage_size(self):
         """Entries physically held, live and lazily-deleted (for memory-bound tests)."""
         return self._size
 
     def __repr__(self):
-        return f"TimerHeap(live={len(self._live)})"
+        return f"TimerHeap(live={self._live})"
 
 
 # --------------------------------------------------------------------------- memo table
 
 
+@cython.final
+cdef class _StepCounter:
+    # uses of one base step id in the current replay (-1: not used yet) and the full ids
+    # made so far, so that replays hand out the same strings without formatting them again
+    cdef Py_ssize_t n
+    cdef list names
+
+
 cdef class MemoTable:
     """A run's step id -> recorded outcome table, plus the per-replay step id counters.
+
+    ``get`` is the underlying dict's own ``get`` (so ``default`` is positional-only): a memo
+    lookup costs exactly a dict lookup.
 
     Complexity: next_id, get, set, ``in``, pop and len are O(1) (hash lookups); items is O(n);
     reset_counter is O(number of distinct base ids).
@@ -348,28 +597,37 @@ cdef class MemoTable:
 
     cdef dict _data
     cdef dict _counters
+    cdef readonly object get
 
     def __cinit__(self):
         self._data = {}
         self._counters = {}
+        self.get = self._data.get
 
-    def next_id(self, step_id):
-        if not PyUnicode_Check(step_id):
-            raise TypeError(f"step_id must be a str, got {type(step_id).__name__}")
-        cdef dict counters = self._counters
-        n = counters.get(step_id)
-        if n is None:
-            counters[step_id] = 0
+    def next_id(self, step_id, /):
+        cdef _StepCounter c
+        cdef PyObject* p = _PyDict_GetItem(self._counters, step_id)  # borrowed
+        if p == NULL:
+            if not PyUnicode_Check(step_id):
+                raise TypeError(f"step_id must be a str, got {type(step_id).__name__}")
+            c = _StepCounter.__new__(_StepCounter)
+            c.n = 0
+            c.names = [step_id]
+            self._counters[step_id] = c
             return step_id
-        n += 1
-        counters[step_id] = n
-        return f"{step_id}:{n}"
+        c = <_StepCounter>p
+        c.n += 1
+        if c.n < len(c.names):
+            return c.names[c.n]
+        name = f"{step_id}:{c.n}"
+        c.names.append(name)
+        return name
 
     def reset_counter(self):
-        self._counters.clear()
-
-    def get(self, full_id, default=None):
-        return self._data.get(full_id, default)
+        cdef _StepCounter c
+        for value in self._counters.values():
+            c = <_StepCounter>value
+            c.n = -1
 
     def __contains__(self, full_id):
         return full_id in self._data

@@ -223,6 +223,8 @@ class TimerHeap:
         return len(self._live)
 
     def __contains__(self, handle: object) -> bool:
+        if type(handle) is not int and (not isinstance(handle, int) or isinstance(handle, bool)):
+            return False  # only int handles are ever live (1.0 and True are not handles)
         return handle in self._live
 
     def _storage_size(self) -> int:
@@ -239,22 +241,29 @@ class TimerHeap:
 class MemoTable:
     """A run's step id -> recorded outcome table, plus the per-replay step id counters.
 
+    ``get`` is the underlying dict's own ``get`` (so ``default`` is positional-only): a memo
+    lookup costs exactly a dict lookup.
+
     Complexity: next_id, get, set, ``in``, pop and len are O(1) (hash lookups); items is O(n);
     reset_counter is O(number of distinct base ids).
     """
 
-    __slots__ = ("_counters", "_data")
+    __slots__ = ("_counters", "_data", "get")
 
     def __init__(self) -> None:
         self._data: dict[str, object] = {}
         self._counters: dict[str, int] = {}
+        self.get = self._data.get  # get(full_id, default=None, /)
 
-    def next_id(self, step_id: str) -> str:
-        if type(step_id) is not str and not isinstance(step_id, str):
-            raise TypeError(f"step_id must be a str, got {type(step_id).__name__}")
+    def next_id(self, step_id: str, /) -> str:
         counters = self._counters
-        n = counters.get(step_id)
+        try:
+            n = counters.get(step_id)
+        except TypeError:  # unhashable: reported as the wrong type below
+            n = None
         if n is None:
+            if not isinstance(step_id, str):
+                raise TypeError(f"step_id must be a str, got {type(step_id).__name__}")
             counters[step_id] = 0
             return step_id
         n += 1
@@ -263,9 +272,6 @@ class MemoTable:
 
     def reset_counter(self) -> None:
         self._counters.clear()
-
-    def get(self, full_id: str, default: object = None) -> object:
-        return self._data.get(full_id, default)
 
     def __contains__(self, full_id: object) -> bool:
         return full_id in self._data

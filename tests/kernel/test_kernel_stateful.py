@@ -24,8 +24,8 @@ I64_MAX = 2**63 - 1
 MASK64 = 2**64 - 1
 
 FAST = settings(
-    max_examples=150,
-    stateful_step_count=80,
+    max_examples=100,
+    stateful_step_count=70,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

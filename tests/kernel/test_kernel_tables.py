@@ -59,7 +59,31 @@ def test_memo_argument_errors(core):
         memo.next_id(3)
     with pytest.raises(TypeError, match="full_id must be a str, got NoneType"):
         memo.set(None, 1)
+    with pytest.raises(TypeError, match="step_id must be a str, got list"):
+        memo.next_id(["unhashable"])
     assert len(memo) == 0
+
+
+def test_memo_get_is_the_dicts_own(core):
+    memo = core.MemoTable()
+    memo.set("a", 1)
+    assert memo.get("a") == 1
+    assert memo.get("b", 2) == 2
+    with pytest.raises(TypeError):
+        memo.get("a", default=3)  # default is positional-only, as in dict.get
+    with pytest.raises(TypeError):
+        memo.next_id(step_id="a")  # so is next_id's argument
+
+
+def test_memo_replays_repeat_the_same_ids(core):
+    memo = core.MemoTable()
+    first = [memo.next_id(base) for base in ["a", "b", "a", "a", "b", "c"]]
+    assert first == ["a", "b", "a:1", "a:2", "b:1", "c"]
+    for _ in range(3):
+        memo.reset_counter()
+        assert [memo.next_id(base) for base in ["a", "b", "a", "a", "b", "c"]] == first
+    memo.reset_counter()
+    assert [memo.next_id("a") for _ in range(5)] == ["a", "a:1", "a:2", "a:3", "a:4"]
 
 
 # ------------------------------------------------------------------ ReadyQueue

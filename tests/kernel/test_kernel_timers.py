@@ -107,6 +107,10 @@ def test_contains_ignores_foreign_values(core):
     assert h in timers
     assert "x" not in timers
     assert 99 not in timers
+    assert 1.0 not in timers  # equal to a live handle, but not a handle
+    assert True not in timers
+    assert [h] not in timers
+    assert 2**70 not in timers
 
 
 def test_int_subclasses_are_accepted(core):
