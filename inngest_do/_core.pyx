@@ -357,19 +357,36 @@ cdef class TimerHeap:
         return self._push_free(slot)
 
     cdef int _after_removals(self) except -1:
+        # give memory back after bursts: every structure is shrunk once it is 3/4 empty
         cdef Py_ssize_t map_cap = self._map_mask + 1
-        if self._live == 0 and len(self._payloads) > 1024:
-            # everything left in the heap is dead: start afresh and give the memory back
-            self._size = 0
-            self._payloads = []
-            self._nfree = 0
-            free(self._free)
-            self._free = NULL
-            self._free_cap = 0
-        if self._cap > 4096 and self._size < self._cap >> 2:
-            self._heap_resize(self._cap >> 1)
+        cdef Py_ssize_t cap = self._cap
+        cdef Py_ssize_t nslots = len(self._payloads)
+        if self._live == 0:
+            self._size = 0  # whatever is left in the heap is dead
+        if nslots > 1024 and self._nfree * 4 > nslots * 3:
+            self._compact_slots()
+        while cap > 4096 and self._size < cap >> 2:
+            cap >>= 1
+        if cap != self._cap:
+            self._heap_resize(cap)
         if map_cap > 64 and self._live * 8 < map_cap:
             self._map_rehash(_map_size_for(self._live))
+        return 0
+
+    cdef int _compact_slots(self) except -1:
+        # renumber the live payloads 0..live-1 (the map is the only holder of slot numbers)
+        cdef list old = self._payloads
+        cdef list new = []
+        cdef Py_ssize_t i
+        for i in range(self._map_mask + 1):
+            if self._map[i].key > 0:
+                new.append(old[self._map[i].slot])
+                self._map[i].slot = len(new) - 1
+        self._payloads = new
+        self._nfree = 0
+        free(self._free)
+        self._free = NULL
+        self._free_cap = 0
         return 0
 
     # ---- heap
@@ -672,9 +689,10 @@ cdef class ReadyQueue:
     """Highest priority first, FIFO among equal priorities.
 
     A C array binary heap of (priority, sequence, slot); the items themselves sit in a Python
-    list at their slot (so the garbage collector sees them), slots being recycled.
+    list at their slot (so the garbage collector sees them), slots being recycled and the
+    arrays shrunk once they are 3/4 empty.
 
-    Complexity: push and pop O(log n); peek, len and bool O(1).
+    Complexity: push and pop O(log n) amortised; peek, len and bool O(1).
     """
 
     cdef _Ready* _heap
@@ -684,6 +702,7 @@ cdef class ReadyQueue:
     cdef list _slots
     cdef Py_ssize_t* _free
     cdef Py_ssize_t _nfree
+    cdef Py_ssize_t _free_cap
 
     def __cinit__(self):
         self._heap = NULL
@@ -692,6 +711,7 @@ cdef class ReadyQueue:
         self._cap = 0
         self._seq = 0
         self._nfree = 0
+        self._free_cap = 0
         self._slots = []
 
     def __dealloc__(self):
@@ -703,11 +723,43 @@ cdef class ReadyQueue:
         if p == NULL:
             raise MemoryError()
         self._heap = p
-        cdef Py_ssize_t* f = <Py_ssize_t*>realloc(self._free, cap * sizeof(Py_ssize_t))
-        if f == NULL:
-            raise MemoryError()
-        self._free = f
         self._cap = cap
+        return 0
+
+    cdef int _push_free(self, Py_ssize_t slot) except -1:
+        cdef Py_ssize_t cap
+        cdef Py_ssize_t* fr
+        if self._nfree == self._free_cap:
+            cap = self._free_cap * 2 if self._free_cap else 16
+            fr = <Py_ssize_t*>realloc(self._free, cap * sizeof(Py_ssize_t))
+            if fr == NULL:
+                raise MemoryError()
+            self._free = fr
+            self._free_cap = cap
+        self._free[self._nfree] = slot
+        self._nfree += 1
+        return 0
+
+    cdef int _after_pop(self) except -1:
+        # give memory back after bursts: every structure is shrunk once it is 3/4 empty
+        cdef Py_ssize_t nslots = len(self._slots)
+        cdef Py_ssize_t i, cap = self._cap
+        cdef list slots
+        if nslots > 64 and (self._size == 0 or (nslots > 1024 and self._nfree * 4 > nslots * 3)):
+            slots = []
+            for i in range(self._size):
+                slots.append(self._slots[self._heap[i].slot])
+                self._heap[i].slot = i
+            self._slots = slots
+            self._nfree = 0
+            if self._free_cap > 1024:
+                free(self._free)
+                self._free = NULL
+                self._free_cap = 0
+        while cap > 1024 and self._size < cap >> 2:
+            cap >>= 1
+        if cap != self._cap:
+            self._resize(cap)
         return 0
 
     def push(self, item, priority=0):
@@ -748,18 +800,10 @@ cdef class ReadyQueue:
         cdef Py_ssize_t size, pos, child, parent
         cdef _Ready last
         item = self._slots[slot]
+        self._slots[slot] = None
+        self._push_free(slot)
         self._size -= 1
         size = self._size
-        if size == 0 and len(self._slots) > 64:
-            # drained after a burst: drop the slot list and the arrays to bound memory
-            self._slots = []
-            self._nfree = 0
-            if self._cap > 1024:
-                self._resize(16)
-            return item
-        self._slots[slot] = None
-        self._free[self._nfree] = slot
-        self._nfree += 1
         last = heap[size]
         pos = 0
         child = 1
@@ -776,7 +820,9 @@ cdef class ReadyQueue:
                 pos = parent
             else:
                 break
-        heap[pos] = last
+        if size > 0:
+            heap[pos] = last
+        self._after_pop()
         return item
 
     def peek(self):
@@ -789,6 +835,10 @@ cdef class ReadyQueue:
 
     def __bool__(self):
         return self._size > 0
+
+    def _storage_size(self):
+        """Item slots physically held (for memory-bound tests)."""
+        return len(self._slots)
 
     def __repr__(self):
         return f"ReadyQueue(len={self._size})"

@@ -139,6 +139,18 @@ def test_ready_queue_reuses_slots_across_bursts(core):
     assert q.peek() == "after" and q.pop() == "after"
 
 
+def test_ready_queue_gives_memory_back(core):
+    q = core.ReadyQueue()
+    q.push("keep", -1)
+    for i in range(20_000):
+        q.push(i, i % 5)
+    for _ in range(20_000):
+        q.pop()
+    assert len(q) == 1 and q._storage_size() <= 1_100  # back to O(live + a constant)
+    assert q.pop() == "keep"
+    assert q._storage_size() <= 64
+
+
 def test_ready_queue_items_are_released_and_collectable(core):
     class Item:
         pass

@@ -146,6 +146,22 @@ def test_repeated_schedule_cancel_keeps_memory_bounded(core):
     assert keep in timers
 
 
+def test_memory_is_given_back_after_a_burst(core):
+    timers = core.TimerHeap()
+    keep = timers.schedule(10**12, "far")
+    for i in range(20_000):
+        timers.schedule(i, i)
+    assert len(timers.pop_due(10**6)) == 20_000
+    assert timers._storage_size() <= 4
+    for i in range(20_000):
+        timers.schedule(i, i)
+    for h in range(keep + 20_001, keep + 39_990):
+        timers.cancel(h)
+    assert len(timers) == 12
+    assert timers._storage_size() <= 1_100  # back to O(live + a constant)
+    assert [e[2] for e in timers.pop_due(10**13)] == [*range(19_989, 20_000), "far"]
+
+
 def test_payloads_are_released(core):
     class Payload:
         pass
