@@ -6,6 +6,8 @@ and a seeded random source. All times are integer milliseconds.
 Its twin ``inngest_do/_core_py.py`` has the same names, signatures, results and error messages;
 ``inngest_do.kernel`` picks one. Keep the two in step: the kernel tests drive both with the same
 operation sequences and compare every answer.
+
+None of the types is thread-safe: each belongs to the one thread (event loop) driving an engine.
 """
 
 import datetime as _dt

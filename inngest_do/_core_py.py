@@ -5,6 +5,8 @@ Same names, same signatures, same results and same error messages as the compile
 the engine's data structures (clocks, a timer heap, memo tables, a ready queue, rate limiters,
 a seeded random source). All times are integer milliseconds.
 
+None of the types is thread-safe: each belongs to the one thread (event loop) driving an engine.
+
 Integer arguments must be ``int`` (``bool`` is refused) and, where the compiled kernel keeps
 them in a C ``int64``, fit in a signed 64-bit integer; the twin checks the same ranges so the
 two raise the same errors.
