@@ -58,17 +58,15 @@ _MAX_SLEEP = 1.0
 
 
 class _Guarded:
-    """Drive ``coro`` holding ``lock`` for each stretch between two awaits of real I/O,
-    committing ``store`` before letting go, so no write transaction stays open while the
-    loop waits."""
+    """Drive ``coro`` holding ``lock`` for each stretch between two awaits of real I/O."""
 
-    __slots__ = ("coro", "lock", "store")
+    __slots__ = ("coro", "lock")
 
-    def __init__(self, coro: typing.Coroutine, lock: typing.Any, store: Store) -> None:
-        self.coro, self.lock, self.store = coro, lock, store
+    def __init__(self, coro: typing.Coroutine, lock: typing.Any) -> None:
+        self.coro, self.lock = coro, lock
 
     def __await__(self) -> typing.Generator[typing.Any, typing.Any, typing.Any]:
-        coro, lock, commit = self.coro, self.lock, self.store.commit
+        coro, lock = self.coro, self.lock
         send: typing.Any = None
         exc: BaseException | None = None
         while True:
@@ -77,8 +75,6 @@ class _Guarded:
                     y = coro.throw(exc) if exc is not None else coro.send(send)
                 except StopIteration as stop:
                     return stop.value
-                finally:
-                    commit()
             exc = None
             try:
                 send = yield y
@@ -308,7 +304,7 @@ class Worker:
     async def _slice(self, engine: Engine, run: RunState) -> None:
         cancelled = False
         try:
-            await _Guarded(engine.slice(run), engine.lock, engine.store)
+            await _Guarded(engine.slice(run), engine.lock)
         except asyncio.CancelledError:
             cancelled = True
         except Exception:  # noqa: BLE001 - an engine bug must not stop the worker

@@ -1,18 +1,22 @@
 """The SQLite store: an engine's records in one file that survives a hard kill.
 
-Durability. The file is in WAL mode. Writes go into one open transaction (group commit) and
-:meth:`SQLiteStore.commit` commits it; the engine commits before ``send`` returns and before a
-handler continues past a step, so what was acknowledged is committed. With the default
-``synchronous="NORMAL"`` a commit appends to the WAL without an fsync: a killed process
-(SIGKILL, a crash) loses nothing committed, but a power loss or an OS crash may roll back the
-last few transactions. ``synchronous="FULL"`` fsyncs every commit and survives power loss too,
-at the cost of one fsync per step.
+Durability. The file is in WAL mode. Writes wait in memory until :meth:`SQLiteStore.commit`
+sends them to SQLite in one transaction (group commit); the engine commits before ``send``
+returns and before a handler continues past a step, so what was acknowledged is committed.
+With the default ``synchronous="NORMAL"`` a commit appends to the WAL without an fsync: a
+killed process (SIGKILL, a crash) loses nothing committed, but a power loss or an OS crash may
+roll back the last few transactions (never corrupt the file). ``synchronous="FULL"`` fsyncs
+every commit and survives power loss too, at the cost of one fsync per step.
+
+Layout. Step memos and history entries go to one append-only ``journal`` table, so the
+commit after a step is a single multi-row INSERT that writes one page; runs, events,
+flow-control state and meta values have a table each. Order is kept by rowid.
 
 Format. ``PRAGMA application_id`` marks the file as ours and ``PRAGMA user_version`` holds its
 schema version; :data:`MIGRATIONS` move older files forward. Before anything is written, the
 file is inspected through a read-only connection: a file that is not SQLite, not ours, from a
 newer schema or corrupt raises :class:`StoreFormatError` naming the path and the problem, and
-is left exactly as it was.
+is left exactly as it was (no byte of it, and no side file created).
 
 Lease. One engine owns a store file at a time: it holds an exclusive ``flock`` on the side file
 ``<path>.lock`` (which also records its pid) for as long as the store is open; a second engine
@@ -22,17 +26,18 @@ seconds for it. The kernel drops the lock when its holder dies, even by SIGKILL.
 Inbox. Other processes may still append events while an engine owns the file:
 :func:`send_events` inserts them into the ``inbox`` table in its own short transaction (SQLite
 serializes writers), and the owner moves them into the engine with :meth:`SQLiteStore.take_inbox`,
-which deletes them inside the same transaction that records them as accepted, so an inbox event
-is accepted exactly once even if the owner dies at any point. This is how ``inngest-do send``
-reaches a running ``inngest-do run``.
+whose deletion is committed in the same transaction that records them as accepted, so an inbox
+event is accepted exactly once even if the owner dies at any point. This is how
+``inngest-do send`` reaches a running ``inngest-do run``.
 
-Costs: each write is one indexed insert, O(log n); :meth:`SQLiteStore.recover` reads every
-table once, O(size of the file).
+Costs: a commit is one SQLite transaction, O(log n) per row written; :meth:`SQLiteStore.recover`
+reads every table once, O(size of the file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -75,10 +80,10 @@ _SCHEMA = (
     """CREATE TABLE runs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
         fn_id TEXT NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL,
         ended_ms INTEGER, record TEXT NOT NULL)""",
-    """CREATE TABLE memos (seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL,
-        step_id TEXT NOT NULL, outcome TEXT NOT NULL)""",
-    """CREATE TABLE history (seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL,
-        entry TEXT NOT NULL)""",
+    # step memos (kind 'm', with their step id) and history entries (kind 'h') share one
+    # append-only table: a step's commit then writes one page, not two
+    """CREATE TABLE journal (seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL,
+        kind TEXT NOT NULL, step_id TEXT, data TEXT NOT NULL)""",
     """CREATE TABLE flow (namespace TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
         PRIMARY KEY (namespace, key)) WITHOUT ROWID""",
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -99,8 +104,14 @@ _UPSERT_RUN = (
     " ON CONFLICT (id) DO UPDATE SET status = excluded.status, ended_ms = excluded.ended_ms,"
     " record = excluded.record"
 )
-_INSERT_MEMO = "INSERT INTO memos (run_id, step_id, outcome) VALUES (?, ?, ?)"
-_INSERT_HISTORY = "INSERT INTO history (run_id, entry) VALUES (?, ?)"
+_INSERT_JOURNAL = "INSERT INTO journal (run_id, kind, step_id, data) VALUES "
+_JOURNAL_ROW = "(?, ?, ?, ?)"
+#: up to this many journal rows go in one multi-row INSERT (SQLite allows 32,766 parameters)
+_MAX_ROWS = 256
+#: WAL pages between automatic checkpoints (SQLite's default is 1,000): a hot page rewritten
+#: by many commits is copied back to the file once per checkpoint, so fewer checkpoints is
+#: less work per commit; the WAL file stays under 16 MiB plus one transaction
+_CHECKPOINT_PAGES = 4000
 _UPSERT_FLOW = "INSERT OR REPLACE INTO flow (namespace, key, value) VALUES (?, ?, ?)"
 _DELETE_FLOW = "DELETE FROM flow WHERE namespace = ? AND key = ?"
 _UPSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
@@ -189,24 +200,31 @@ def _connect_ro(path: str) -> sqlite3.Connection:
 
 # the lease ---------------------------------------------------------------------------------
 class _Lease:
-    """An exclusive ``flock`` on ``<path>.lock``, which also holds the owner's pid."""
+    """An exclusive ``flock`` on ``<path>.lock``, which also says who holds it: ``"<pid>
+    engine"`` for as long as an engine has the store open, ``"<pid> send"`` for the moment
+    a sender creates or migrates the file."""
 
-    def __init__(self, path: str) -> None:
+    #: seconds anyone waits for a sender's (short) hold, whatever their own timeout
+    TRANSIENT_WAIT = 10.0
+
+    def __init__(self, path: str, role: str = "engine") -> None:
         self.path = path + ".lock"
+        self.role = role
         self.fd: int | None = None
 
     def acquire(self, store_path: str, timeout: float) -> None:
         if fcntl is None:  # pragma: no cover
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    pid = _read_pid(fd)
+                pid, role = _read_holder(fd)
+                waited = time.monotonic() - started
+                if waited >= timeout and (role == "engine" or waited >= self.TRANSIENT_WAIT):
                     os.close(fd)
                     who = f"process {pid}" if pid else "another process"
                     if pid == os.getpid():
@@ -214,9 +232,9 @@ class _Lease:
                     raise StoreInUseError(f"store {store_path}: is in use by {who}; stop it "
                                           "first, or send events with `inngest-do send`",
                                           pid) from None
-                time.sleep(0.05)
+                time.sleep(0.02)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {self.role}\n".encode(), 0)
         self.fd = fd
 
     def release(self) -> None:
@@ -227,11 +245,13 @@ class _Lease:
             os.close(fd)  # closing the descriptor drops the flock
 
 
-def _read_pid(fd: int) -> int | None:
+def _read_holder(fd: int) -> tuple[int | None, str | None]:
+    """(pid, role) of the lease's holder; (None, None) while it has not written them yet."""
     try:
-        return int(os.pread(fd, 32, 0).split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+        pid, role = os.pread(fd, 64, 0).split()[:2]
+        return int(pid), role.decode()
+    except (OSError, ValueError):
+        return None, None
 
 
 # the store ---------------------------------------------------------------------------------
@@ -240,6 +260,8 @@ def _connect(path: str, synchronous: str, busy_ms: int) -> sqlite3.Connection:
                            cached_statements=64)
     conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {_CHECKPOINT_PAGES}")
+    conn.execute(f"PRAGMA journal_size_limit = {4 * _CHECKPOINT_PAGES * 4096}")
     return conn
 
 
@@ -313,7 +335,10 @@ class SQLiteStore(Store):
         self.location = self.path
         self._conn: sqlite3.Connection | None = None
         self._lease = _Lease(self.path)
-        self._in_tx = False
+        # Writes wait here until commit(), which sends them in one transaction: journal rows
+        # (memos, history) as flat INSERT parameters, everything else as statements.
+        self._rows: list[typing.Any] = []
+        self._statements: list[tuple[str, tuple]] = []
 
     # life cycle --------------------------------------------------------------------------
     def open(self) -> None:
@@ -333,7 +358,7 @@ class SQLiteStore(Store):
             self.commit()
         finally:
             conn, self._conn = self._conn, None
-            self._in_tx = False
+            self.rollback()
             conn.close()
             self._lease.release()
 
@@ -348,79 +373,91 @@ class SQLiteStore(Store):
             conn = self._conn
         return typing.cast(sqlite3.Connection, conn)
 
-    def _write(self) -> sqlite3.Connection:
-        conn = self._conn
-        if conn is None:
-            conn = self._db()
-        if not self._in_tx:
-            conn.execute("BEGIN IMMEDIATE")
-            self._in_tx = True
-        return conn
-
     # writes ------------------------------------------------------------------------------
     def save_event(self, event_id: str, payload: dict, received_ms: int) -> None:
-        self._write().execute(_INSERT_EVENT, (event_id, _dumps(payload), received_ms))
+        self._statements.append((_INSERT_EVENT, (event_id, _dumps(payload), received_ms)))
 
     def save_run(self, record: dict) -> None:
-        self._write().execute(_UPSERT_RUN, (
+        self._statements.append((_UPSERT_RUN, (
             record["id"], record["fn_id"], record["status"], record["created_ms"],
-            record.get("ended_ms"), _dumps(record)))
+            record.get("ended_ms"), _dumps(record))))
 
     def save_memo(self, run_id: str, step_id: str, outcome: list) -> None:
-        self._write().execute(_INSERT_MEMO, (run_id, step_id, _dumps(outcome)))
+        self._rows += (run_id, "m", step_id, _dumps(outcome))
 
     def append_history(self, run_id: str, entry: tuple) -> None:
-        self._write().execute(_INSERT_HISTORY, (run_id, _dumps(entry)))
+        self._rows += (run_id, "h", None, _dumps(entry))
 
     def save_flow(self, namespace: str, key: str, value: typing.Any) -> None:
         if value is None:
-            self._write().execute(_DELETE_FLOW, (namespace, key))
+            self._statements.append((_DELETE_FLOW, (namespace, key)))
         else:
-            self._write().execute(_UPSERT_FLOW, (namespace, key, _dumps(value)))
+            self._statements.append((_UPSERT_FLOW, (namespace, key, _dumps(value))))
 
     def save_meta(self, key: str, value: typing.Any) -> None:
-        self._write().execute(_UPSERT_META, (key, _dumps(value)))
+        self._statements.append((_UPSERT_META, (key, _dumps(value))))
 
     def commit(self) -> None:
-        if self._in_tx:
-            self._in_tx = False
-            typing.cast(sqlite3.Connection, self._conn).execute("COMMIT")
+        """Write everything pending in one transaction. The common case, a step's memo and
+        history entry, is a single multi-row INSERT (one statement, one page)."""
+        rows, statements = self._rows, self._statements
+        if not rows and not statements:
+            return
+        conn = self._db()
+        self._rows, self._statements = [], []
+        n = len(rows) // 4
+        try:
+            if not statements and n <= _MAX_ROWS:
+                conn.execute(_insert_journal(n), rows)  # autocommit: its own transaction
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                for i in range(0, n, _MAX_ROWS):
+                    chunk = rows[4 * i:4 * (i + _MAX_ROWS)]
+                    conn.execute(_insert_journal(len(chunk) // 4), chunk)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as err:
+            raise StoreError(f"store {self.path}: commit failed ({err})") from err
 
     def rollback(self) -> None:
         """Drop what was written since the last commit."""
-        if self._in_tx:
-            self._in_tx = False
-            typing.cast(sqlite3.Connection, self._conn).execute("ROLLBACK")
+        self._rows, self._statements = [], []
 
     @property
     def in_transaction(self) -> bool:
         """True while writes are waiting for :meth:`commit`."""
-        return self._in_tx
+        return bool(self._rows or self._statements)
 
     # the inbox ---------------------------------------------------------------------------
     def take_inbox(self, limit: int = 1000) -> list[dict]:
         """Event payloads other processes sent (see :func:`send_events`), oldest first.
 
-        They are deleted in the open transaction: the caller hands them to the engine, whose
-        commit records them as accepted and gone from the inbox at once.
+        Their deletion waits with the other writes: the caller hands them to the engine,
+        whose commit records them as accepted and gone from the inbox in one transaction.
         """
         rows = self._db().execute(
             "SELECT seq, payload FROM inbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
         if not rows:
             return []
-        self._write().execute("DELETE FROM inbox WHERE seq <= ?", (rows[-1][0],))
+        self._statements.append(("DELETE FROM inbox WHERE seq <= ?", (rows[-1][0],)))
         return [_loads(p) for _, p in rows]
 
     # reads -------------------------------------------------------------------------------
     def recover(self) -> RecoveredState:
         conn = self._db()
         memos: dict[str, dict[str, list]] = {}
-        for run_id, step_id, outcome in conn.execute(
-                "SELECT run_id, step_id, outcome FROM memos ORDER BY seq"):
-            memos.setdefault(run_id, {})[step_id] = _loads(outcome)
         history: dict[str, list] = {}
-        for run_id, entry in conn.execute("SELECT run_id, entry FROM history ORDER BY seq"):
-            history.setdefault(run_id, []).append(tuple(_loads(entry)))
+        for run_id, kind, step_id, data in conn.execute(
+                "SELECT run_id, kind, step_id, data FROM journal ORDER BY seq"):
+            if kind == "m":
+                memos.setdefault(run_id, {})[step_id] = _loads(data)
+            else:
+                history.setdefault(run_id, []).append(tuple(_loads(data)))
         runs = []
         for (record,) in conn.execute("SELECT record FROM runs ORDER BY seq"):
             rec = _loads(record)
@@ -436,6 +473,11 @@ class SQLiteStore(Store):
         return RecoveredState(runs=runs, events=events, flow=flow, meta=meta)
 
 
+@functools.cache
+def _insert_journal(n: int) -> str:
+    return _INSERT_JOURNAL + ", ".join([_JOURNAL_ROW] * n)
+
+
 # other processes ---------------------------------------------------------------------------
 def send_events(path: str | os.PathLike[str], payloads: list[dict], *,
                 synchronous: str = "NORMAL", timeout: float = 10.0,
@@ -448,7 +490,7 @@ def send_events(path: str | os.PathLike[str], payloads: list[dict], *,
     version = _inspect(path, check=check)
     lease = None
     if version != SCHEMA_VERSION:  # creating or migrating: only with the lease
-        lease = _Lease(path)
+        lease = _Lease(path, role="send")
     conn = _open_for_writing(path, synchronous.upper(), int(timeout * 1000), check=False,
                              lease=lease, lease_timeout=timeout)
     try:
@@ -516,12 +558,13 @@ class StoreReader:
 
     def history(self, run_id: str) -> list[tuple]:
         return [tuple(_loads(e)) for (e,) in self._conn.execute(
-            "SELECT entry FROM history WHERE run_id = ? ORDER BY seq", (run_id,))]
+            "SELECT data FROM journal WHERE run_id = ? AND kind = 'h' ORDER BY seq", (run_id,))]
 
     def memos(self, run_id: str) -> dict[str, list]:
         out: dict[str, list] = {}
         for step_id, outcome in self._conn.execute(
-                "SELECT step_id, outcome FROM memos WHERE run_id = ? ORDER BY seq", (run_id,)):
+                "SELECT step_id, data FROM journal WHERE run_id = ? AND kind = 'm' ORDER BY seq",
+                (run_id,)):
             out[step_id] = _loads(outcome)
         return out
 
