@@ -54,6 +54,8 @@ if typing.TYPE_CHECKING:
     from .function import Function
     from .storage import Store
 
+T = typing.TypeVar("T")
+
 #: delay before retry after failed attempt a (0-based), before jitter
 BACKOFF_MS = (15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_200_000, 2_400_000,
               3_600_000, 7_200_000)
@@ -120,14 +122,17 @@ class Engine:
         self.executing: set[str] = set()
         self.flow = FlowControl(self)
         self.lock = threading.RLock()
-        self.auto_drain = False  # a Simulation drains after every top-level send
+        self.auto_drain = False  # a Simulation runs what is due after every top-level send
+        self.drain_limit: int | None = None  # slices one drain may run (a Simulation's bound)
+        self.busy_error: typing.Callable[[int], Exception] = lambda n: RuntimeError(
+            f"inngest_do: still busy after {n} slices at one instant")
         self.on_work: typing.Callable[[], None] | None = None  # a Worker's wake-up call
         # (fn id or None, step id) -> [attempts left to fail, error]: Simulation.fail_step
         self.faults: dict[tuple[str | None, str], list] = {}
         self._router = EventRouter()
         self._known_fns: dict[str, Function[typing.Any]] = {}
         self._cron_timers: set[int] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loops = threading.local()
         self.store.open()
         self._recover()
 
@@ -255,20 +260,49 @@ class Engine:
             return
         self.flow.request_slice(run)
 
+    def _pop_ready(self) -> RunState | None:
+        run = self.runs.get(self.ready.pop())
+        if run is None:
+            return None
+        run.queued = False
+        return None if run.status.is_final else run
+
     def drain(self) -> int:
-        """Execute ready slices until none is left; returns how many ran."""
+        """Execute ready slices one after another until none is left; returns how many ran.
+
+        Slices run inside the engine's private event loop (entered once for the whole
+        drain), so step bodies and middleware may await real asyncio I/O.
+        """
+        return self._drive(self.drain_async())
+
+    def _drive(self, coro: typing.Coroutine[typing.Any, typing.Any, T]) -> T:
+        """Run an engine coroutine from synchronous code: in this thread's private loop, or
+        inline when called inside a caller's running loop (real I/O then needs a Worker)."""
+        if _loop_running():
+            return self._run_inline(coro)
+        return self._private_loop().run_until_complete(coro)
+
+    async def drain_async(self) -> int:
+        """:meth:`drain` from inside an event loop."""
         count = 0
-        ready = self.ready
-        while ready:
-            run = self.runs.get(ready.pop())
-            if run is None:
-                continue
-            run.queued = False
-            if run.status.is_final:
-                continue
-            self.resolve(self.slice(run))
-            count += 1
+        while self.ready:
+            run = self._pop_ready()
+            if run is not None:
+                count = self._count(count)
+                await self.slice(run)
         return count
+
+    def _count(self, count: int) -> int:
+        if self.drain_limit is not None and count >= self.drain_limit:
+            raise self.busy_error(count)
+        return count + 1
+
+    def _private_loop(self) -> asyncio.AbstractEventLoop:
+        """This thread's private event loop (worker threads each get their own)."""
+        loop = getattr(self._loops, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = self._loops.loop = asyncio.new_event_loop()
+        return loop
 
     async def slice(self, run: RunState) -> None:
         """Drive ``run``'s handler until it returns, raises or parks."""
@@ -290,18 +324,26 @@ class Engine:
             ex.ctx.attempt = run.attempt
             if fresh:
                 run.memos.reset_counter()
-                ex.memo_phase = len(run.memos) > 0
+            ex.memo_phase = len(run.memos) > 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
                                           StepMemos(dict(run.memos.items())))
                 await ex.call_hooks_async("before_memoization" if ex.memo_phase
                                           else "before_execution")
+            if not fresh and ex.memo_phase:
+                # A live coroutine resumes at new code: middleware hears what a replay
+                # would have told it once its memos ran out.
+                ex.memo_phase = False
+                await self.new_code_reached(ex)
             if ex.is_async:
                 if fresh:
                     ex.coro = fn.handler(ex.ctx)
                 outcome, value = await Drive(ex.coro)
             else:
                 outcome, value = self._call_sync(fn, ex)
+            if ex.memo_phase:  # the handler ended right after its last memo
+                ex.memo_phase = False
+                await self.new_code_reached(ex)
             if ex.middleware:
                 await ex.call_hooks_async("after_execution", reverse=True)
             await self._finish_slice(ex, outcome, value)
@@ -320,8 +362,13 @@ class Engine:
         except BaseException as err:  # noqa: BLE001 - classified by _finish_slice
             return ("raised", err)
 
-    def new_code_reached(self, ex: Execution) -> None:
+    async def new_code_reached(self, ex: Execution) -> None:
         """The replay ran out of memos: middleware hears it once."""
+        if ex.middleware:
+            await ex.call_hooks_async("after_memoization", reverse=True)
+            await ex.call_hooks_async("before_execution")
+
+    def new_code_reached_sync(self, ex: Execution) -> None:
         if ex.middleware:
             ex.call_hooks_sync("after_memoization", reverse=True)
             ex.call_hooks_sync("before_execution")
@@ -342,9 +389,7 @@ class Engine:
                 if ex.middleware:
                     res = TransformOutputResult(error=None, output=value, step=None)
                     await ex.call_hooks_async("transform_output", res, reverse=True)
-                    if res.error is not None:
-                        raise res.error
-                    value = res.output
+                    value = _transformed(res)
                 output = encode_output(value, f"function '{run.fn_id}'")
             except Exception as err:  # noqa: BLE001 - an unserializable output fails the run
                 self.fail_run(run, errors.describe_error(err))
@@ -465,13 +510,13 @@ class Engine:
     def _function_failed(self, run: RunState, err: Exception) -> None:
         fn = self.function(run.fn_id)
         attempt = run.attempt + 1
-        run.attempts += 1
         if not errors.is_retriable(err) or attempt > fn.retries:
             self.fail_run(run, errors.describe_error(err))
             return
         now = self.now_ms()
         due = now + self.retry_delay(attempt - 1, err)
         run.attempt = attempt
+        run.attempts += 1
         handle = self.timers.schedule(due, ("retry", run.id, FUNCTION_RETRY))
         run.pending[FUNCTION_RETRY] = Pending("retry", due, handle, attempt)
         run.status = RunStatus.RUNNING
@@ -486,7 +531,6 @@ class Engine:
         pending = run.pending.get(full_id)
         attempt = (pending.data if pending is not None and pending.kind == "retry"
                    else run.attempt) + 1
-        run.attempts += 1
         if pending is not None and pending.timer is not None and pending.timer in self.timers:
             self.timers.cancel(pending.timer)
         described = errors.describe_error(err)
@@ -500,6 +544,7 @@ class Engine:
         handle = self.timers.schedule(due, ("retry", run.id, full_id))
         run.pending[full_id] = Pending("retry", due, handle, attempt)
         run.attempt = attempt
+        run.attempts += 1
         self._log(now, run.id, run.fn_id, "step.failed", full_id,
                   {"attempt": attempt, "error": described["message"], "retry_at_ms": due})
         self._save(run)
@@ -518,9 +563,19 @@ class Engine:
             res = TransformOutputResult(error=None, output=out,
                                         step=TransformOutputStepInfo(id=full_id, op=op))
             ex.call_hooks_sync("transform_output", res, reverse=True)
-            if res.error is not None:
-                raise res.error
-            out = res.output
+            out = _transformed(res)
+        return self._checked_output(ex, full_id, out)
+
+    async def prepare_output_async(self, ex: Execution, full_id: str, op: str,
+                                   out: typing.Any) -> typing.Any:
+        if ex.middleware:
+            res = TransformOutputResult(error=None, output=out,
+                                        step=TransformOutputStepInfo(id=full_id, op=op))
+            await ex.call_hooks_async("transform_output", res, reverse=True)
+            out = _transformed(res)
+        return self._checked_output(ex, full_id, out)
+
+    def _checked_output(self, ex: Execution, full_id: str, out: typing.Any) -> typing.Any:
         if self.limits:
             size = len(json.dumps(out, allow_nan=False, default=str))
             limits.check_output_size(size, ex.run.keys.get("state_bytes", 0),
@@ -737,18 +792,44 @@ class Engine:
     # driving --------------------------------------------------------------------------------
     def run_until(self, target_ms: int) -> None:
         """Virtual clocks: run everything due up to ``target_ms`` in time order, then set
-        the clock to ``target_ms``."""
-        clock = self.clock
-        while True:
-            self.drain()
-            due = self.timers.peek_due()
-            if due is None or due > target_ms:
-                break
-            if due > clock.now_ms():
-                clock.advance_to(due)
-            self.fire_due(clock.now_ms())
-        if target_ms > clock.now_ms():
-            clock.advance_to(target_ms)
+        the clock to ``target_ms``. The private loop is entered once for all of it."""
+        self._drive(self._run_until_async(target_ms))
+        if target_ms > self.clock.now_ms():
+            self.clock.advance_to(target_ms)
+
+    def run_until_idle(self, max_iterations: int) -> bool:
+        """Virtual clocks: run from timer to timer until only cron schedules remain; False if
+        ``max_iterations`` timer instants were not enough."""
+        return self._drive(self._run_until_idle_async(max_iterations))
+
+    async def _run_until_idle_async(self, max_iterations: int) -> bool:
+        await self.drain_async()
+        done = 0
+        while self.has_work():
+            if done >= max_iterations:
+                return False
+            self._due_step(max(self.timers.peek_due() or 0, self.clock.now_ms()))
+            await self.drain_async()
+            done += 1
+        return True
+
+    async def _run_until_async(self, target_ms: int) -> None:
+        await self.drain_async()
+        while self._due_step(target_ms):
+            await self.drain_async()
+
+    def _due_step(self, target_ms: int) -> bool:
+        """Move the clock to the next timer due by ``target_ms`` and fire what is due then;
+        False when none is."""
+        if self.ready:
+            return True
+        due = self.timers.peek_due()
+        if due is None or due > target_ms:
+            return False
+        if due > self.clock.now_ms():
+            self.clock.advance_to(due)
+        self.fire_due(self.clock.now_ms())
+        return True
 
     def has_work(self) -> bool:
         """True while anything but cron schedules remains to be done."""
@@ -757,33 +838,47 @@ class Engine:
         return len(self.timers) > len(self._cron_timers)
 
     def resolve(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
-        """Run ``awaitable`` to completion from synchronous code.
+        """Run a fresh ``awaitable`` to completion from synchronous code (a sync handler's
+        async step body, an async hook called from sync code).
 
-        It runs inline (no event loop) until it awaits real I/O; only then is a private event
-        loop used. O(1) overhead on the inline path.
+        With no loop running in this thread it runs in this thread's private loop; inside a
+        running loop (a Simulation's, while a sync handler runs) it runs on a helper thread
+        with a loop of its own. Either way it may await real asyncio I/O.
         """
+        if not _loop_running():
+            return self._private_loop().run_until_complete(_ensure(awaitable))
+        box: list[typing.Any] = []
+
+        def target() -> None:
+            try:
+                box.append((True, asyncio.run(_ensure(awaitable))))
+            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
+                box.append((False, err))
+
+        helper = threading.Thread(target=target, name="inngest_do-resolve")
+        helper.start()
+        helper.join()
+        ok, value = box[0]
+        if ok:
+            return value
+        raise value
+
+    def _run_inline(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
+        """Run ``awaitable`` with no event loop: fine until it awaits real I/O."""
         gen = awaitable.__await__()
         try:
-            first = gen.send(None)
+            gen.send(None)
         except StopIteration as stop:
             return stop.value
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            gen.close()
-            raise RuntimeError(
-                "inngest_do: a step awaited real I/O while the engine was driven synchronously "
-                "inside a running event loop; use inngest_do.Worker in async code"
-            )
-        if self._loop is None or self._loop.is_closed():
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(_ensure(_Resume(gen, first)))
+        gen.close()
+        raise RuntimeError(
+            "inngest_do: a step awaited real I/O while a Simulation was driven from inside a "
+            "running event loop; drive it from synchronous code, or use inngest_do.Worker"
+        )
 
     def _work_arrived(self) -> None:
         if self.auto_drain:
-            self.drain()
+            self.run_until(self.now_ms())
         elif self.on_work is not None:
             self.on_work()
 
@@ -850,6 +945,20 @@ class Engine:
         from .recovery import restore
 
         restore(self, state)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _transformed(res: TransformOutputResult) -> typing.Any:
+    if res.error is not None:
+        raise res.error
+    return res.output
 
 
 async def _wrap(awaitable: typing.Awaitable[typing.Any]) -> typing.Any:

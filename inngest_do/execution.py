@@ -171,15 +171,28 @@ class Execution:
     def lookup(self, full_id: str, op: str) -> typing.Any:
         memo = self.run.memos.get(full_id, MISSING)
         if memo is MISSING:
-            if self.memo_phase:
-                self.memo_phase = False
-                self.engine.new_code_reached(self)
             return MISSING
         if memo[0] != op:
             raise errors.NonDeterminismError(
                 f"step '{full_id}' was recorded as a {memo[0]} step but the code now runs it "
                 f"as a {op} step; the function changed under a run in flight"
             )
+        return memo
+
+    async def lookup_async(self, full_id: str, op: str) -> typing.Any:
+        """:meth:`lookup`, telling middleware when a replay runs out of memos."""
+        memo = self.lookup(full_id, op)
+        if memo is MISSING and self.memo_phase:
+            self.memo_phase = False
+            await self.engine.new_code_reached(self)
+        return memo
+
+    def lookup_sync(self, full_id: str, op: str) -> typing.Any:
+        """:meth:`lookup`, telling middleware when a replay runs out of memos."""
+        memo = self.lookup(full_id, op)
+        if memo is MISSING and self.memo_phase:
+            self.memo_phase = False
+            self.engine.new_code_reached_sync(self)
         return memo
 
     def unwrap(self, full_id: str, memo: list) -> typing.Any:
@@ -226,6 +239,10 @@ class Execution:
         """Middleware's ``transform_output`` then the JSON round trip; raising here is a
         failed attempt of the step."""
         return self.engine.prepare_output(self, full_id, op, out)
+
+    async def prepare_output_async(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
+        """:meth:`prepare_output` for async handlers (middleware hooks may await I/O)."""
+        return await self.engine.prepare_output_async(self, full_id, op, out)
 
     def step_succeeded(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
         return self.engine.step_succeeded(self, full_id, op, out)

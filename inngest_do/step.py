@@ -80,7 +80,7 @@ class Step:
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_RUN)
         while True:
-            memo = ex.lookup(full_id, OP_RUN)
+            memo = await ex.lookup_async(full_id, OP_RUN)
             if memo is not MISSING:
                 return ex.unwrap(full_id, memo)
             if ex.retry_not_due(full_id):
@@ -93,7 +93,7 @@ class Step:
                 out = handler(*handler_args)
                 if inspect.isawaitable(out):
                     out = await out
-                out = ex.prepare_output(full_id, OP_RUN, out)
+                out = await ex.prepare_output_async(full_id, OP_RUN, out)
             except NestedStep as nested:
                 ex.exit_body(token)
                 raise ex.nested_error(full_id, nested) from None
@@ -117,7 +117,7 @@ class Step:
         ms = to_ms(duration, what="sleep.duration", min_ms=0)
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
-        while ex.lookup(full_id, OP_SLEEP) is MISSING:
+        while (await ex.lookup_async(full_id, OP_SLEEP)) is MISSING:
             ex.park_sleep(full_id, ms, relative=True)
             await PARK
 
@@ -127,7 +127,7 @@ class Step:
             raise TypeError(f"until: expected a datetime, got {type(until).__name__}")
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
-        while ex.lookup(full_id, OP_SLEEP) is MISSING:
+        while (await ex.lookup_async(full_id, OP_SLEEP)) is MISSING:
             ex.park_sleep(full_id, until_ms(until), relative=False)
             await PARK
 
@@ -144,7 +144,7 @@ class Step:
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_WAIT)
         while True:
-            memo = ex.lookup(full_id, OP_WAIT)
+            memo = await ex.lookup_async(full_id, OP_WAIT)
             if memo is not MISSING:
                 return ex.unwrap_event(full_id, memo)
             ex.park_wait(full_id, event, if_exp, ms)
@@ -156,7 +156,7 @@ class Step:
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_SEND)
         while True:
-            memo = ex.lookup(full_id, OP_SEND)
+            memo = await ex.lookup_async(full_id, OP_SEND)
             if memo is not MISSING:
                 return ex.unwrap(full_id, memo)
             await ex.call_hooks_async("before_send_events", evs)
@@ -198,7 +198,7 @@ class Step:
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_INVOKE)
         while True:
-            memo = ex.lookup(full_id, OP_INVOKE)
+            memo = await ex.lookup_async(full_id, OP_INVOKE)
             if memo is not MISSING:
                 return ex.unwrap(full_id, memo)
             ex.park_invoke(full_id, app_id, function_id, data, ms)
@@ -221,7 +221,7 @@ class StepSync:
         """Run ``handler(*handler_args)`` once, retrying it on error; its result is memoized."""
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_RUN)
-        memo = ex.lookup(full_id, OP_RUN)
+        memo = ex.lookup_sync(full_id, OP_RUN)
         if memo is not MISSING:
             return ex.unwrap(full_id, memo)
         if ex.retry_not_due(full_id):
@@ -241,7 +241,7 @@ class StepSync:
             ex.exit_body(token)
             if ex.step_failed(full_id, err):
                 raise SyncPark() from None
-            return ex.unwrap(full_id, ex.lookup(full_id, OP_RUN))
+            return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_RUN))
         except BaseException:
             ex.exit_body(token)
             raise
@@ -256,7 +256,7 @@ class StepSync:
         ms = to_ms(duration, what="sleep.duration", min_ms=0)
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
-        if ex.lookup(full_id, OP_SLEEP) is MISSING:
+        if ex.lookup_sync(full_id, OP_SLEEP) is MISSING:
             ex.park_sleep(full_id, ms, relative=True)
             raise SyncPark()
 
@@ -266,7 +266,7 @@ class StepSync:
             raise TypeError(f"until: expected a datetime, got {type(until).__name__}")
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
-        if ex.lookup(full_id, OP_SLEEP) is MISSING:
+        if ex.lookup_sync(full_id, OP_SLEEP) is MISSING:
             ex.park_sleep(full_id, until_ms(until), relative=False)
             raise SyncPark()
 
@@ -282,7 +282,7 @@ class StepSync:
         ms = _wait_timeout(timeout)
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_WAIT)
-        memo = ex.lookup(full_id, OP_WAIT)
+        memo = ex.lookup_sync(full_id, OP_WAIT)
         if memo is not MISSING:
             return ex.unwrap_event(full_id, memo)
         ex.park_wait(full_id, event, if_exp, ms)
@@ -293,7 +293,7 @@ class StepSync:
         evs = _events_list(events)
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_SEND)
-        memo = ex.lookup(full_id, OP_SEND)
+        memo = ex.lookup_sync(full_id, OP_SEND)
         if memo is not MISSING:
             return ex.unwrap(full_id, memo)
         ex.call_hooks_sync("before_send_events", evs)
@@ -302,7 +302,7 @@ class StepSync:
         except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
             if ex.step_failed(full_id, err, OP_SEND):
                 raise SyncPark() from None
-            return ex.unwrap(full_id, ex.lookup(full_id, OP_SEND))
+            return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_SEND))
         ex.after_send_sync(ids)
         return ex.step_succeeded(full_id, OP_SEND, ids)
 
@@ -334,7 +334,7 @@ class StepSync:
         ms = _invoke_timeout(timeout)
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_INVOKE)
-        memo = ex.lookup(full_id, OP_INVOKE)
+        memo = ex.lookup_sync(full_id, OP_INVOKE)
         if memo is not MISSING:
             return ex.unwrap(full_id, memo)
         ex.park_invoke(full_id, app_id, function_id, data, ms)

@@ -74,9 +74,17 @@ class Simulation:
         engine = Engine(self.client, clock=self.clock, store=self._store, seed=self.seed,
                         coroutine_cap=self._coroutine_cap)
         engine.auto_drain = True
+        engine.drain_limit = self.max_iterations
+        engine.busy_error = self._busy
         self.client._engine = engine
         engine._sync_functions()  # registers the client's functions and their cron timers
         return engine
+
+    def _busy(self, count: int) -> SimulationError:
+        return SimulationError(
+            f"still busy after {count} executions at {self.now.isoformat()} without the clock "
+            f"moving (seed={self.seed}): does a function trigger itself? Raise max_iterations "
+            "if this is intended")
 
     def __repr__(self) -> str:
         return f"<Simulation seed={self.seed} now={self.now.isoformat()}>"
@@ -112,23 +120,12 @@ class Simulation:
         the event that triggers it.
         """
         limit = self.max_iterations if max_iterations is None else max_iterations
-        engine = self.engine
-        done = 0
-        engine.drain()
-        while engine.has_work():
-            if done >= limit:
-                raise SimulationError(
-                    f"run_until_idle: still busy after {limit} iterations at "
-                    f"{self.now.isoformat()} (seed={self.seed}); raise max_iterations or "
-                    "advance() by a fixed duration"
-                )
-            due = engine.next_due()
-            if due is None:
-                engine.drain()
-                done += 1
-                continue
-            engine.run_until(max(due, self.clock.now_ms()))
-            done += 1
+        if self.engine.run_until_idle(limit):
+            return
+        raise SimulationError(
+            f"run_until_idle: still busy after {limit} iterations at {self.now.isoformat()} "
+            f"(seed={self.seed}); raise max_iterations or advance() by a fixed duration"
+        )
 
     # events and runs ------------------------------------------------------------------------
     def send(self, events: Event | list[Event], *, duplicate: bool = False) -> list[str]:
@@ -140,7 +137,7 @@ class Simulation:
         if duplicate:
             evs = [events] if isinstance(events, Event) else list(events)
             ids += self.client.send_sync([e.model_copy() for e in evs])
-        self.engine.drain()
+        self.engine.run_until(self.clock.now_ms())
         return ids
 
     def runs(self, fn_or_id: Function[typing.Any] | str | None = None,

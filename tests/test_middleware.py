@@ -126,14 +126,10 @@ def test_hooks_on_a_replayed_slice():
     assert replayed_hooks(tail_step=True) == REPLAYED
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a replay that returns right after its last "
-                                       "memo never calls after_memoization/before_execution")
 def test_hooks_on_a_replayed_slice_that_ends_after_its_memos():
     assert replayed_hooks(tail_step=False) == REPLAYED
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a live coroutine's resume skips "
-                                       "before/after_memoization that the replay path calls")
 def test_hook_sequence_does_not_depend_on_the_coroutine_cap():
     def hooks(cap: int) -> list:
         log: list = []
@@ -234,9 +230,6 @@ def test_transform_input_can_change_the_context():
     assert sim.runs()[0].output == {"k": 1, "tenant": "acme"}
 
 
-@pytest.mark.xfail(strict=True, reason="engine: an async middleware hook awaiting real asyncio "
-                                       "I/O fails the step ('driven synchronously inside a "
-                                       "running event loop')")
 def test_async_middleware_may_await_real_io():
     log: list = []
     client = inngest.Inngest(app_id="mw",

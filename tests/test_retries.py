@@ -107,8 +107,6 @@ def test_retries_above_twenty_are_rejected(client):
             return None
 
 
-@pytest.mark.xfail(strict=True, reason="engine: Run.attempts over-counts (a failed step's "
-                                       "StepError and the snapshot's +1 are counted again)")
 def test_run_attempts_counts_the_attempts_made(client):
     log: list = []
 

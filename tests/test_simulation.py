@@ -280,8 +280,6 @@ def test_run_until_idle_stops_a_function_that_retriggers_itself_with_a_sleep(cli
         sim.run_until_idle(max_iterations=10)
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a function re-sending its own trigger with no "
-                                       "sleep makes send()/drain loop forever (no bound)")
 def test_a_function_that_retriggers_itself_at_once_is_bounded(client):
     @client.create_function(fn_id="loop", trigger=inngest.TriggerEvent(event="tick"))
     async def loop(ctx: inngest.Context):

@@ -74,8 +74,6 @@ def test_run_async_body(client):
     assert only_run(sim).output == {"id": 7, "name": "ada"}
 
 
-@pytest.mark.xfail(strict=True, reason="engine: in a Simulation an async step body that awaits "
-                                       "real asyncio (asyncio.sleep) fails: no running loop")
 @pytest.mark.parametrize("sync_handler", [False, True], ids=["async-fn", "sync-fn"])
 def test_run_async_body_awaiting_real_asyncio(client, sync_handler):
     async def fetch() -> str:
@@ -273,8 +271,6 @@ def test_sleep_zero_fires_on_advance_zero(client):
     assert sim.now == START
 
 
-@pytest.mark.xfail(strict=True, reason="engine: send() leaves a timer due at the current "
-                                       "instant (sleep of 0) unfired until advance()")
 def test_sleep_zero_completes_within_send(client):
     @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
     async def f(ctx: inngest.Context):
