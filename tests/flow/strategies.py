@@ -19,9 +19,10 @@ periods_s = st.one_of(st.sampled_from([1, 2, 3, 7, 60, 3600, 86400]), st.integer
 
 
 def gaps(period_ms: int | None = None) -> st.SearchStrategy[int]:
-    """Time between two events (ms): often none, often near ``period``, sometimes hours or
-    a day or two."""
-    near = [st.integers(0, 2 * period_ms)] if period_ms else []
+    """Time between two events (ms): often none, often near ``period`` or a whole multiple
+    of it (to land exactly on limiter boundaries), sometimes hours or a day or two."""
+    near = ([st.integers(0, 2 * period_ms), st.integers(1, 3).map(lambda k: k * period_ms)]
+            if period_ms else [])
     return st.one_of(
         st.just(0),
         st.integers(0, 5 * SECOND_MS),

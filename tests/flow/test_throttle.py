@@ -19,6 +19,7 @@ from .harness import (
     drive,
     ev,
     new_client,
+    outcomes_for,
     rejects,
     rel_ms,
     simple_fn,
@@ -90,6 +91,15 @@ def test_throttled_events_show_the_run_they_wait_as():
     sim, fn = run_stream(stream, limit=1, period=MIN)
     assert_outcomes(sim, fn, throttle_model(stream, limit=1, period_ms=MIN_MS),
                     also={"throttled": {"started"}})
+
+
+def test_an_event_whose_run_waits_on_the_throttle_shows_throttled_meanwhile():
+    # Issue 4: a delayed event is never lost silently; the outcome "throttled" (with the
+    # run it waits as) says why its run has not started yet.
+    sim, fn = run_stream([(0, ev(i)) for i in range(3)], idle=False, limit=1, period=MIN)
+    waiting = sim.runs(fn)[2]
+    assert waiting.status == "Queued"
+    assert outcomes_for(sim, fn)[2] == [("throttled", waiting.id)]
 
 
 # --------------------------------------------------------------------------------- validation
