@@ -125,6 +125,28 @@ def test_a_step_in_flight_finishes_but_its_result_is_dropped():
     assert rel_ms(sim, run.ended_at) >= 300 * S
 
 
+def test_a_cancelled_run_keeps_its_slot_until_its_step_in_flight_ends():
+    # The cancelled run's step goes on executing (its result is dropped), so under
+    # Concurrency(limit=1) the next run's step waits for it.
+    client = new_client()
+    rec = Busy()
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event=TRIGGER),
+                            concurrency=[inngest.Concurrency(limit=1)],
+                            cancel=[inngest.Cancel(event=STOP, if_exp=MATCH)])
+    async def fn(ctx: inngest.Context) -> int:
+        await ctx.step.run("work", rec.body(ctx.event.data["o"], 600 * S))
+        return ctx.event.data["o"]
+
+    sim = rec.attach(Simulation(client))
+    drive(sim, [(0, ev(0, o=1)), (0, ev(1, o=2)), (300 * S, ev(2, STOP, o=1))])
+    first, second = sim.runs(fn)
+    assert first.status == "Cancelled"
+    assert second.status == "Completed"
+    assert rel_ms(sim, second.started_at) == 600 * S
+    assert rec.max_overlap(lambda _: "all") == {"all": 1}
+
+
 def test_a_queued_run_is_cancelled_before_it_starts():
     client = new_client()
     rec = Busy()

@@ -108,6 +108,16 @@ def test_finish_counts_from_the_first_execution_not_from_creation():
     assert second.status == "Completed"  # waited 10 min, then ran 1 min
 
 
+def test_a_run_cancelled_by_finish_keeps_its_slot_until_its_step_in_flight_ends():
+    # "checked between steps": the first run's 10 min step is executing past its 5 min
+    # deadline, so with limit 1 the second run's step cannot execute before it ends.
+    stream = [(0, ev(0, ms=10 * MIN_MS)), (0, ev(1, ms=MIN_MS))]
+    sim, fn, rec = run_busy(stream, concurrency=[inngest.Concurrency(limit=1)],
+                            timeouts=inngest.Timeouts(finish=5 * MIN))
+    assert rel_ms(sim, sim.runs(fn)[1].started_at) == 10 * MIN_MS
+    assert rec.max_overlap(lambda _: "all") == {"all": 1}
+
+
 def test_a_step_in_flight_at_the_finish_deadline_completes_its_body_and_the_run_stops():
     stream = [(0, ev(0, ms=10 * S, steps=5))]
     sim, fn, rec = run_busy(stream, timeouts=inngest.Timeouts(finish=25 * S))
