@@ -97,6 +97,15 @@ def test_timeout_bounds_the_window_from_the_runs_creation():
     assert [r.status for r in sim.runs(fn)] == ["Cancelled"]
 
 
+@pytest.mark.parametrize(("after_days", "status"), [(300, "Cancelled"), (400, "Completed")])
+def test_the_default_timeout_is_one_year(after_days, status):
+    client = new_client()
+    fn = sleepy_fn(client, cancel=[inngest.Cancel(event=STOP)])
+    sim = Simulation(client)
+    drive(sim, [(0, ev(0, ms=500 * DAY_MS)), (after_days * DAY_MS, ev(1, STOP))])
+    assert [str(r.status) for r in sim.runs(fn)] == [status]
+
+
 def test_any_of_several_cancel_events_cancels():
     cancel = [inngest.Cancel(event="flow/stop-a"), inngest.Cancel(event="flow/stop-b")]
     sim, fn = run_one([(0, ev(0)), (0, ev(1)), (S, ev(2, "flow/stop-b"))], cancel=cancel)

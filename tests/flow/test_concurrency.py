@@ -210,6 +210,26 @@ def test_fn_scope_keys_are_not_shared_across_functions():
     assert starts(sim, g) == [(1, 0)]
 
 
+def test_a_batched_runs_key_comes_from_its_first_event():
+    client = new_client()
+    rec = Busy()
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event=TRIGGER),
+                            batch_events=inngest.Batch(max_size=2, timeout=HOUR),
+                            concurrency=[inngest.Concurrency(limit=1, key="event.data.user")])
+    async def fn(ctx: inngest.Context) -> list[int]:
+        seqs = [e.data["seq"] for e in ctx.events]
+        await ctx.step.run("work", rec.body(tuple(seqs), 10 * S))
+        return seqs
+
+    sim = rec.attach(Simulation(client))
+    # Two batches, (a, b) and (a, c): both keyed "a", so they run one after the other.
+    drive(sim, [(0, ev(0, user="a")), (0, ev(1, user="b")), (0, ev(2, user="a")),
+                (0, ev(3, user="c"))])
+    assert sorted((rel_ms(sim, r.started_at), r.output) for r in sim.runs(fn)) == [
+        (0, [0, 1]), (10 * S, [2, 3])]
+
+
 def test_an_older_runs_next_step_goes_before_a_newer_runs_first():
     # Waiting work is ordered by run creation time: run 0's later steps keep their place.
     stream = [(0, ev(0, user="a", ms=10 * S, steps=3)), (S, ev(1, user="a", ms=10 * S))]
