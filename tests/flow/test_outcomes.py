@@ -4,6 +4,13 @@ run Y, skipped, throttled), and the same seed replays the same trace."""
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -132,3 +139,37 @@ def test_the_same_seed_replays_the_same_trace():
     first, second = once(), once()
     assert first[0] == second[0]
     assert first[1] == second[1]
+
+
+_TRACE_SCRIPT = """
+import json
+from tests.flow.test_outcomes import every_option
+from tests.flow.harness import drive, ev, new_client
+from inngest_do.testing import Simulation
+import inngest_do
+client = new_client()
+every_option(client)
+sim = Simulation(client, seed=99)
+stream = sorted(((i * 7_000 + (i % 3) * 3_600_000, ev(i, user="ab"[i % 2], ms=60_000))
+                 for i in range(30)), key=lambda item: item[0])
+drive(sim, stream)
+print(json.dumps({"core": inngest_do._core_impl,
+                  "trace": [[e.at_ms, e.run_id, e.fn_id, e.kind, e.step, repr(e.detail)]
+                            for e in sim.trace]}))
+"""
+
+
+def test_both_cores_give_the_same_trace():
+    root = pathlib.Path(__file__).resolve().parents[2]
+    out = {}
+    for pure in ("0", "1"):
+        env = {k: v for k, v in os.environ.items() if k != "INNGEST_DO_PURE_PYTHON"}
+        if pure == "1":
+            env["INNGEST_DO_PURE_PYTHON"] = "1"
+        done = subprocess.run([sys.executable, "-c", _TRACE_SCRIPT], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=120, check=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        out[result["core"]] = result["trace"]
+    if "compiled" not in out:
+        pytest.skip("compiled kernel not built")
+    assert out["compiled"] == out["pure"]
