@@ -174,6 +174,8 @@ def assert_outcomes(sim: Simulation, fn: inngest.Function[typing.Any], expected:
             problems.append(f"event {s}: unknown outcome {kind!r}")
         if kind != want.kind and kind not in also.get(want.kind, set()):
             problems.append(f"event {s}: outcome {kind!r}, model says {want.kind!r}")
+        if kind in OUTCOMES_WITH_RUN and run_id is None:
+            problems.append(f"event {s}: outcome {kind!r} names no run")
         if want.run is not None:
             if run_id not in runs_by_id:
                 problems.append(f"event {s}: outcome {kind!r} names run {run_id!r}, "
