@@ -184,7 +184,9 @@ class Harness:
                                            retries=spec.retries)(handler)
 
     def drive(self, triggers: list[Trigger], externals: list[External], *, seed: int,
-              cap: int) -> Simulation:
+              cap: int, crash_after: int | None = None) -> Simulation:
+        """Send the triggers and external events at their times, then run until idle; with
+        ``crash_after``, crash and recover right after that many sends."""
         sim = self.sim = Simulation(self.client, seed=seed, coroutine_cap=cap)
         start = sim.now_ms
         actions = sorted(
@@ -193,9 +195,11 @@ class Harness:
             + [(e.at_ms, 1, e.j, inngest.Event(name=e.name, data={"k": e.k, "j": e.j}))
                for e in externals],
             key=lambda a: a[:3])
-        for at, _, _, ev in actions:
+        for i, (at, _, _, ev) in enumerate(actions):
             sim.advance(start + at - sim.now_ms)
             sim.send(ev)
+            if crash_after is not None and i + 1 == crash_after:
+                sim.crash()
         sim.run_until_idle()
         return sim
 
@@ -210,9 +214,10 @@ def engine_outcome(sim: Simulation) -> tuple:
 
 
 def check_against_model(fns: list[FunctionSpec], triggers: list[Trigger],
-                        externals: list[External], seed: int) -> tuple:
+                        externals: list[External], seed: int,
+                        crash_after: int | None = None) -> tuple:
     harness = Harness(fns)
-    sim = harness.drive(triggers, externals, seed=seed, cap=10_000)
+    sim = harness.drive(triggers, externals, seed=seed, cap=10_000, crash_after=crash_after)
     expected = predict(fns, triggers, externals)
     # runs of each function in creation order == its triggers in time order
     order = sorted(range(len(triggers)), key=lambda i: (triggers[i].at_s, i))
@@ -285,3 +290,13 @@ def test_replaying_every_resume_gives_the_same_trace(scenario, seed, cap):
     # bodies ran exactly as often as the model says, replays notwithstanding
     assert sum(harness.body_calls.values()) == sum(sum(o.body_calls.values())
                                                    for o in expected)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=scenarios(), seed=st.integers(0, 2**32), data=st.data())
+def test_a_crash_between_sends_changes_nothing_the_model_predicts(scenario, seed, data):
+    """Crash and recover from the store after a random number of sends: every run still
+    ends as the model says, and no step body runs more often than without the crash."""
+    fns, triggers, externals = scenario
+    crash_after = data.draw(st.integers(1, len(triggers) + len(externals)), label="crash_after")
+    check_against_model(fns, triggers, externals, seed, crash_after=crash_after)
