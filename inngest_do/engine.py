@@ -114,6 +114,7 @@ class Engine:
         self.timers = TimerHeap()
         self.ready = ReadyQueue()
         self.runs: dict[str, RunState] = {}
+        self._run_seq = 0
         self.events: dict[str, dict] = {}  # internal id -> {"payload", "received_ms", ...}
         self.trace: list[TraceEntry] = []
         self.live: collections.OrderedDict[str, Execution] = collections.OrderedDict()
@@ -217,6 +218,14 @@ class Engine:
         if rec is not None:
             rec["outcomes"].append([fn_id, outcome, run_id])
 
+    def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None:
+        """Change what ``event_id`` did for ``fn_id`` (a throttled run has now started)."""
+        rec = self.events.get(event_id)
+        if rec is not None:
+            for entry in rec["outcomes"]:
+                if entry[0] == fn_id and entry[2] == run_id:
+                    entry[1] = outcome
+
     def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None:
         """A debounced or batched event's run now exists."""
         rec = self.events.get(event_id)
@@ -234,8 +243,9 @@ class Engine:
                    invoker: tuple[str, str] | None = None, status: RunStatus = RunStatus.QUEUED,
                    reason: str | None = None, lock: str | None = None) -> RunState:
         now = self.now_ms()
+        self._run_seq += 1
         run = RunState(id=self.rng.ulid(now), fn_id=fn.id, events=events, created_ms=now,
-                       invoker=invoker, status=status, reason=reason)
+                       invoker=invoker, status=status, reason=reason, seq=self._run_seq)
         self.runs[run.id] = run
         self._log(now, run.id, fn.id, "run.queued" if status is RunStatus.QUEUED
                   else "run.skipped", None, reason)
@@ -461,7 +471,10 @@ class Engine:
             return
         run.cancel_requested = True
         run.reason = reason
-        if run.id not in self.executing:
+        # A step still in flight (a busy step in a simulation) finishes first; its result
+        # is then dropped and the run cancelled.
+        in_flight = any(p.kind == "hold" for p in run.pending.values())
+        if run.id not in self.executing and not in_flight:
             self._finalize_cancel(run, reason)
 
     def _finalize_cancel(self, run: RunState, reason: str) -> None:
@@ -734,6 +747,11 @@ class Engine:
             self._log(now, run.id, run.fn_id, "retry.due", step_id or None)
         else:
             self._drop_pending(run, step_id, pending)
+            if kind == "hold":
+                self.flow.step_landed(run)
+            if kind == "hold" and run.cancel_requested:
+                self._finalize_cancel(run, run.reason or "cancelled")
+                return
             if kind == "hold":
                 self._memoize(run, step_id, pending.data)
                 self._log(now, run.id, run.fn_id, "step.completed", step_id)

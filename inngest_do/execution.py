@@ -213,9 +213,15 @@ class Execution:
 
     # step bodies ---------------------------------------------------------------------------
     def retry_not_due(self, full_id: str) -> bool:
+        """True if the step must not run its body now: a retry not yet due, its previous
+        execution still in flight, or no concurrency slot for it (it then waits for one)."""
         pending = self.run.pending.get(full_id)
-        return (pending is not None and pending.kind == "retry"
-                and pending.due_ms > self.engine.now_ms())
+        if pending is not None:
+            if pending.kind == "hold":
+                return True
+            if pending.kind == "retry" and pending.due_ms > self.engine.now_ms():
+                return True
+        return not self.engine.flow.before_body(self.run)
 
     def enter_body(self, full_id: str) -> str | None:
         pending = self.run.pending.get(full_id)

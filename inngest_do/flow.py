@@ -24,8 +24,10 @@ import collections
 import dataclasses
 import typing
 
+from sortedcontainers import SortedList
+
 from .expressions import Expression
-from .kernel import GCRA, KeyedCounter, ReadyQueue
+from .kernel import GCRA, KeyedCounter
 from .runs import RunStatus
 
 if typing.TYPE_CHECKING:
@@ -114,8 +116,10 @@ class FlowControl:
         self.fns: dict[str, _FnFlow] = {}
         self.cancel_index: dict[str, list[_FnFlow]] = {}
         self.slots = KeyedCounter()
-        self.slot_waiters: dict[tuple, ReadyQueue] = {}
-        self.holding: dict[str, list[tuple]] = {}  # run id -> slot keys it holds
+        self.units: dict[str, int] = {}  # run id -> concurrency units it holds
+        self.waiters: dict[tuple, SortedList] = {}  # slot key -> orders of waiting runs
+        self.waiting: dict[str, tuple] = {}  # run id -> (its order, the keys it waits on)
+        self.throttled_events: dict[str, list[str]] = {}  # run id -> events it waits as
         self._restored: dict[str, dict[str, typing.Any]] = {}
 
     # set-up ---------------------------------------------------------------------------------
@@ -211,8 +215,12 @@ class FlowControl:
                     return
                 engine.cancel_run(holder, "singleton: replaced by a newer run")
         run = engine.create_run(fn, events, lock=lock)
+        # A run held back by the throttle says so until it starts (see _pass_throttle).
+        held = flow.throttle_gcra is not None and not run.keys.get("throttled")
         for eid in event_ids:
-            engine.record_outcome(eid, fn.id, "started", run.id)
+            engine.record_outcome(eid, fn.id, "throttled" if held else "started", run.id)
+        if held:
+            self.throttled_events[run.id] = event_ids
 
     def on_run_created(self, run: RunState, fn: Function[typing.Any],
                        lock: str | None = None) -> None:
@@ -317,13 +325,18 @@ class FlowControl:
         assert gcra is not None
         at = gcra.acquire(key, now)
         if at == -1:
-            self._save_gcra("throttle", flow, gcra, key)
-            run.keys["throttled"] = True
-            self._take_slots(flow, run)
+            self._pass_throttle(flow, run, gcra, key)
             return
         flow.throttle_queues.setdefault(key, collections.deque()).append(run.id)
         flow.throttle_timers[key] = self.engine.schedule(at, ("throttle", flow.fn.id, key))
         self.engine.record_run_note(run, "throttled", {"until_ms": at})
+
+    def _pass_throttle(self, flow: _FnFlow, run: RunState, gcra: typing.Any, key: str) -> None:
+        self._save_gcra("throttle", flow, gcra, key)
+        run.keys["throttled"] = True
+        for eid in self.throttled_events.pop(run.id, ()):
+            self.engine.set_outcome(eid, flow.fn.id, "started", run.id)
+        self._take_slots(flow, run)
 
     def _throttle_fire(self, flow: _FnFlow, key: str) -> None:
         queue = flow.throttle_queues.get(key)
@@ -342,67 +355,124 @@ class FlowControl:
                                                                       key))
                 return
             queue.popleft()
-            self._save_gcra("throttle", flow, gcra, key)
-            run.keys["throttled"] = True
-            self._take_slots(flow, run)
+            self._pass_throttle(flow, run, gcra, key)
         flow.throttle_queues.pop(key, None)
 
+    # Concurrency is counted in units: a unit is one count on each of a run's slot keys.
+    # A run needs one unit while a slice of it executes, plus one per step still in flight
+    # (a busy step in a simulation), so each parallel step takes a slot of its own.
+
     def _take_slots(self, flow: _FnFlow, run: RunState) -> None:
-        if run.id in self.holding:
+        """Enqueue ``run`` for a slice once it holds a unit for it (or queue it)."""
+        if not run.keys.get("concurrency"):
             self.engine.enqueue(run)
             return
-        slots = run.keys.get("concurrency")
-        if not slots:
-            self.engine.enqueue(run)
-            return
-        if self._acquire_all(run, slots):
+        if self._units(run) > _in_flight(run) or self._try_unit(run):
             self.engine.enqueue(run)
 
-    def _acquire_all(self, run: RunState, slots: list) -> bool:
-        taken = []
-        for slot in slots:
-            slot_key, limit = tuple(slot[0]), slot[1]
-            waiters = self.slot_waiters.get(slot_key)
-            if (waiters and not run.keys.get("woken")) or not self.slots.try_acquire(
-                    slot_key, limit):
-                for k in taken:
-                    self.slots.release(k)
-                queue = self.slot_waiters.setdefault(slot_key, ReadyQueue())
-                queue.push(run.id, _rank(run))
-                run.keys.pop("woken", None)
-                return False
-            taken.append(slot_key)
-        run.keys.pop("woken", None)
-        self.holding[run.id] = taken
+    def _units(self, run: RunState) -> int:
+        return self.units.get(run.id, 0)
+
+    def _blocking(self, run: RunState) -> list[tuple]:
+        """The keys that stop ``run`` taking a unit now: full, or with an older run waiting
+        (first in, first out within a key)."""
+        order = _order(run)
+        blocked = []
+        for key, limit in run.keys["concurrency"]:
+            key = tuple(key)
+            queue = self.waiters.get(key)
+            if self.slots.count(key) >= limit or (queue and queue[0] < order):
+                blocked.append(key)
+        return blocked
+
+    def _try_unit(self, run: RunState) -> bool:
+        """Take one more unit for ``run``, or queue it on the keys that block it."""
+        blocked = self._blocking(run)
+        if blocked:
+            self._wait(run, blocked)
+            return False
+        self._unwait(run.id)
+        for key, limit in run.keys["concurrency"]:
+            self.slots.try_acquire(tuple(key), limit)
+        self.units[run.id] = self._units(run) + 1
         return True
 
-    def _release(self, run: RunState) -> None:
-        taken = self.holding.pop(run.id, None)
-        if not taken:
-            return
-        for slot_key in taken:
-            self.slots.release(slot_key)
-        for slot_key in taken:
-            self._pump(slot_key)
+    def _wait(self, run: RunState, keys: list[tuple]) -> None:
+        """Queue ``run`` on ``keys``, ordered by (creation - priority, creation order)."""
+        self._unwait(run.id)
+        order = _order(run)
+        for key in keys:
+            queue = self.waiters.get(key)
+            if queue is None:
+                queue = self.waiters[key] = SortedList()
+            queue.add(order)
+        self.waiting[run.id] = (order, keys)
 
-    def _pump(self, slot_key: tuple) -> None:
-        """Start waiting runs of ``slot_key`` while it has free slots."""
-        queue = self.slot_waiters.get(slot_key)
-        while queue:
-            run = self.engine.runs.get(queue.peek())
-            if run is None or run.status.is_final or run.id in self.holding:
-                queue.pop()
-                continue
-            slots = run.keys.get("concurrency") or []
-            limit = next((s[1] for s in slots if tuple(s[0]) == slot_key), 1)
-            if self.slots.count(slot_key) >= limit:
-                break
-            queue.pop()
-            run.keys["woken"] = True
-            if self._acquire_all(run, slots):
+    def _unwait(self, run_id: str) -> None:
+        entry = self.waiting.pop(run_id, None)
+        if entry is None:
+            return
+        order, keys = entry
+        for key in keys:
+            queue = self.waiters.get(key)
+            if queue is not None:
+                queue.discard(order)
+                if not queue:
+                    del self.waiters[key]
+
+    def _give_back(self, run: RunState, count: int) -> None:
+        """Return ``count`` of ``run``'s units to its keys (no one is started here)."""
+        held = self._units(run)
+        count = min(count, held)
+        for _ in range(count):
+            for key, _limit in run.keys.get("concurrency") or ():
+                self.slots.release(tuple(key))
+        if held - count:
+            self.units[run.id] = held - count
+        else:
+            self.units.pop(run.id, None)
+
+    def _pump(self, keys: list[tuple]) -> None:
+        """Start waiting runs of ``keys``, oldest (priority-adjusted) first, while they fit."""
+        tried: set[str] = set()
+        while True:
+            best = None
+            for key in keys:
+                queue = self.waiters.get(key)
+                for order in list(queue or ()):
+                    run = self.engine.runs.get(order[2])
+                    if run is None or run.status.is_final:
+                        self._unwait(order[2])
+                        continue
+                    if order[2] not in tried:
+                        if best is None or order < best:
+                            best = order
+                        break
+            if best is None:
+                return
+            tried.add(best[2])
+            run = self.engine.runs[best[2]]
+            self._unwait(run.id)  # it competes by its order, not by its place in a queue
+            if self._try_unit(run):
                 self.engine.enqueue(run)
-        if queue is not None and not queue:
-            self.slot_waiters.pop(slot_key, None)
+
+    def before_body(self, run: RunState) -> bool:
+        """May a step body of ``run`` start now? Each step in flight holds a unit of its
+        own; a further body needs another unit, or waits (the engine parks the step)."""
+        if not run.keys.get("concurrency"):
+            return True
+        return self._units(run) > _in_flight(run) or self._try_unit(run)
+
+    def step_landed(self, run: RunState) -> None:
+        """A step that was in flight ended: its unit goes back, and the run competes for its
+        next step with the waiting runs, in queue order."""
+        slots = run.keys.get("concurrency")
+        if not slots:
+            return
+        self._give_back(run, 1)
+        if self._units(run) <= _in_flight(run) and not run.status.is_final:
+            self._wait(run, [tuple(k) for k, _ in slots])
+        self._pump([tuple(k) for k, _ in slots])
 
     def on_slice_start(self, run: RunState) -> None:
         """A slice of ``run`` begins executing."""
@@ -415,10 +485,12 @@ class FlowControl:
                                  ("timeout.finish", run.id))
 
     def on_slice_end(self, run: RunState) -> None:
-        """A slice ended: give back slots unless a busy step still holds them."""
-        if any(p.kind == "hold" for p in run.pending.values()) and not run.status.is_final:
-            return
-        self._release(run)
+        """A slice ended: keep a unit per step still in flight, give back the rest."""
+        if run.id in self.units:
+            keep = 0 if run.status.is_final else _in_flight(run)
+            if self._units(run) > keep:
+                self._give_back(run, self._units(run) - keep)
+                self._pump([tuple(k) for k, _ in run.keys["concurrency"]])
 
     def on_run_end(self, run: RunState) -> None:
         """``run`` reached a final status: locks and slots go back."""
@@ -428,8 +500,10 @@ class FlowControl:
             lock = run.keys.get("singleton")
             if lock is not None and flow.locks.get(lock) == run.id:
                 del flow.locks[lock]
-        if run.id not in self.engine.executing:
-            self._release(run)
+        self._unwait(run.id)
+        if run.id not in self.engine.executing and run.id in self.units:
+            self._give_back(run, self._units(run))
+            self._pump([tuple(k) for k, _ in run.keys["concurrency"]])
 
     # cancellation ---------------------------------------------------------------------------
     def on_event(self, payload: dict) -> None:
@@ -496,9 +570,14 @@ def _slot(flow: _FnFlow, spec: typing.Any, key: str | None) -> list:
     return [[spec.scope, "", value], spec.limit]
 
 
-def _rank(run: RunState) -> int:
-    """Queue priority: earlier creation first, shifted by the run's priority seconds."""
-    return -(run.created_ms - run.priority * 1000)
+def _order(run: RunState) -> tuple[int, int, str]:
+    """Queue order: earlier creation first, shifted by the run's priority seconds; ties in
+    creation order."""
+    return (run.created_ms - run.priority * 1000, run.seq, run.id)
+
+
+def _in_flight(run: RunState) -> int:
+    return sum(1 for p in run.pending.values() if p.kind == "hold")
 
 
 def _priority(expr: Expression, payload: dict) -> int:

@@ -111,6 +111,7 @@ class RunState:
     memos: MemoTable = dataclasses.field(default_factory=MemoTable)
     history: list[TraceEntry] = dataclasses.field(default_factory=list)
     queued: bool = False  # in the ready queue now
+    seq: int = 0  # creation order within the engine (ties in queues)
 
     def snapshot(self) -> Run:
         err = None
