@@ -18,6 +18,7 @@ O(1); a replay costs O(steps recorded), each an O(1) memo look-up.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import collections
 import inspect
 import json
@@ -133,7 +134,6 @@ class Engine:
         self._router = EventRouter()
         self._known_fns: dict[str, Function[typing.Any]] = {}
         self._cron_timers: set[int] = set()
-        self._loops = threading.local()
         self.store.open()
         self._recover()
 
@@ -308,11 +308,7 @@ class Engine:
         return count + 1
 
     def _private_loop(self) -> asyncio.AbstractEventLoop:
-        """This thread's private event loop (worker threads each get their own)."""
-        loop = getattr(self._loops, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = self._loops.loop = asyncio.new_event_loop()
-        return loop
+        return _private_loop()
 
     async def slice(self, run: RunState) -> None:
         """Drive ``run``'s handler until it returns, raises or parks."""
@@ -963,6 +959,27 @@ class Engine:
         from .recovery import restore
 
         restore(self, state)
+
+
+_LOOPS = threading.local()
+_ALL_LOOPS: list[asyncio.AbstractEventLoop] = []
+
+
+def _private_loop() -> asyncio.AbstractEventLoop:
+    """This thread's private event loop, shared by every engine (one per thread, closed at
+    exit), used to drive slices from synchronous code."""
+    loop = getattr(_LOOPS, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _LOOPS.loop = asyncio.new_event_loop()
+        _ALL_LOOPS.append(loop)
+    return loop
+
+
+@atexit.register
+def _close_loops() -> None:
+    for loop in _ALL_LOOPS:
+        if not loop.is_closed() and not loop.is_running():
+            loop.close()
 
 
 def _loop_running() -> bool:
