@@ -175,6 +175,26 @@ def test_race_returns_the_first_to_finish(client):
     assert run.ended_at == START + datetime.timedelta(minutes=1)
 
 
+def test_sync_race_returns_the_first_to_finish(client):
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
+    def f(ctx: inngest.ContextSync):
+        def slow():
+            ctx.step.sleep("slow", 10 * MIN)
+            return "slow"
+
+        def fast():
+            ctx.step.sleep("fast", MIN)
+            return "fast"
+
+        return list(ctx.group.parallel((slow, fast), parallel_mode=inngest.ParallelMode.RACE))
+
+    sim = Simulation(client)
+    sim.send(ev("go"))
+    sim.advance(MIN)
+    run = only_run(sim)
+    assert (run.status, run.output) == ("Completed", ["fast"])
+
+
 def test_sync_handler_parallel(client):
     calls = collections.Counter()
 

@@ -212,6 +212,39 @@ def test_cron_with_a_time_zone_follows_dst(client):
     assert data["cron"] == "TZ=Europe/Paris 0 9 * * *"
 
 
+def test_cron_tz_prefix_variant(client):
+    fn = cron_fn(client, "CRON_TZ=America/New_York 0 12 * * *")
+    sim = Simulation(client)
+    sim.advance(2 * DAY)
+    assert [r.created_at for r in sim.runs(fn)] == [  # noon in New York (UTC-5 in January)
+        datetime.datetime(2025, 1, 1, 17, tzinfo=UTC),
+        datetime.datetime(2025, 1, 2, 17, tzinfo=UTC)]
+
+
+def test_cron_jitter_delays_each_tick_by_a_seeded_amount(client):
+    @client.create_function(fn_id="j", trigger=inngest.TriggerCron(cron="0 * * * *",
+                                                                    jitter="5m"))
+    async def j(ctx: inngest.Context):
+        return [ctx.event.data["scheduledAt"], ctx.event.data["fireAt"]]
+
+    def fire_offsets(seed: int) -> list[int]:
+        sim = Simulation(client, seed=seed)
+        sim.advance(6 * HOUR)
+        runs = sim.runs(j)
+        assert len(runs) in (5, 6)  # the 6th tick may still be in its jitter
+        out = []
+        for r in runs:
+            scheduled, fired = (datetime.datetime.fromisoformat(x) for x in r.output)
+            assert scheduled.minute == 0 and r.created_at == fired
+            delay = (fired - scheduled) / datetime.timedelta(milliseconds=1)
+            assert 1_000 <= delay < 5 * 60_000
+            out.append(delay)
+        return out
+
+    assert fire_offsets(1) == fire_offsets(1)
+    assert fire_offsets(1) != fire_offsets(2)
+
+
 def test_cron_and_event_triggers_together(client):
     @client.create_function(fn_id="both", trigger=[inngest.TriggerCron(cron="0 0 * * *"),
                                                    inngest.TriggerEvent(event="manual")])
