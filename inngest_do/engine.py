@@ -41,6 +41,7 @@ from .execution import (
     Execution,
     SyncPark,
     encode_output,
+    fresh_copy,
 )
 from .expressions import Expression
 from .flow import FlowControl
@@ -606,7 +607,7 @@ class Engine:
             return MISSING
         self._memoize(run, full_id, [op, True, value])
         self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
-        return value
+        return fresh_copy(value)
 
     def _memoize(self, run: RunState, full_id: str, memo: list) -> None:
         run.memos.set(full_id, memo)

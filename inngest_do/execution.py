@@ -128,6 +128,14 @@ def encode_output(value: typing.Any, what: str) -> typing.Any:
         ) from None
 
 
+def fresh_copy(value: typing.Any) -> typing.Any:
+    """A copy of a recorded (JSON) value the handler may mutate without touching the memo;
+    scalars are returned as they are."""
+    if value is None or type(value) in (str, int, bool, float):
+        return value
+    return json.loads(json.dumps(value))
+
+
 class Execution:
     """The live state of one run's handler; see the module docstring."""
 
@@ -197,7 +205,7 @@ class Execution:
 
     def unwrap(self, full_id: str, memo: list) -> typing.Any:
         if memo[1]:
-            return memo[2]
+            return fresh_copy(memo[2])
         err = memo[2]
         raise errors.StepError(err.get("message", ""), err.get("name", "Error"), err.get("stack"))
 
