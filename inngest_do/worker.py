@@ -8,11 +8,12 @@ Or, as a program's main job, ``Worker(client).run()`` (blocking; stops cleanly o
 SIGTERM), which is what ``inngest-do run APP`` does.
 
 How it works. One loop task waits until there is something to do: work arrived (the engine
-calls ``engine.on_work``), the next timer is due, a slice ended, or (with a store that has an
-inbox, such as SQLite) ``poll_interval`` passed and other processes may have sent events. It
-then fires due timers, takes sent events from the inbox, and starts each ready run's next slice
-as an asyncio task, at most ``max_concurrency`` at once. Slices of different runs overlap
-whenever a step body awaits real I/O.
+calls ``engine.on_work``), the next timer is due, a slice ended, or (with the SQLite store)
+``poll_interval`` passed. It then fires due timers, starts each ready run's next slice as an
+asyncio task (at most ``max_concurrency`` at once), and every ``poll_interval`` asks the store
+to ``flush`` (apply its redo log, so other processes reading the file see recent work) and
+takes the events other processes sent from the store's inbox. Slices of different runs
+overlap whenever a step body awaits real I/O.
 
 Threads. The engine's state is guarded by ``engine.lock``: the loop holds it while it touches
 the engine and each slice holds it for every stretch of handler code between two awaits (it is
@@ -249,12 +250,17 @@ class Worker:
         loop = typing.cast(asyncio.AbstractEventLoop, self._loop)
         wake = typing.cast(asyncio.Event, self._wake)
         take_inbox = getattr(engine.store, "take_inbox", None)
+        flush = getattr(engine.store, "flush", None)
+        polls = take_inbox is not None or flush is not None
         next_poll = loop.time()
         while not self._stopping:
             wake.clear()
             with engine.lock:
-                if take_inbox is not None and loop.time() >= next_poll:
-                    self._pull_inbox(engine, take_inbox)
+                if polls and loop.time() >= next_poll:
+                    if flush is not None:  # readers in other processes see recent work
+                        flush()
+                    if take_inbox is not None:
+                        self._pull_inbox(engine, take_inbox)
                     next_poll = loop.time() + self.poll_interval
                 engine.fire_due(engine.now_ms())
                 self._dispatch(engine, loop)
@@ -263,7 +269,7 @@ class Worker:
                 due = engine.next_due()
                 if due is not None:
                     timeout = min(timeout, max((due - engine.now_ms()) / 1000, 0.001))
-            if take_inbox is not None:
+            if polls:
                 timeout = min(timeout, max(next_poll - loop.time(), 0.0))
             if self._tasks:
                 timeout = min(timeout, _BUSY_POLL)
@@ -273,19 +279,18 @@ class Worker:
                 except asyncio.TimeoutError:
                     pass
 
-    def _pull_inbox(self, engine: Engine, take_inbox: typing.Callable[[], list[dict]]) -> None:
-        payloads = take_inbox()
-        if not payloads:
-            return
-        events = []
-        for payload in payloads:
+    def _pull_inbox(self, engine: Engine, take_inbox: typing.Callable[[], list]) -> None:
+        consume = engine.store.consume_inbox  # type: ignore[attr-defined]
+        for seq, payload in take_inbox():
             try:
-                events.append(Event.from_payload(payload))
+                event = Event.from_payload(payload)
             except ValueError as err:
-                _log.error("inngest_do: dropped an invalid event from the inbox: %s", err)
-        if events:
-            engine.accept(events)  # commits: accepted and gone from the inbox, together
-        engine.store.commit()
+                _log.error("inngest_do: dropped invalid event #%s from the inbox: %s", seq, err)
+                consume(seq)
+                engine.store.commit()
+                continue
+            consume(seq)  # goes with the commit that records the event as accepted
+            engine.accept([event])
 
     def _dispatch(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
         ready, runs, tasks = engine.ready, engine.runs, self._tasks

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import typing
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -172,6 +173,79 @@ def test_a_killed_process_loses_nothing_it_committed(tmp_path) -> None:
     assert store.recover().runs[0]["memos"] == {"committed": ["run", True, 1]}
 
 
+def _redo_store(path) -> SQLiteStore:
+    """A store with three commits in its redo log (not yet applied to the tables)."""
+    store = _open(path)
+    store.save_run({"id": "r", "fn_id": "f", "status": "Running", "created_ms": 0,
+                    "ended_ms": None})
+    for i in range(3):
+        store.save_memo("r", f"s{i}", ["run", True, i])
+        store.append_history("r", (i, "r", "f", "step.completed", f"s{i}", None))
+        store.commit()
+    assert os.path.getsize(str(path) + "-redo") > 0
+    return store
+
+
+def _die(store: SQLiteStore) -> None:
+    """What a SIGKILL leaves: the redo log as written, no flush, no close, no lease."""
+    store._close_redo()
+    typing.cast(sqlite3.Connection, store._conn).close()
+    store._lease.release()
+
+
+def test_a_torn_redo_log_tail_is_dropped_and_the_rest_kept(tmp_path) -> None:
+    path = tmp_path / "s.db"
+    _die(_redo_store(path))
+    with open(str(path) + "-redo", "ab") as f:
+        f.write(b"\x40\x00\x00\x00\x01\x02\x03\x04[4,[")  # a write cut short
+    store = _open(path)
+    assert list(store.recover().runs[0]["memos"]) == ["s0", "s1", "s2"]
+    assert os.path.getsize(str(path) + "-redo") == 0  # applied: the log starts over
+    store.save_memo("r", "s3", ["run", True, 3])
+    store.close()
+    assert not os.path.exists(str(path) + "-redo")  # a clean close leaves the one file
+    assert list(_open(path).recover().runs[0]["memos"]) == ["s0", "s1", "s2", "s3"]
+
+
+def test_a_redo_log_applied_but_not_emptied_is_not_applied_twice(tmp_path) -> None:
+    path = tmp_path / "s.db"
+    store = _redo_store(path)
+    log = (tmp_path / "s.db-redo").read_bytes()
+    store.close()  # applies and removes the log...
+    (tmp_path / "s.db-redo").write_bytes(log)  # ...as if killed just before removing it
+    state = _open(path).recover()
+    assert len(state.runs[0]["memos"]) == 3 and len(state.runs[0]["history"]) == 3
+
+
+def test_readers_see_commits_still_in_the_redo_log(tmp_path) -> None:
+    path = tmp_path / "s.db"
+    store = _redo_store(path)
+    with StoreReader(path) as reader:
+        assert [r["id"] for r in reader.runs()] == ["r"]
+        assert [r["id"] for r in reader.runs(status="Running", limit=5)] == ["r"]
+        assert reader.find_run("r")["status"] == "Running"
+        assert list(reader.memos("r")) == ["s0", "s1", "s2"]
+        assert [e[4] for e in reader.history("r")] == ["s0", "s1", "s2"]
+    store.save_run({"id": "r", "fn_id": "f", "status": "Completed", "created_ms": 0,
+                    "ended_ms": 9})
+    store.commit()
+    store.flush()
+    with StoreReader(path) as reader:
+        assert reader.runs(status="Running") == []
+        assert reader.find_run("r")["ended_ms"] == 9
+    store.close()
+
+
+def test_synchronous_full_commits_too(tmp_path) -> None:
+    store = _open(tmp_path / "s.db", synchronous="full")
+    store.save_meta("k", 1)
+    store.commit()
+    store.close()
+    assert _open(tmp_path / "s.db").recover().meta == {"k": 1}
+    with pytest.raises(ValueError, match="synchronous"):
+        SQLiteStore(tmp_path / "x.db", synchronous="OFF")
+
+
 # ---------------------------------------------------------------------------------- format
 def test_the_file_is_marked_as_ours_in_wal_mode(tmp_path) -> None:
     _open(tmp_path / "s.db").close()
@@ -327,13 +401,23 @@ def test_inbox_events_are_taken_once_with_the_commit_that_accepts_them(tmp_path)
     path = tmp_path / "s.db"
     store = _open(path)
     assert send_events(path, [{"name": "a", "data": {"i": 1}}, {"name": "b"}]) == [1, 2]
-    assert store.take_inbox() == [{"name": "a", "data": {"i": 1}}, {"name": "b"}]
-    store.rollback()  # died before the accepting commit: still in the inbox
-    assert [p["name"] for p in store.take_inbox(limit=1)] == ["a"]
+    assert store.take_inbox() == [(1, {"name": "a", "data": {"i": 1}}), (2, {"name": "b"})]
+    assert store.take_inbox() == []  # handed out once
+    store.consume_inbox(1)
+    store.save_event("e1", {"name": "a"}, 0)
+    store.open()  # died before the accepting commit: "a" is handed out again
+    assert [seq for seq, _ in store.take_inbox(limit=1)] == [1]
+    store.consume_inbox(1)
+    store.save_event("e1", {"name": "a"}, 0)
+    store.commit()  # accepted and gone, together (in the redo log)
+    store.open()  # a restart: "b" only
+    assert [seq for seq, _ in store.take_inbox()] == [2]
+    store.consume_inbox(2)
     store.commit()
-    assert [p["name"] for p in store.take_inbox()] == ["b"]
-    store.commit()
-    assert store.take_inbox() == []
+    store.close()
+    with StoreReader(path) as reader:
+        assert reader.inbox_size() == 0
+    assert [e["id"] for e in _open(path).recover().events] == ["e1"]
     assert send_events(path, [{"name": "c"}]) == [3]  # numbers are never reused
 
 

@@ -1,16 +1,25 @@
 """The SQLite store: an engine's records in one file that survives a hard kill.
 
-Durability. The file is in WAL mode. Writes wait in memory until :meth:`SQLiteStore.commit`
-sends them to SQLite in one transaction (group commit); the engine commits before ``send``
-returns and before a handler continues past a step, so what was acknowledged is committed.
-With the default ``synchronous="NORMAL"`` a commit appends to the WAL without an fsync: a
-killed process (SIGKILL, a crash) loses nothing committed, but a power loss or an OS crash may
-roll back the last few transactions (never corrupt the file). ``synchronous="FULL"`` fsyncs
-every commit and survives power loss too, at the cost of one fsync per step.
+Durability. Writes wait in memory until :meth:`SQLiteStore.commit`; the engine commits before
+``send`` returns and before a handler continues past a step, so what was acknowledged is
+committed. A commit is one ``write`` of one checksummed record to the redo log
+``<path>-redo``; every few hundred commits (and whenever the worker calls
+:meth:`SQLiteStore.flush`, which it does every ``poll_interval``) the log is applied to the
+SQLite tables in one transaction, which also records how far it got, and the log is emptied.
+Opening the store applies what a killed process left in the log; a record cut short by the
+kill was never acknowledged and is dropped (its checksum fails). A clean close leaves the one
+``.db`` file. Why a log: a SQLite commit costs about ten system calls (WAL frames, locks), a
+log record one, so a step's commit is several times cheaper (bench/test_store_bench.py).
 
-Layout. Step memos and history entries go to one append-only ``journal`` table, so the
-commit after a step is a single multi-row INSERT that writes one page; runs, events,
-flow-control state and meta values have a table each. Order is kept by rowid.
+With the default ``synchronous="NORMAL"`` nothing is fsynced on commit: a killed process
+(SIGKILL, a crash) loses nothing committed, since the kernel has the bytes, but a power loss
+or an OS crash may lose the last commits (never corrupt the file: SQLite is in WAL mode and
+fsyncs its checkpoints). ``synchronous="FULL"`` fsyncs the log on every commit and survives
+power loss too, at the cost of one fsync per step.
+
+Layout. Step memos and history entries go to one append-only ``journal`` table (kind ``m`` or
+``h``), runs, events, flow-control state and meta values to a table each; order is kept by
+rowid.
 
 Format. ``PRAGMA application_id`` marks the file as ours and ``PRAGMA user_version`` holds its
 schema version; :data:`MIGRATIONS` move older files forward. Before anything is written, the
@@ -25,13 +34,15 @@ seconds for it. The kernel drops the lock when its holder dies, even by SIGKILL.
 
 Inbox. Other processes may still append events while an engine owns the file:
 :func:`send_events` inserts them into the ``inbox`` table in its own short transaction (SQLite
-serializes writers), and the owner moves them into the engine with :meth:`SQLiteStore.take_inbox`,
-whose deletion is committed in the same transaction that records them as accepted, so an inbox
-event is accepted exactly once even if the owner dies at any point. This is how
-``inngest-do send`` reaches a running ``inngest-do run``.
+serializes writers), and the owner moves them into the engine one by one
+(:meth:`SQLiteStore.take_inbox`, :meth:`SQLiteStore.consume_inbox`): an event's deletion from
+the inbox is in the same commit as its record as accepted, so an inbox event is accepted
+exactly once even if the owner dies at any point. This is how ``inngest-do send`` reaches a
+running ``inngest-do run``.
 
-Costs: a commit is one SQLite transaction, O(log n) per row written; :meth:`SQLiteStore.recover`
-reads every table once, O(size of the file).
+Costs: a commit is one log write, O(size of the writes); applying the log is one SQLite
+transaction, O(log n) per row; :meth:`SQLiteStore.recover` reads every table once, O(size of
+the file).
 """
 
 from __future__ import annotations
@@ -41,8 +52,10 @@ import functools
 import json
 import os
 import sqlite3
+import struct
 import time
 import typing
+import zlib
 
 from .base import RecoveredState, Store
 
@@ -115,9 +128,43 @@ _CHECKPOINT_PAGES = 4000
 _UPSERT_FLOW = "INSERT OR REPLACE INTO flow (namespace, key, value) VALUES (?, ?, ?)"
 _DELETE_FLOW = "DELETE FROM flow WHERE namespace = ? AND key = ?"
 _UPSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+_DELETE_INBOX = "DELETE FROM inbox WHERE seq = ?"
+#: statements by the one-letter code the redo log records them under
+_SQL = {"E": _INSERT_EVENT, "R": _UPSERT_RUN, "F": _UPSERT_FLOW, "D": _DELETE_FLOW,
+        "M": _UPSERT_META, "I": _DELETE_INBOX}
+#: the redo log is applied to the tables after this many commits (and when the worker idles)
+_APPLY_EVERY = 256
+_FRAME = struct.Struct("<II")  # payload length, CRC-32 of the payload
 
-_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _loads = json.loads
+
+
+def _make_dumps() -> typing.Callable[[typing.Any], str]:
+    """Compact JSON text. The engine hands over values it already passed through JSON, so
+    the C encoder is called directly, skipping the per-call set-up of ``json.dumps`` (a
+    third of its cost on a step's small memo)."""
+    from json import encoder
+
+    def default(o: object) -> typing.NoReturn:
+        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+    make = getattr(encoder, "c_make_encoder", None)
+    quote = getattr(encoder, "c_encode_basestring", None)
+    if make is None or quote is None:  # pragma: no cover - no C accelerator
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                                allow_nan=False).encode
+    # (markers: None, no cycle check -- records are trees; default, quote, indent, key sep,
+    # item sep, sort_keys, skipkeys, allow_nan)
+    chunks = make(None, default, quote, None, ":", ",", False, False, False)
+    join = "".join
+
+    def dumps(value: typing.Any) -> str:
+        return join(chunks(value, 0))
+
+    return dumps
+
+
+_dumps = _make_dumps()
 
 
 class StoreError(RuntimeError):
@@ -277,7 +324,8 @@ def _prepare(conn: sqlite3.Connection, path: str, version: int) -> None:
             for stmt in _SCHEMA:
                 conn.execute(stmt)
             conn.execute("INSERT INTO inngest_do_store VALUES ('format', 'inngest_do'),"
-                         " ('created_ms', ?)", (str(time.time_ns() // 1_000_000),))
+                         " ('created_ms', ?), ('applied_seq', '0')",
+                         (str(time.time_ns() // 1_000_000),))
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             current = 1
         while current < SCHEMA_VERSION:
@@ -335,32 +383,65 @@ class SQLiteStore(Store):
         self.location = self.path
         self._conn: sqlite3.Connection | None = None
         self._lease = _Lease(self.path)
-        # Writes wait here until commit(), which sends them in one transaction: journal rows
-        # (memos, history) as flat INSERT parameters, everything else as statements.
+        self._redo_path = self.path + "-redo"
+        self._redo_fd: int | None = None
+        # Writes since the last commit: journal rows (memos, history) as flat INSERT
+        # parameters, everything else as (statement code, parameters).
         self._rows: list[typing.Any] = []
         self._statements: list[tuple[str, tuple]] = []
+        self._inbox_seen = 0  # the inbox rows up to this one were handed out
+        # Commits in the redo log, not yet in the tables: (rows, statements), oldest first.
+        self._unapplied: list[tuple[list, list]] = []
+        self._seq = 0  # number of the last commit
 
     # life cycle --------------------------------------------------------------------------
     def open(self) -> None:
-        """Take the lease and open the file. Opening an open store starts over from its
-        last commit, as a restarted process would (what was not committed is dropped)."""
+        """Take the lease and open the file (applying a redo log a killed process left).
+        Opening an open store starts over from its last commit, as a restarted process
+        would: what was not committed is dropped."""
         if self._conn is not None:
             self.rollback()
+            self.flush()
+            self._inbox_seen = 0  # rows handed out but not consumed are handed out again
             return
-        self._conn = _open_for_writing(self.path, self.synchronous, 10_000, check=self.check,
-                                       lease=self._lease, lease_timeout=self.lease_timeout)
+        conn = _open_for_writing(self.path, self.synchronous, 10_000, check=self.check,
+                                 lease=self._lease, lease_timeout=self.lease_timeout)
+        self._conn = conn
+        try:
+            self._seq = _applied_seq(conn)
+            self._unapplied = _read_redo(self._redo_path, self._seq)
+            self._seq += len(self._unapplied)
+            self.flush()
+        except BaseException:
+            self._conn = None
+            self._unapplied = []
+            conn.close()
+            self._lease.release()
+            raise
 
     def close(self) -> None:
-        """Commit what is pending, close the file and release the lease."""
+        """Commit what is pending, apply the redo log, close the file and release the
+        lease. After a clean close the store is the one file again."""
         if self._conn is None:
             return
         try:
             self.commit()
+            self.flush()
+            self._close_redo()
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._redo_path)
         finally:
             conn, self._conn = self._conn, None
+            self._close_redo()
             self.rollback()
+            self._unapplied = []
             conn.close()
             self._lease.release()
+
+    def _close_redo(self) -> None:
+        if self._redo_fd is not None:
+            fd, self._redo_fd = self._redo_fd, None
+            os.close(fd)
 
     @property
     def is_open(self) -> bool:
@@ -375,10 +456,10 @@ class SQLiteStore(Store):
 
     # writes ------------------------------------------------------------------------------
     def save_event(self, event_id: str, payload: dict, received_ms: int) -> None:
-        self._statements.append((_INSERT_EVENT, (event_id, _dumps(payload), received_ms)))
+        self._statements.append(("E", (event_id, _dumps(payload), received_ms)))
 
     def save_run(self, record: dict) -> None:
-        self._statements.append((_UPSERT_RUN, (
+        self._statements.append(("R", (
             record["id"], record["fn_id"], record["status"], record["created_ms"],
             record.get("ended_ms"), _dumps(record))))
 
@@ -390,39 +471,82 @@ class SQLiteStore(Store):
 
     def save_flow(self, namespace: str, key: str, value: typing.Any) -> None:
         if value is None:
-            self._statements.append((_DELETE_FLOW, (namespace, key)))
+            self._statements.append(("D", (namespace, key)))
         else:
-            self._statements.append((_UPSERT_FLOW, (namespace, key, _dumps(value))))
+            self._statements.append(("F", (namespace, key, _dumps(value))))
 
     def save_meta(self, key: str, value: typing.Any) -> None:
-        self._statements.append((_UPSERT_META, (key, _dumps(value))))
+        self._statements.append(("M", (key, _dumps(value))))
 
     def commit(self) -> None:
-        """Write everything pending in one transaction. The common case, a step's memo and
-        history entry, is a single multi-row INSERT (one statement, one page)."""
+        """Make the pending writes durable with one ``write`` to the redo log (plus an
+        fsync with ``synchronous="FULL"``). Every ``_APPLY_EVERY`` commits, and whenever
+        :meth:`flush` is called, the log is applied to the tables in one transaction."""
         rows, statements = self._rows, self._statements
         if not rows and not statements:
             return
-        conn = self._db()
+        self._db()
         self._rows, self._statements = [], []
-        n = len(rows) // 4
+        seq = self._seq + 1
+        payload = _dumps([seq, rows, statements]).encode()
+        frame = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         try:
-            if not statements and n <= _MAX_ROWS:
-                conn.execute(_insert_journal(n), rows)  # autocommit: its own transaction
-                return
+            fd = self._redo_fd
+            if fd is None:
+                fd = self._redo_fd = os.open(self._redo_path,
+                                             os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            written = os.write(fd, frame)
+            while written < len(frame):  # a short write (a full disk, say): finish or fail
+                written += os.write(fd, frame[written:])
+            if self.synchronous == "FULL":
+                os.fdatasync(fd)
+        except OSError as err:
+            raise StoreError(f"store {self.path}: cannot write its redo log "
+                             f"{self._redo_path} ({err})") from err
+        self._seq = seq
+        self._unapplied.append((rows, statements))
+        if len(self._unapplied) >= _APPLY_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Apply the commits that are only in the redo log to the tables (one SQLite
+        transaction), so that other processes reading the file see them, then empty the
+        log. Free when there is nothing to apply."""
+        unapplied = self._unapplied
+        if not unapplied:
+            return
+        conn = self._db()
+        try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    conn.execute(sql, params)
-                for i in range(0, n, _MAX_ROWS):
-                    chunk = rows[4 * i:4 * (i + _MAX_ROWS)]
+                # Order matters within a table, not across tables: the statements go in
+                # order, then all the journal rows in a few multi-row INSERTs.
+                rows = []
+                for commit_rows, statements in unapplied:
+                    for code, params in statements:
+                        conn.execute(_SQL[code], params)
+                    rows += commit_rows
+                for i in range(0, len(rows), 4 * _MAX_ROWS):
+                    chunk = rows[i:i + 4 * _MAX_ROWS]
                     conn.execute(_insert_journal(len(chunk) // 4), chunk)
+                conn.execute("UPDATE inngest_do_store SET value = ? WHERE key = 'applied_seq'",
+                             (str(self._seq),))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as err:
-            raise StoreError(f"store {self.path}: commit failed ({err})") from err
+            raise StoreError(f"store {self.path}: cannot apply its redo log ({err})") from err
+        self._unapplied = []
+        # The tables hold it all now, and say up to which commit: the log can go. A crash
+        # before this truncation leaves records that the next open skips by number.
+        try:
+            if self._redo_fd is not None:
+                os.ftruncate(self._redo_fd, 0)
+            elif os.path.exists(self._redo_path):
+                os.truncate(self._redo_path, 0)
+        except OSError as err:
+            raise StoreError(f"store {self.path}: cannot empty its redo log ({err})") from err
 
     def rollback(self) -> None:
         """Drop what was written since the last commit."""
@@ -434,22 +558,29 @@ class SQLiteStore(Store):
         return bool(self._rows or self._statements)
 
     # the inbox ---------------------------------------------------------------------------
-    def take_inbox(self, limit: int = 1000) -> list[dict]:
-        """Event payloads other processes sent (see :func:`send_events`), oldest first.
+    def take_inbox(self, limit: int = 1000) -> list[tuple[int, dict]]:
+        """Events other processes sent (see :func:`send_events`) and this store has not
+        handed out yet, oldest first, as ``(inbox number, payload)``.
 
-        Their deletion waits with the other writes: the caller hands them to the engine,
-        whose commit records them as accepted and gone from the inbox in one transaction.
+        Hand each to the engine right after :meth:`consume_inbox` for its number: the
+        engine's first commit of the event then also deletes it from the inbox, so the event
+        is accepted exactly once, whenever the process dies.
         """
         rows = self._db().execute(
-            "SELECT seq, payload FROM inbox ORDER BY seq LIMIT ?", (limit,)).fetchall()
-        if not rows:
-            return []
-        self._statements.append(("DELETE FROM inbox WHERE seq <= ?", (rows[-1][0],)))
-        return [_loads(p) for _, p in rows]
+            "SELECT seq, payload FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (self._inbox_seen, limit)).fetchall()
+        if rows:
+            self._inbox_seen = rows[-1][0]
+        return [(seq, _loads(p)) for seq, p in rows]
+
+    def consume_inbox(self, seq: int) -> None:
+        """Delete inbox event ``seq`` with the next commit."""
+        self._statements.append(("I", (seq,)))
 
     # reads -------------------------------------------------------------------------------
     def recover(self) -> RecoveredState:
         conn = self._db()
+        self.flush()
         memos: dict[str, dict[str, list]] = {}
         history: dict[str, list] = {}
         for run_id, kind, step_id, data in conn.execute(
@@ -478,6 +609,42 @@ def _insert_journal(n: int) -> str:
     return _INSERT_JOURNAL + ", ".join([_JOURNAL_ROW] * n)
 
 
+def _applied_seq(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM inngest_do_store WHERE key = 'applied_seq'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _read_redo(path: str, after: int, *, strict: bool = True) -> list[tuple[list, list]]:
+    """The commits in the redo log at ``path`` numbered above ``after``, in order. The log
+    ends at its first incomplete or damaged frame: a write cut short by the process's death
+    (or, with synchronous=NORMAL, by a power loss), which was never acknowledged. A reader
+    racing the writer (``strict=False``) may find the log emptied and refilled since it
+    read ``after``; it takes what it finds."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    out = []
+    pos, size, expect = 0, len(data), after + 1
+    while pos + _FRAME.size <= size:
+        length, crc = _FRAME.unpack_from(data, pos)
+        start = pos + _FRAME.size
+        payload = data[start:start + length]
+        if len(payload) < length or zlib.crc32(payload) != crc:
+            break
+        pos = start + length
+        seq, rows, statements = _loads(payload)
+        if seq <= after:
+            continue  # applied before the log could be emptied
+        if seq != expect and strict:
+            raise StoreFormatError(f"store {path}: corrupt redo log (commit {seq} where "
+                                   f"{expect} was expected)")
+        expect += 1
+        out.append((rows, statements))
+    return out
+
+
 # other processes ---------------------------------------------------------------------------
 def send_events(path: str | os.PathLike[str], payloads: list[dict], *,
                 synchronous: str = "NORMAL", timeout: float = 10.0,
@@ -487,15 +654,25 @@ def send_events(path: str | os.PathLike[str], payloads: list[dict], *,
     numbers. Committed when this returns; safe while a worker holds the lease. ``check``
     runs SQLite's ``quick_check`` first (O(file size)), so a corrupt file is not written."""
     path = os.fspath(path)
-    version = _inspect(path, check=check)
-    lease = None
-    if version != SCHEMA_VERSION:  # creating or migrating: only with the lease
+    sync = synchronous.upper()
+    deadline = time.monotonic() + timeout
+    while True:
+        if _inspect(path, check=check) == SCHEMA_VERSION:
+            conn = _connect(path, sync, int(timeout * 1000))
+            break
+        # Creating or migrating the file takes the lease; if a worker holds it, the worker
+        # is doing just that: look again.
         lease = _Lease(path, role="send")
-    conn = _open_for_writing(path, synchronous.upper(), int(timeout * 1000), check=False,
-                             lease=lease, lease_timeout=timeout)
+        try:
+            conn = _open_for_writing(path, sync, int(timeout * 1000), check=False,
+                                     lease=lease, lease_timeout=0.05)
+        except StoreInUseError:
+            if time.monotonic() >= deadline:
+                raise
+            continue
+        lease.release()
+        break
     try:
-        if lease is not None:
-            lease.release()
         now = time.time_ns() // 1_000_000
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -513,7 +690,11 @@ def send_events(path: str | os.PathLike[str], payloads: list[dict], *,
 
 
 class StoreReader:
-    """Read-only queries on a store file, safe while a worker runs (for the CLI)."""
+    """Read-only queries on a store file, safe while a worker runs (for the CLI).
+
+    It sees what the tables hold plus what the redo log holds beyond them (commits a running
+    worker has not applied yet, or a killed one left), without writing anything.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, check: bool = True) -> None:
         self.path = os.fspath(path)
@@ -522,6 +703,21 @@ class StoreReader:
         if _inspect(self.path, check=check) == 0:
             raise StoreError(f"store {self.path}: empty (no worker has used it yet)")
         self._conn = _connect_ro(self.path)
+        # commits only in the redo log: run records by id, journal rows by run id
+        self._runs: dict[str, dict] = {}
+        self._journal: dict[str, list[tuple[str, str | None, str]]] = {}
+        try:
+            unapplied = _read_redo(self.path + "-redo", _applied_seq(self._conn), strict=False)
+        except sqlite3.DatabaseError as err:
+            self._conn.close()
+            raise StoreFormatError(f"store {self.path}: corrupt or unreadable ({err})") from None
+        for rows, statements in unapplied:
+            for code, params in statements:
+                if code == "R":
+                    self._runs[params[0]] = _loads(params[5])
+            for i in range(0, len(rows), 4):
+                run_id, kind, step_id, data = rows[i:i + 4]
+                self._journal.setdefault(run_id, []).append((kind, step_id, data))
 
     def close(self) -> None:
         self._conn.close()
@@ -534,39 +730,66 @@ class StoreReader:
 
     def runs(self, status: str | None = None, limit: int | None = None) -> list[dict]:
         """Run records in creation order (the last ``limit`` of them)."""
+        pending = self._runs
         sql = "SELECT record FROM runs"
         args: list[typing.Any] = []
-        if status is not None:
+        if status is not None and not pending:
             sql += " WHERE status = ?"
             args.append(status)
         sql += " ORDER BY seq DESC"
-        if limit is not None:
+        if limit is not None and not pending:
             sql += " LIMIT ?"
             args.append(limit)
-        rows = self._conn.execute(sql, args).fetchall()
-        return [_loads(r[0]) for r in reversed(rows)]
+        records = [_loads(r[0]) for r in reversed(self._conn.execute(sql, args).fetchall())]
+        if pending:
+            known = {r["id"]: i for i, r in enumerate(records)}
+            for run_id, rec in pending.items():
+                if run_id in known:
+                    records[known[run_id]] = rec
+                else:
+                    records.append(rec)
+            if status is not None:
+                records = [r for r in records if r["status"] == status]
+            if limit is not None:
+                records = records[-limit:] if limit else []
+        return records
 
     def find_run(self, run_id: str) -> dict | None:
         """A run by id, or by a prefix that only one run id has."""
-        row = self._conn.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None and run_id:
-            rows = self._conn.execute(
-                "SELECT record FROM runs WHERE id >= ? AND id < ? LIMIT 2",
-                (run_id, run_id + "\U0010ffff")).fetchall()
-            row = rows[0] if len(rows) == 1 else None
-        return None if row is None else _loads(row[0])
+        if not run_id:
+            return None
+        ids = {r[0] for r in self._conn.execute(
+            "SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 2",
+            (run_id, run_id + "\U0010ffff"))}
+        ids.update(i for i in self._runs if i.startswith(run_id))
+        if run_id in ids:
+            ids = {run_id}
+        if len(ids) != 1:
+            return None
+        (found,) = ids
+        if found in self._runs:
+            return self._runs[found]
+        row = self._conn.execute("SELECT record FROM runs WHERE id = ?", (found,)).fetchone()
+        return _loads(row[0])
+
+    def _rows(self, run_id: str, kind: str) -> list[tuple[str | None, str]]:
+        rows = self._conn.execute(
+            "SELECT step_id, data FROM journal WHERE run_id = ? AND kind = ? ORDER BY seq",
+            (run_id, kind)).fetchall()
+        rows += [(step, data) for k, step, data in self._journal.get(run_id, ()) if k == kind]
+        return rows
 
     def history(self, run_id: str) -> list[tuple]:
-        return [tuple(_loads(e)) for (e,) in self._conn.execute(
-            "SELECT data FROM journal WHERE run_id = ? AND kind = 'h' ORDER BY seq", (run_id,))]
+        """The run's history entries, in order."""
+        return [tuple(_loads(data)) for _, data in self._rows(run_id, "h")]
 
     def memos(self, run_id: str) -> dict[str, list]:
+        """The run's step memos (step id -> outcome), in the order they were recorded."""
         out: dict[str, list] = {}
-        for step_id, outcome in self._conn.execute(
-                "SELECT step_id, data FROM journal WHERE run_id = ? AND kind = 'm' ORDER BY seq",
-                (run_id,)):
-            out[step_id] = _loads(outcome)
+        for step_id, data in self._rows(run_id, "m"):
+            out[typing.cast(str, step_id)] = _loads(data)
         return out
 
     def inbox_size(self) -> int:
+        """Events sent by other processes that no worker has taken yet."""
         return self._conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
