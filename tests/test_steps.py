@@ -773,3 +773,39 @@ def test_user_except_exception_does_not_swallow_suspensions(client):
     assert {r.status for r in sim.runs()} == {"Sleeping"}
     sim.run_until_idle()
     assert [r.output for r in sim.runs()] == [None, "slept"]
+
+
+def test_server_only_client_options_are_accepted_and_ignored():
+    import logging
+
+    logger = logging.getLogger("my-app")
+    client = inngest.Inngest(app_id="shop", signing_key="signkey-prod-123", event_key="k",
+                             is_production=True, api_base_url="https://api.example",
+                             event_api_base_url="https://events.example", env="prod",
+                             app_version="1.2.3", request_timeout=5_000, logger=logger)
+
+    @client.create_function(fn_id="f", name="Pretty name", trigger=inngest.TriggerEvent(event="go"))
+    async def f(ctx: inngest.Context):
+        return ctx.logger is logger
+
+    assert (f.id, f.local_id, f.name) == ("shop-f", "f", "Pretty name")
+    sim = Simulation(client)
+    sim.send(ev("go"))
+    assert only_run(sim).output is True
+
+
+def test_run_timestamps(client):
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
+    async def f(ctx: inngest.Context):
+        await ctx.step.sleep("s", HOUR)
+
+    sim = Simulation(client)
+    sim.advance(MIN)
+    sim.send(ev("go"))
+    run = only_run(sim)
+    t0 = START + datetime.timedelta(minutes=1)
+    assert (run.created_at, run.started_at, run.ended_at) == (t0, t0, None)
+    sim.advance(HOUR)
+    run = only_run(sim)
+    assert run.ended_at == t0 + datetime.timedelta(hours=1)
+    assert run.history[0].at == t0 and run.history[-1].at == run.ended_at
