@@ -284,6 +284,8 @@ class Engine:
         Slices run inside the engine's private event loop (entered once for the whole
         drain), so step bodies and middleware may await real asyncio I/O.
         """
+        if not self.ready:
+            return 0  # no loop entry when there is nothing to run
         return self._drive(self.drain_async())
 
     def _drive(self, coro: typing.Coroutine[typing.Any, typing.Any, T]) -> T:
@@ -808,7 +810,9 @@ class Engine:
     def run_until(self, target_ms: int) -> None:
         """Virtual clocks: run everything due up to ``target_ms`` in time order, then set
         the clock to ``target_ms``. The private loop is entered once for all of it."""
-        self._drive(self._run_until_async(target_ms))
+        due = self.timers.peek_due()
+        if self.ready or (due is not None and due <= target_ms):
+            self._drive(self._run_until_async(target_ms))
         if target_ms > self.clock.now_ms():
             self.clock.advance_to(target_ms)
 
