@@ -105,7 +105,9 @@ _SCHEMA = (
 )
 
 #: ``MIGRATIONS[v]`` turns a version-``v`` file into a version ``v + 1`` one; each runs inside
-#: the transaction that also sets the new ``user_version``.
+#: the transaction that also sets the new ``user_version``. A redo log left by a killed older
+#: version is applied after migrating, with this version's statements (:data:`_SQL`), so a
+#: migration must keep those valid for the tables it changes.
 MIGRATIONS: dict[int, typing.Callable[[sqlite3.Connection], None]] = {}
 
 _INSERT_EVENT = (
@@ -119,12 +121,6 @@ _UPSERT_RUN = (
 )
 _INSERT_JOURNAL = "INSERT INTO journal (run_id, kind, step_id, data) VALUES "
 _JOURNAL_ROW = "(?, ?, ?, ?)"
-#: up to this many journal rows go in one multi-row INSERT (SQLite allows 32,766 parameters)
-_MAX_ROWS = 256
-#: WAL pages between automatic checkpoints (SQLite's default is 1,000): a hot page rewritten
-#: by many commits is copied back to the file once per checkpoint, so fewer checkpoints is
-#: less work per commit; the WAL file stays under 16 MiB plus one transaction
-_CHECKPOINT_PAGES = 4000
 _UPSERT_FLOW = "INSERT OR REPLACE INTO flow (namespace, key, value) VALUES (?, ?, ?)"
 _DELETE_FLOW = "DELETE FROM flow WHERE namespace = ? AND key = ?"
 _UPSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
@@ -132,9 +128,17 @@ _DELETE_INBOX = "DELETE FROM inbox WHERE seq = ?"
 #: statements by the one-letter code the redo log records them under
 _SQL = {"E": _INSERT_EVENT, "R": _UPSERT_RUN, "F": _UPSERT_FLOW, "D": _DELETE_FLOW,
         "M": _UPSERT_META, "I": _DELETE_INBOX}
-#: the redo log is applied to the tables after this many commits (and when the worker idles)
+
+#: up to this many journal rows go in one multi-row INSERT (SQLite allows 32,766 parameters)
+_MAX_ROWS = 256
+#: the redo log is applied to the tables after this many commits (and whenever the worker
+#: polls, every ``poll_interval``)
 _APPLY_EVERY = 256
-_FRAME = struct.Struct("<II")  # payload length, CRC-32 of the payload
+_FRAME = struct.Struct("<II")  # a redo record's header: payload length, CRC-32 of the payload
+#: WAL pages between automatic checkpoints (SQLite's default is 1,000): a hot page rewritten
+#: by many commits is copied back to the file once per checkpoint, so fewer checkpoints is
+#: less work per commit; the WAL file stays under 16 MiB plus one transaction
+_CHECKPOINT_PAGES = 4000
 
 _loads = json.loads
 
@@ -184,7 +188,7 @@ class StoreInUseError(StoreError):
 
 
 # inspection (read-only) -------------------------------------------------------------------
-def _inspect(path: str, *, check: bool) -> int | None:
+def _inspect(path: str, *, check: bool) -> int:
     """The schema version of the store at ``path`` (0: nothing there yet), or raise
     :class:`StoreFormatError`. Opens the file read-only: it is never modified."""
     try:
@@ -312,7 +316,7 @@ def _connect(path: str, synchronous: str, busy_ms: int) -> sqlite3.Connection:
     return conn
 
 
-def _prepare(conn: sqlite3.Connection, path: str, version: int) -> None:
+def _prepare(conn: sqlite3.Connection, version: int) -> None:
     """Create the schema in a new file, or migrate an older one, in one transaction."""
     if version == 0 and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         # outside any transaction: switching to WAL is not transactional
@@ -349,7 +353,7 @@ def _open_for_writing(path: str, synchronous: str, busy_ms: int, *, check: bool,
         conn = _connect(path, synchronous, busy_ms)
         try:
             if version != SCHEMA_VERSION:
-                _prepare(conn, path, version or 0)
+                _prepare(conn, version)
         except BaseException:
             conn.close()
             raise
