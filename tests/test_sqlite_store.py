@@ -550,9 +550,6 @@ def test_a_simulation_resumes_from_the_file_in_a_new_process(tmp_path) -> None:
     again.engine.store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="engine: accept() commits in the middle of delivering "
-                   "an event (_resolve_wait -> _memoize commits), so a crash there keeps the "
-                   "event (and takes it out of the inbox) but loses the runs it starts")
 def test_an_event_is_accepted_with_all_its_deliveries_or_not_at_all(tmp_path) -> None:
     path = str(tmp_path / "s.db")
 
@@ -595,3 +592,46 @@ def test_an_event_is_accepted_with_all_its_deliveries_or_not_at_all(tmp_path) ->
     started = [r for r in again.runs() if r.fn_id == "at-started"]
     retry = again.engine.store.take_inbox()  # or the event still waits to be taken again
     assert started or retry
+
+
+def test_waits_debounces_and_batches_survive_a_restart(tmp_path) -> None:
+    path = str(tmp_path / "s.db")
+
+    def make_client() -> inngest.Inngest:
+        client = inngest.Inngest(app_id="fc")
+
+        @client.create_function(
+            fn_id="debounced", trigger=inngest.TriggerEvent(event="fc/d"),
+            debounce=inngest.Debounce(period=datetime.timedelta(seconds=10)))
+        async def debounced(ctx: inngest.Context) -> int:
+            return ctx.event.data["n"]
+
+        @client.create_function(
+            fn_id="batched", trigger=inngest.TriggerEvent(event="fc/b"),
+            batch_events=inngest.Batch(max_size=5, timeout=datetime.timedelta(seconds=10)))
+        async def batched(ctx: inngest.Context) -> list:
+            return [e.data["n"] for e in ctx.events]
+
+        @client.create_function(fn_id="waiting", trigger=inngest.TriggerEvent(event="fc/w"))
+        async def waiting(ctx: inngest.Context) -> bool:
+            got = await ctx.step.wait_for_event("w", event="fc/go",
+                                                timeout=datetime.timedelta(minutes=5))
+            return got is not None
+
+        return client
+
+    sim = Simulation(make_client(), seed=1, store=path)
+    for n in range(3):
+        sim.send(inngest.Event(name="fc/d", data={"n": n}))
+        sim.send(inngest.Event(name="fc/b", data={"n": n}))
+    sim.send(inngest.Event(name="fc/w"))
+    sim.advance(datetime.timedelta(seconds=3))
+    assert [r.fn_id for r in sim.runs()] == ["fc-waiting"]
+    sim.engine.store.close()
+
+    again = Simulation(make_client(), seed=1, start=sim.now, store=path)  # a new process
+    again.send(inngest.Event(name="fc/go"))
+    again.advance(datetime.timedelta(seconds=20))
+    assert {r.fn_id: r.output for r in again.runs()} == {
+        "fc-waiting": True, "fc-debounced": 2, "fc-batched": [0, 1, 2]}
+    again.engine.store.close()
