@@ -175,8 +175,7 @@ class Engine:
                     limits.check_event_size(len(json.dumps(p)), p["name"])
             ids = [self._accept_one(p, origin) for p in payloads]
             self.store.commit()
-        if not self.executing:
-            self._work_arrived()
+        self._work_arrived()
         return ids
 
     def _accept_one(self, payload: dict, origin: str | None) -> str:
@@ -326,7 +325,10 @@ class Engine:
             if run.started_ms is None:
                 run.started_ms = now
                 self._log(now, run.id, run.fn_id, "run.started")
-            run.status = RunStatus.RUNNING
+            if run.status is not RunStatus.RUNNING:
+                run.status = RunStatus.RUNNING
+                self._save(run)
+                self.store.commit()  # readers of the store see it running
             self.flow.on_slice_start(run)
             mws = self.client._middleware + fn.middleware
             ex.middleware = [mw(self.client, None) for mw in mws] if mws else []
@@ -551,6 +553,7 @@ class Engine:
             self._memoize(run, full_id, [op, False, described])
             self._log(now, run.id, run.fn_id, "step.errored", full_id,
                       f"{described['name']}: {described['message']}")
+            self.store.commit()
             return False
         due = now + self.retry_delay(attempt - 1, err)
         handle = self.timers.schedule(due, ("retry", run.id, full_id))
@@ -609,13 +612,15 @@ class Engine:
             return MISSING
         self._memoize(run, full_id, [op, True, value])
         self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
+        self.store.commit()  # recorded before the handler continues
         return fresh_copy(value)
 
     def _memoize(self, run: RunState, full_id: str, memo: list) -> None:
+        # No commit here: callers commit at the end of what they are doing (a step, an
+        # accepted event with all its deliveries, a batch of timers), so each is atomic.
         run.memos.set(full_id, memo)
         run.attempt = 0
         self.store.save_memo(run.id, full_id, memo)
-        self.store.commit()
 
     # suspensions ----------------------------------------------------------------------------
     def park_sleep(self, ex: Execution, full_id: str, ms: int, relative: bool) -> None:
@@ -897,7 +902,8 @@ class Engine:
 
     def _work_arrived(self) -> None:
         if self.auto_drain:
-            self.run_until(self.now_ms())
+            if not self.executing:  # a send from inside a step runs after that slice
+                self.run_until(self.now_ms())
         elif self.on_work is not None:
             self.on_work()
 

@@ -346,9 +346,6 @@ def test_the_fastapi_example_lifespan_runs_the_worker(tmp_path, monkeypatch) -> 
 
 
 # ---------------------------------------------------------------- engine gaps (xfail, strict)
-@pytest.mark.xfail(strict=True, reason="engine: accept() calls on_work only when no slice "
-                   "is executing, so a Worker is not woken for events sent meanwhile (it "
-                   "polls the ready queue every 10 ms instead)")
 def test_accept_wakes_the_worker_even_while_a_slice_executes() -> None:
     client = inngest.Inngest(app_id="w")
 
@@ -364,9 +361,6 @@ def test_accept_wakes_the_worker_even_while_a_slice_executes() -> None:
     assert woken
 
 
-@pytest.mark.xfail(strict=True, reason="engine: a run woken from a sleep is stored with "
-                   "status Sleeping until it parks or ends again; slice() sets RUNNING "
-                   "without saving the run")
 def test_the_stored_status_of_a_run_executing_after_a_sleep_is_running(tmp_path) -> None:
     from inngest_do.storage.sqlite import StoreReader
 
