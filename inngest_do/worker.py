@@ -51,9 +51,6 @@ __all__ = ["Worker"]
 
 _log = logging.getLogger("inngest_do.worker")
 
-#: while slices are in flight, the loop looks at the ready queue this often (seconds): the
-#: engine only signals new work when nothing is executing
-_BUSY_POLL = 0.01
 #: the longest the loop sleeps without looking at the clock (wall-clock jumps)
 _MAX_SLEEP = 1.0
 
@@ -271,8 +268,6 @@ class Worker:
                     timeout = min(timeout, max((due - engine.now_ms()) / 1000, 0.001))
             if polls:
                 timeout = min(timeout, max(next_poll - loop.time(), 0.0))
-            if self._tasks:
-                timeout = min(timeout, _BUSY_POLL)
             if not wake.is_set():
                 try:
                     await asyncio.wait_for(wake.wait(), timeout)

@@ -345,7 +345,7 @@ def test_the_fastapi_example_lifespan_runs_the_worker(tmp_path, monkeypatch) -> 
     assert (tmp_path / "shop.db").exists() and not (tmp_path / "shop.db-redo").exists()
 
 
-# ---------------------------------------------------------------- engine gaps (xfail, strict)
+# ------------------------------------- engine behaviour the worker relies on (once gaps, fixed)
 def test_accept_wakes_the_worker_even_while_a_slice_executes() -> None:
     client = inngest.Inngest(app_id="w")
 
