@@ -119,6 +119,11 @@ class Engine:
         self._run_seq = 0
         self.events: dict[str, dict] = {}  # internal id -> {"payload", "received_ms", ...}
         self.trace: list[TraceEntry] = []
+        # A long-running wall-clock engine keeps no global trace (each run keeps its own
+        # history); a Simulation turns it on.
+        self.keep_trace = bool(getattr(clock, "is_virtual", False))
+        #: called with every new trace entry (a Worker's way to report progress)
+        self.trace_listener: typing.Callable[[TraceEntry], None] | None = None
         self.live: collections.OrderedDict[str, Execution] = collections.OrderedDict()
         self.coroutine_cap = coroutine_cap
         self.waits: dict[str, dict[tuple[str, str], _Wait]] = {}
@@ -143,7 +148,9 @@ class Engine:
         return self.clock.now_ms()
 
     # functions ------------------------------------------------------------------------------
-    def _sync_functions(self) -> None:
+    def sync_functions(self) -> None:
+        """Take in functions created on the client since the last call (their triggers,
+        cron schedules and flow control). Called on every send; a Worker calls it at start."""
         fns = self.client._functions
         if len(fns) == len(self._known_fns):
             return
@@ -158,7 +165,7 @@ class Engine:
             self.flow.register(fn)
 
     def function(self, fn_id: str) -> Function[typing.Any]:
-        self._sync_functions()
+        self.sync_functions()
         fn = self._known_fns.get(fn_id)
         if fn is None:
             raise errors.FunctionNotFoundError(f"no function with id '{fn_id}'")
@@ -168,7 +175,7 @@ class Engine:
     def accept(self, events: list[Event], *, origin: str | None = None) -> list[str]:
         """Store ``events`` and deliver them; returns their ids. O(matching work)."""
         with self.lock:
-            self._sync_functions()
+            self.sync_functions()
             payloads = [ev.to_payload() for ev in events]
             if self.limits:
                 for p in payloads:
@@ -671,7 +678,7 @@ class Engine:
             return
         now = self.now_ms()
         target_id = f"{app_id or self.client.app_id}-{function_id}"
-        self._sync_functions()
+        self.sync_functions()
         target = self._known_fns.get(target_id)
         if target is None:
             self._memoize(run, full_id, [OP_INVOKE, False, {
@@ -925,7 +932,10 @@ class Engine:
     def _log(self, at_ms: int, run_id: str, fn_id: str, kind: str, step: str | None = None,
              detail: typing.Any = None) -> None:
         entry = TraceEntry(at_ms, run_id, fn_id, kind, step, detail)
-        self.trace.append(entry)
+        if self.keep_trace:
+            self.trace.append(entry)
+        if self.trace_listener is not None:
+            self.trace_listener(entry)
         run = self.runs.get(run_id) if fn_id else None
         if run is not None:
             run.history.append(entry)
@@ -936,7 +946,9 @@ class Engine:
 
     def query_events(self, name: str | None = None) -> list[EventRecord]:
         out = []
-        for event_id, rec in self.events.items():
+        with self.lock:  # a Worker may be changing them on another thread
+            items = list(self.events.items())
+        for event_id, rec in items:
             payload = rec["payload"]
             if name is not None and payload["name"] != name:
                 continue
@@ -949,7 +961,9 @@ class Engine:
     def query_runs(self, fn_id: str | None = None,
                    status: RunStatus | str | None = None) -> list[RunState]:
         out = []
-        for run in self.runs.values():
+        with self.lock:  # a Worker may be changing them on another thread
+            runs = list(self.runs.values())
+        for run in runs:
             if fn_id is not None and run.fn_id != fn_id:
                 continue
             if status is not None and run.status != status:

@@ -77,7 +77,7 @@ class Simulation:
         engine.drain_limit = self.max_iterations
         engine.busy_error = self._busy
         self.client._engine = engine
-        engine._sync_functions()  # registers the client's functions and their cron timers
+        engine.sync_functions()  # registers the client's functions and their cron timers
         return engine
 
     def _busy(self, count: int) -> SimulationError:

@@ -32,6 +32,7 @@ and a new worker resumes where this one stopped.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import signal
 import threading
@@ -116,7 +117,7 @@ class Worker:
         self._tasks: dict[str, asyncio.Task] = {}  # run id -> its slice in flight
         self._deferred: set[str] = set()  # ready again while a slice of it was in flight
         self._stopping = False
-        self._trace_pos = 0
+        self._pending_trace: collections.deque[TraceEntry] = collections.deque()
 
     # life cycle ----------------------------------------------------------------------------
     @property
@@ -139,9 +140,10 @@ class Worker:
         self._stopping = False
         engine = self._engine = self._install_engine()
         with engine.lock:
-            engine._sync_functions()  # cron schedules of functions created since
+            engine.sync_functions()  # cron schedules of functions created since
             engine.on_work = self._on_work
-        self._trace_pos = len(engine.trace)
+        self._pending_trace.clear()
+        engine.trace_listener = self._pending_trace.append if self.on_trace else None
         self._main = self._loop.create_task(self._run_loop(), name="inngest_do.worker")
 
     def _install_engine(self) -> Engine:
@@ -323,11 +325,10 @@ class Worker:
     def _report(self) -> None:
         if self.on_trace is None:
             return
-        trace = self.engine.trace
-        pos, end = self._trace_pos, len(trace)
-        self._trace_pos = end
-        for i in range(pos, end):
+        pending = self._pending_trace
+        while pending:
+            entry = pending.popleft()
             try:
-                self.on_trace(trace[i])
+                self.on_trace(entry)
             except Exception:  # noqa: BLE001 - a listener's error must not stop the worker
                 _log.exception("inngest_do: on_trace raised")
