@@ -379,7 +379,6 @@ class FlowControl:
         order = _order(run)
         blocked = []
         for key, limit in run.keys["concurrency"]:
-            key = tuple(key)
             queue = self.waiters.get(key)
             if self.slots.count(key) >= limit or (queue and queue[0] < order):
                 blocked.append(key)
@@ -393,7 +392,7 @@ class FlowControl:
             return False
         self._unwait(run.id)
         for key, limit in run.keys["concurrency"]:
-            self.slots.try_acquire(tuple(key), limit)
+            self.slots.try_acquire(key, limit)
         self.units[run.id] = self._units(run) + 1
         return True
 
@@ -426,7 +425,7 @@ class FlowControl:
         count = min(count, held)
         for _ in range(count):
             for key, _limit in run.keys.get("concurrency") or ():
-                self.slots.release(tuple(key))
+                self.slots.release(key)
         if held - count:
             self.units[run.id] = held - count
         else:
@@ -471,8 +470,8 @@ class FlowControl:
             return
         self._give_back(run, 1)
         if self._units(run) <= _in_flight(run) and not run.status.is_final:
-            self._wait(run, [tuple(k) for k, _ in slots])
-        self._pump([tuple(k) for k, _ in slots])
+            self._wait(run, [k for k, _ in slots])
+        self._pump([k for k, _ in slots])
 
     def on_slice_start(self, run: RunState) -> None:
         """A slice of ``run`` begins executing."""
@@ -490,7 +489,7 @@ class FlowControl:
             keep = 0 if run.status.is_final else _in_flight(run)
             if self._units(run) > keep:
                 self._give_back(run, self._units(run) - keep)
-                self._pump([tuple(k) for k, _ in run.keys["concurrency"]])
+                self._pump([k for k, _ in run.keys["concurrency"]])
 
     def on_run_end(self, run: RunState) -> None:
         """``run`` reached a final status: locks and slots go back."""
@@ -503,7 +502,7 @@ class FlowControl:
         self._unwait(run.id)
         if run.id not in self.engine.executing and run.id in self.units:
             self._give_back(run, self._units(run))
-            self._pump([tuple(k) for k, _ in run.keys["concurrency"]])
+            self._pump([k for k, _ in run.keys["concurrency"]])
 
     # cancellation ---------------------------------------------------------------------------
     def on_event(self, payload: dict) -> None:
@@ -562,12 +561,13 @@ class FlowControl:
                 engine.cancel_run(run, "timeouts.finish")
 
 
-def _slot(flow: _FnFlow, spec: typing.Any, key: str | None) -> list:
+def _slot(flow: _FnFlow, spec: typing.Any, key: str | None) -> tuple[tuple[str, str, str], int]:
+    """(slot key, limit): the counter a run takes a count on for one concurrency limit."""
     value = "" if key is None else key
     if spec.scope == "fn":
-        return [["fn", flow.fn.id, value], spec.limit]
+        return (("fn", flow.fn.id, value), spec.limit)
     # env/account slots are shared by every function whose key gives the same value
-    return [[spec.scope, "", value], spec.limit]
+    return ((spec.scope, "", value), spec.limit)
 
 
 def _order(run: RunState) -> tuple[int, int, str]:

@@ -53,12 +53,19 @@ def _run_from_record(rec: dict) -> RunState:
         attempt=rec["attempt"], attempts=rec["attempts"], priority=rec.get("priority", 0),
         invoker=tuple(rec["invoker"]) if rec.get("invoker") else None,
         cancel_requested=rec.get("cancel_requested", False), reason=rec.get("reason"),
-        keys=rec.get("keys") or {}, memos=memos,
+        keys=_keys(rec.get("keys") or {}), memos=memos,
         history=[TraceEntry(*e) for e in rec.get("history", [])],
     )
     for step_id, (kind, due, data) in rec.get("pending", {}).items():
         run.pending[step_id] = Pending(kind, due, None, data)
     return run
+
+
+def _keys(keys: dict) -> dict:
+    """Flow-control keys as the engine holds them (JSON made the slot keys lists)."""
+    if keys.get("concurrency"):
+        keys["concurrency"] = [(tuple(k), limit) for k, limit in keys["concurrency"]]
+    return keys
 
 
 def _rearm(engine: Engine, run: RunState, step_id: str, pending: Pending) -> None:
