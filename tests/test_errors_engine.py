@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 
 import pytest
+from helpers import ev, only_run
 
 import inngest_do as inngest
 from inngest_do.testing import Simulation
@@ -15,16 +16,6 @@ MIN = 60_000
 
 class PaymentDeclined(Exception):
     pass
-
-
-def ev(name: str = "go", **data: object) -> inngest.Event:
-    return inngest.Event(name=name, data=data)
-
-
-def only_run(sim: Simulation, fn: inngest.Function | None = None) -> inngest.Run:
-    runs = sim.runs(fn)
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 # ------------------------------------------------------------------------------- run.error

@@ -7,23 +7,12 @@ import collections
 import datetime
 
 import pytest
+from helpers import MIN, SEC, ev, only_run
 
 import inngest_do as inngest
 from inngest_do.testing import DEFAULT_START, Simulation
 
 START = DEFAULT_START
-SEC = 1_000
-MIN = 60 * SEC
-
-
-def ev(name: str = "go", **data: object) -> inngest.Event:
-    return inngest.Event(name=name, data=data)
-
-
-def only_run(sim: Simulation, fn: inngest.Function | None = None) -> inngest.Run:
-    runs = sim.runs(fn)
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 def add_children(client: inngest.Inngest) -> dict[str, inngest.Function]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from helpers import ev
 
 import inngest_do as inngest
 from inngest_do.testing import Simulation
@@ -48,10 +49,6 @@ def recorder(tag: str, log: list, *, use_async: bool = False, real_io: bool = Fa
         body[name] = hook
     base = inngest.Middleware if use_async else inngest.MiddlewareSync
     return type(f"Rec_{tag}", (base,), body)
-
-
-def ev(name: str = "go", **data: object) -> inngest.Event:
-    return inngest.Event(name=name, data=data)
 
 
 # ------------------------------------------------------------------------------ order of hooks

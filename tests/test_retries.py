@@ -9,13 +9,12 @@ import datetime
 import itertools
 
 import pytest
+from helpers import MIN, SEC, ev, only_run
 
 import inngest_do as inngest
 from inngest_do.testing import DEFAULT_START, Simulation
 
 START = DEFAULT_START
-SEC = 1_000
-MIN = 60 * SEC
 HOUR = 60 * MIN
 #: delay after failed attempt a (0-based), before a jitter of 0..30 s (SPEC section 2)
 BACKOFF = [15 * SEC, 30 * SEC, MIN, 2 * MIN, 5 * MIN, 10 * MIN, 20 * MIN, 40 * MIN, HOUR,
@@ -23,19 +22,9 @@ BACKOFF = [15 * SEC, 30 * SEC, MIN, 2 * MIN, 5 * MIN, 10 * MIN, 20 * MIN, 40 * M
 JITTER = 30 * SEC
 
 
-def ev(name: str = "go", **data: object) -> inngest.Event:
-    return inngest.Event(name=name, data=data)
-
-
 def ms(a: datetime.datetime, b: datetime.datetime) -> int:
     delta = b - a
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
-
-
-def only_run(sim: Simulation, fn: inngest.Function | None = None) -> inngest.Run:
-    runs = sim.runs(fn)
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 def flaky(log: list, failures: int, result: object = "ok", exc: type = ValueError):

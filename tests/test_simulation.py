@@ -13,20 +13,15 @@ import subprocess
 import sys
 
 import pytest
+from helpers import MIN, SEC, ev
 
 import inngest_do as inngest
 from inngest_do.testing import DEFAULT_START, Simulation, SimulationError
 
 START = DEFAULT_START
 UTC = datetime.timezone.utc
-SEC = 1_000
-MIN = 60 * SEC
 HOUR = 60 * MIN
 DAY = 24 * HOUR
-
-
-def ev(name: str = "go", **data: object) -> inngest.Event:
-    return inngest.Event(name=name, data=data)
 
 
 class Hung(BaseException):

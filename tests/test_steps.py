@@ -12,29 +12,18 @@ import collections
 import datetime
 
 import pytest
+from helpers import MIN, SEC, ev, only_run
 
 import inngest_do as inngest
 from inngest_do.testing import DEFAULT_START, Simulation
 
 START = DEFAULT_START
-SEC = 1_000
-MIN = 60 * SEC
 HOUR = 60 * MIN
-
-
-def ev(name: str, **data: object) -> inngest.Event:
-    return inngest.Event(name=name, data=data)
 
 
 def times(run: inngest.Run, kind: str, step: str | None = None) -> list[datetime.datetime]:
     """Virtual times of the run's history entries of one kind (and step)."""
     return [e.at for e in run.history if e.kind == kind and (step is None or e.step == step)]
-
-
-def only_run(sim: Simulation, fn: inngest.Function | None = None) -> inngest.Run:
-    runs = sim.runs(fn)
-    assert len(runs) == 1, runs
-    return runs[0]
 
 
 # ------------------------------------------------------------------------------------ step.run

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from helpers import ev
 
 import inngest_do as inngest
 from inngest_do.testing import DEFAULT_START, Simulation
@@ -14,10 +15,6 @@ START = DEFAULT_START
 UTC = datetime.timezone.utc
 HOUR = 3_600_000
 DAY = 24 * HOUR
-
-
-def ev(name: str, **data: object) -> inngest.Event:
-    return inngest.Event(name=name, data=data)
 
 
 def names_run(sim: Simulation, fn: inngest.Function) -> list[str]:
