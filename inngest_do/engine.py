@@ -76,29 +76,6 @@ class _Wait(typing.NamedTuple):
     expr: Expression | None
 
 
-class _Resume:
-    """Continue a half-driven awaitable inside an event loop (see :meth:`Engine.resolve`)."""
-
-    def __init__(self, gen: typing.Generator, first: typing.Any) -> None:
-        self.gen, self.first = gen, first
-
-    def __await__(self) -> typing.Generator[typing.Any, typing.Any, typing.Any]:
-        gen, y = self.gen, self.first
-        while True:
-            try:
-                value = yield y
-            except BaseException as err:  # noqa: BLE001 - forwarded
-                try:
-                    y = gen.throw(err)
-                except StopIteration as stop:
-                    return stop.value
-                continue
-            try:
-                y = gen.send(value)
-            except StopIteration as stop:
-                return stop.value
-
-
 class Engine:
     """Executes one client's functions on ``clock``, keeping records in ``store``."""
 
