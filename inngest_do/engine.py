@@ -112,6 +112,9 @@ class Engine:
         self.busy_error: typing.Callable[[int], Exception] = lambda n: RuntimeError(
             f"inngest_do: still busy after {n} slices at one instant")
         self.on_work: typing.Callable[[], None] | None = None  # a Worker's wake-up call
+        # How a Worker runs sync handlers off its loop: awaitable runner(fn, *args), e.g.
+        # loop.run_in_executor on a bounded pool. None: on the calling thread.
+        self.sync_runner: typing.Callable[..., typing.Awaitable[typing.Any]] | None = None
         # (fn id or None, step id) -> [attempts left to fail, error]: Simulation.fail_step
         self.faults: dict[tuple[str | None, str], list] = {}
         self._router = EventRouter()
@@ -334,6 +337,8 @@ class Engine:
                 if fresh:
                     ex.coro = fn.handler(ex.ctx)
                 outcome, value = await Drive(ex.coro)
+            elif self.sync_runner is not None:
+                outcome, value = await self.sync_runner(self._call_sync_threaded, fn, ex)
             else:
                 outcome, value = self._call_sync(fn, ex)
             if ex.memo_phase:  # the handler ended right after its last memo
@@ -348,6 +353,17 @@ class Engine:
             self.executing.discard(run.id)
             self.flow.on_slice_end(run)
             self.store.commit()
+
+    def _call_sync_threaded(self, fn: Function[typing.Any],
+                            ex: Execution) -> tuple[str, typing.Any]:
+        """A sync handler on a Worker's thread: it holds the engine lock, except while its
+        step bodies run, so bodies of different runs overlap."""
+        with self.lock:
+            ex.unlock_bodies = True
+            try:
+                return self._call_sync(fn, ex)
+            finally:
+                ex.unlock_bodies = False
 
     def _call_sync(self, fn: Function[typing.Any], ex: Execution) -> tuple[str, typing.Any]:
         try:

@@ -150,6 +150,7 @@ class Execution:
         "memo_phase",
         "middleware",
         "run",
+        "unlock_bodies",
     )
 
     def __init__(self, engine: Engine, run: RunState, fn: Function[typing.Any]) -> None:
@@ -162,6 +163,7 @@ class Execution:
         self.memo_phase = False  # replaying memos, before new code runs
         self.is_async = fn.is_handler_async
         self.busy_ms = 0  # virtual time the step body in progress declared (Simulation.busy)
+        self.unlock_bodies = False  # on a worker thread: release the engine lock in bodies
         self.ctx = engine.make_context(self)
 
     # step boundaries -----------------------------------------------------------------------
@@ -239,9 +241,13 @@ class Execution:
         self.in_body = full_id
         self.busy_ms = 0
         _CURRENT.set(self)
+        if self.unlock_bodies and token is None:
+            self.engine.lock.release()
         return token
 
     def exit_body(self, token: str | None) -> None:
+        if self.unlock_bodies and token is None:
+            self.engine.lock.acquire()
         self.in_body = token
 
     def step_failed(self, full_id: str, err: Exception, op: str = OP_RUN) -> bool:

@@ -18,10 +18,9 @@ overlap whenever a step body awaits real I/O.
 Threads. The engine's state is guarded by ``engine.lock``: the loop holds it while it touches
 the engine and each slice holds it for every stretch of handler code between two awaits (it is
 released while a step body awaits I/O), so ``client.send_sync`` from another thread (a sync
-web endpoint, say) is safe. Sync handlers (``def fn(ctx: ContextSync)``) run on the loop
-thread, holding the lock: a blocking step body in one delays every other run and the loop
-itself, so give I/O-bound functions async handlers. (A thread pool would need the engine to
-release the lock around each step body, which it offers no hook for.)
+web endpoint, say) is safe. Sync handlers (``def fn(ctx: ContextSync)``) run off the loop,
+in a bounded thread pool (``sync_workers``); such a thread holds the lock except while a step
+body runs, so blocking step bodies of different runs overlap.
 
 Stopping. :meth:`Worker.stop` stops taking work, waits up to ``stop_timeout`` seconds for the
 slices in flight, cancels the rest (their current step runs again later: nothing it did was
@@ -33,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import signal
 import threading
@@ -88,6 +88,7 @@ class Worker:
         client: the app whose functions run.
         store: a store (path or object) to use instead of the client's own ``store=``.
         max_concurrency: at most this many run slices execute at once.
+        sync_workers: threads that run sync handlers (``def fn(ctx: ContextSync)``).
         poll_interval: seconds between looks at the store's inbox for events sent by other
             processes (``inngest-do send``).
         stop_timeout: seconds :meth:`stop` waits for slices in flight before cancelling them.
@@ -96,11 +97,15 @@ class Worker:
     """
 
     def __init__(self, client: Inngest, *, store: Store | str | None = None,
-                 max_concurrency: int = 100, poll_interval: float = 0.05,
-                 stop_timeout: float = 30.0,
+                 max_concurrency: int = 100, sync_workers: int = 8,
+                 poll_interval: float = 0.05, stop_timeout: float = 30.0,
                  on_trace: typing.Callable[[TraceEntry], None] | None = None) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency: must be at least 1")
+        if sync_workers < 1:
+            raise ValueError("sync_workers: must be at least 1")
+        self.sync_workers = sync_workers
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         if poll_interval <= 0:
             raise ValueError("poll_interval: must be positive")
         self.client = client
@@ -142,6 +147,10 @@ class Worker:
         with engine.lock:
             engine.sync_functions()  # cron schedules of functions created since
             engine.on_work = self._on_work
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                self.sync_workers, thread_name_prefix="inngest_do-sync")
+            loop, pool = self._loop, self._pool
+            engine.sync_runner = lambda fn, *args: loop.run_in_executor(pool, fn, *args)
         self._pending_trace.clear()
         engine.trace_listener = self._pending_trace.append if self.on_trace else None
         self._main = self._loop.create_task(self._run_loop(), name="inngest_do.worker")
@@ -182,9 +191,13 @@ class Worker:
             engine = self.engine
             with engine.lock:
                 engine.on_work = None
+                engine.sync_runner = None
                 self._report()
                 engine.store.commit()
                 engine.store.close()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
 
     async def _drain_tasks(self, timeout: float) -> None:
         tasks = list(self._tasks.values())

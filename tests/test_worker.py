@@ -385,3 +385,44 @@ def test_the_stored_status_of_a_run_executing_after_a_sleep_is_running(tmp_path)
             return status
 
     assert arun(main()) == "Running"
+
+
+def test_sync_handlers_run_on_a_thread_pool_and_their_bodies_overlap() -> None:
+    import time
+
+    client = inngest.Inngest(app_id="w")
+    threads: set[str] = set()
+    inside = [0, 0]  # bodies running now, most at once
+    guard = threading.Lock()
+    all_in = threading.Barrier(2, timeout=10)  # two bodies must be inside at the same time
+
+    @client.create_function(fn_id="slow", trigger=inngest.TriggerEvent(event="w/slow"))
+    def slow(ctx: inngest.ContextSync) -> str:
+        def body() -> str:
+            threads.add(threading.current_thread().name)
+            with guard:
+                inside[0] += 1
+                inside[1] = max(inside)
+            all_in.wait()  # a blocking call; deadlocks (times out) if bodies cannot overlap
+            time.sleep(0.05)
+            with guard:
+                inside[0] -= 1
+            return "done"
+
+        return ctx.step.run("block", body)
+
+    async def main() -> None:
+        async with inngest.Worker(client, sync_workers=2):
+            await client.send([inngest.Event(name="w/slow") for _ in range(2)])
+            await until(lambda: len(client.runs()) == 2
+                        and all(r.status == "Completed" for r in client.runs()), timeout=15)
+
+    arun(main())
+    assert [r.output for r in client.runs()] == ["done"] * 2
+    assert all(name.startswith("inngest_do-sync") for name in threads)
+    assert inside[1] == 2
+
+
+def test_sync_workers_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="sync_workers"):
+        inngest.Worker(inngest.Inngest(app_id="w"), sync_workers=0)
