@@ -815,6 +815,7 @@ class Engine:
     def run_until(self, target_ms: int) -> None:
         """Virtual clocks: run everything due up to ``target_ms`` in time order, then set
         the clock to ``target_ms``. The private loop is entered once for all of it."""
+        self.sync_functions()  # a cron function created after the Simulation ticks too
         due = self.timers.peek_due()
         if self.ready or (due is not None and due <= target_ms):
             self._drive(self._run_until_async(target_ms))
@@ -824,6 +825,7 @@ class Engine:
     def run_until_idle(self, max_iterations: int) -> bool:
         """Virtual clocks: run from timer to timer until only cron schedules remain; False if
         ``max_iterations`` timer instants were not enough."""
+        self.sync_functions()
         return self._drive(self._run_until_idle_async(max_iterations))
 
     async def _run_until_idle_async(self, max_iterations: int) -> bool:

@@ -120,3 +120,15 @@ def test_two_matching_triggers_start_one_run() -> None:
     sim = Simulation(client)
     sim.send(inngest.Event(name="app/user.created"))
     assert [r.output for r in sim.runs()] == ["app/user.created"]
+
+
+def test_a_cron_function_created_after_the_simulation_still_ticks() -> None:
+    client = inngest.Inngest(app_id="late")
+    sim = Simulation(client)
+
+    @client.create_function(fn_id="tick", trigger=inngest.TriggerCron(cron="0 * * * *"))
+    async def tick(ctx: inngest.Context) -> str:
+        return ctx.event.name
+
+    sim.advance(datetime.timedelta(hours=3))
+    assert [r.output for r in sim.runs(tick)] == ["inngest/scheduled.timer"] * 3
