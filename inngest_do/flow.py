@@ -186,7 +186,8 @@ class FlowControl:
             key = _key(flow.idempotency, payload)
             if key is not None:
                 if flow.idem_gcra.acquire(key, now) != -1:
-                    engine.record_outcome(event_id, fn.id, "idempotent")
+                    # SPEC: idempotency is a rate limit of 1 per 24 h; duplicates show as such
+                    engine.record_outcome(event_id, fn.id, "rate_limited")
                     return
                 self._save_gcra("idem", flow, flow.idem_gcra, key)
         if flow.debounce is not None:

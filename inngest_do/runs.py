@@ -163,7 +163,8 @@ class Run:
 @dataclasses.dataclass(frozen=True)
 class EventOutcome:
     """What one event did for one function: ``outcome`` is "started", "rate_limited",
-    "deduplicated", "idempotent", "debounced", "batched", "skipped" or "throttled";
+    "deduplicated", "debounced", "batched", "skipped" or "throttled" (an idempotency
+    duplicate is "rate_limited", as the spec has it);
     ``run_id`` is the run it started, joined or was skipped as (None if none)."""
 
     fn_id: str
