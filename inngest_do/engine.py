@@ -143,6 +143,8 @@ class Engine:
             for idx, cron in enumerate(fn.cron_triggers):
                 self._schedule_cron(fn, idx, cron, self.now_ms())
             self.flow.register(fn)
+        # The cron cursors are durable from here, so ticks missed while down fire on restart.
+        self.store.commit()
 
     def function(self, fn_id: str) -> Function[typing.Any]:
         self.sync_functions()

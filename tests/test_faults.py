@@ -132,3 +132,20 @@ def test_a_cron_function_created_after_the_simulation_still_ticks() -> None:
 
     sim.advance(datetime.timedelta(hours=3))
     assert [r.output for r in sim.runs(tick)] == ["inngest/scheduled.timer"] * 3
+
+
+def test_cron_ticks_missed_while_down_fire_late_in_order(tmp_path) -> None:
+    client = inngest.Inngest(app_id="down")
+
+    @client.create_function(fn_id="hourly", trigger=inngest.TriggerCron(cron="0 * * * *"))
+    async def hourly(ctx: inngest.Context) -> str:
+        return ctx.event.data["scheduledAt"]
+
+    sim = Simulation(client, store=str(tmp_path / "down.db"))
+    sim.advance(datetime.timedelta(minutes=30))
+    sim.clock.advance_by(3 * 3_600_000)  # the process is down for three hours: nothing runs
+    sim.crash()  # ... and comes back
+    sim.advance(0)
+    runs = sim.runs(hourly)
+    assert [r.output[11:16] for r in runs] == ["01:00", "02:00", "03:00"]
+    assert all(r.started_at == sim.now for r in runs)  # late, at restart, in order
