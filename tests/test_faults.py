@@ -149,3 +149,16 @@ def test_cron_ticks_missed_while_down_fire_late_in_order(tmp_path) -> None:
     runs = sim.runs(hourly)
     assert [r.output[11:16] for r in runs] == ["01:00", "02:00", "03:00"]
     assert all(r.started_at == sim.now for r in runs)  # late, at restart, in order
+
+
+def test_a_sleep_that_ended_while_down_fires_at_once_after_restart(tmp_path) -> None:
+    client, bodies = _app()
+    sim = Simulation(client, store=str(tmp_path / "nap.db"))
+    sim.send(inngest.Event(name="go"))
+    sim.clock.advance_by(3_600_000)  # down for an hour; the one-minute nap ended meanwhile
+    sim.crash()
+    restarted = sim.now
+    sim.advance(0)
+    (run,) = sim.runs()
+    assert run.status == "Completed" and run.ended_at == restarted
+    assert bodies == [1]
