@@ -65,3 +65,28 @@ def test_flow_overhead(benchmark: typing.Any, option: str) -> None:
         sim.run_until_idle()
 
     benchmark.pedantic(send_all, setup=setup, rounds=5)
+
+
+@pytest.mark.parametrize("waiting", [500, 5_000])
+def test_many_runs_queued_on_one_concurrency_key(benchmark: typing.Any, waiting: int) -> None:
+    """Runs waiting on a full key start one by one as slots free: the cost per run must not
+    grow with the queue (compare the two sizes: ~10x the time for 10x the runs)."""
+    benchmark.group = "concurrency: a long queue on one key"
+
+    def setup() -> tuple[tuple[Simulation], dict]:
+        from inngest_do.testing import busy
+
+        client = inngest.Inngest(app_id="bench")
+
+        @client.create_function(fn_id="q", trigger=inngest.TriggerEvent(event="go"),
+                                concurrency=[inngest.Concurrency(limit=2)])
+        async def q(ctx: inngest.Context) -> None:
+            await ctx.step.run("work", lambda: busy(1_000))
+
+        return (Simulation(client),), {}
+
+    def run_all(sim: Simulation) -> None:
+        sim.send([inngest.Event(name="go") for _ in range(waiting)])
+        sim.run_until_idle()
+
+    benchmark.pedantic(run_all, setup=setup, rounds=3)

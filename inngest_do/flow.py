@@ -438,16 +438,19 @@ class FlowControl:
         while True:
             best = None
             for key in keys:
-                queue = self.waiters.get(key)
-                for order in list(queue or ()):
+                stale = []
+                # From the head: O(finished + already tried) per key, not a copy of the queue.
+                for order in self.waiters.get(key) or ():
                     run = self.engine.runs.get(order[2])
                     if run is None or run.status.is_final:
-                        self._unwait(order[2])
+                        stale.append(order[2])
                         continue
                     if order[2] not in tried:
                         if best is None or order < best:
                             best = order
                         break
+                for run_id in stale:
+                    self._unwait(run_id)
             if best is None:
                 return
             tried.add(best[2])
@@ -455,6 +458,12 @@ class FlowControl:
             self._unwait(run.id)  # it competes by its order, not by its place in a queue
             if self._try_unit(run):
                 self.engine.enqueue(run)
+                continue
+            # A key that is full now stays full for the rest of this pump: stop looking at
+            # its waiters (else every waiter is tried in turn, O(waiting) per release).
+            full = {key for key, limit in run.keys["concurrency"]
+                    if self.slots.count(key) >= limit}
+            keys = [key for key in keys if key not in full]
 
     def before_body(self, run: RunState) -> bool:
         """May a step body of ``run`` start now? Each step in flight holds a unit of its
