@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import itertools
 import typing
 
 from sortedcontainers import SortedList
@@ -141,7 +142,8 @@ class FlowControl:
             if gcra is not None:
                 for key, tat in self._restored.get(f"{name}:{fn_id}", {}).items():
                     gcra.set_state(key, tat)
-        flow.seen_ids.update(self._restored.get(f"ids:{fn_id}", {}))
+        restored_ids = self._restored.get(f"ids:{fn_id}", {})
+        flow.seen_ids.update(sorted(restored_ids.items(), key=lambda item: item[1]))
         for name, piles in (("debounce", flow.debounces), ("batch", flow.batches)):
             for key, rec in self._restored.get(f"{name}:{fn_id}", {}).items():
                 pile = _Pile(key, rec["events"], rec["event_ids"], rec["first_ms"])
@@ -166,12 +168,21 @@ class FlowControl:
         now = engine.now_ms()
         user_id = engine.events[event_id].get("user_id")
         if user_id:
-            first = flow.seen_ids.get(user_id)
+            seen = flow.seen_ids
+            first = seen.get(user_id)
             if first is not None and now - first < DAY_MS:
                 engine.record_outcome(event_id, fn.id, "deduplicated")
                 return
-            flow.seen_ids[user_id] = now
+            # Kept in first-seen order, so ids older than a day are dropped from the front:
+            # a long-running engine does not remember every id it ever saw. O(1) amortised.
+            seen.pop(user_id, None)
+            seen[user_id] = now
             engine.store.save_flow(f"ids:{fn.id}", user_id, now)
+            for old_id, at in list(itertools.islice(seen.items(), 8)):
+                if now - at < DAY_MS:
+                    break
+                del seen[old_id]
+                engine.store.save_flow(f"ids:{fn.id}", old_id, None)
         if flow.batch is not None:
             self._batch(flow, event_id, payload, now)
             return
