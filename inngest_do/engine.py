@@ -89,7 +89,8 @@ class Engine:
         self.limits = bool(getattr(client, "inngest_limits", False))
         self.seed = seed if seed is not None else int.from_bytes(os.urandom(8), "little")
         self.rng = SeededRandom(self.seed)
-        self.cron_cursors: dict[str, int] = {}  # "fn_id:idx" -> next tick not yet fired
+        # restored from the store: "fn_id:idx" -> the next tick not yet fired
+        self.cron_cursors: dict[str, int] = {}
         self.timers = TimerHeap()
         self.ready = ReadyQueue()
         self.runs: dict[str, RunState] = {}
@@ -141,7 +142,11 @@ class Engine:
             for trig in fn.event_triggers:
                 self._router.add(trig.pattern, (fn, trig))
             for idx, cron in enumerate(fn.cron_triggers):
-                self._schedule_cron(fn, idx, cron, self.now_ms())
+                # A tick recorded before a restart fires late rather than never (the rest
+                # follow in order): the cursor moves only when a tick fires.
+                cursor = self.cron_cursors.pop(f"{fn.id}:{idx}", None)
+                self._arm_cron(fn, idx, cron,
+                               cron.next_after(self.now_ms()) if cursor is None else cursor)
             self.flow.register(fn)
         # The cron cursors are durable from here, so ticks missed while down fire on restart.
         self.store.commit()
@@ -168,6 +173,13 @@ class Engine:
         return ids
 
     def _accept_one(self, payload: dict, origin: str | None) -> str:
+        event_id = self._record_event(payload)
+        self._log(self.now_ms(), origin or "", "", "event.received", None, payload["name"])
+        self._deliver(event_id, payload)
+        return event_id
+
+    def _record_event(self, payload: dict) -> str:
+        """Give ``payload`` its internal id (and ``id``/``ts`` if it has none) and store it."""
         now = self.now_ms()
         event_id = self.rng.ulid(now)
         user_id = payload.get("id") or None
@@ -178,8 +190,6 @@ class Engine:
         self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": [],
                                  "user_id": user_id}
         self.store.save_event(event_id, payload, now)
-        self._log(now, origin or "", "", "event.received", None, payload["name"])
-        self._deliver(event_id, payload)
         return event_id
 
     def _deliver(self, event_id: str, payload: dict) -> None:
@@ -780,18 +790,14 @@ class Engine:
         return self.timers.schedule(due_ms, payload)
 
     # cron -----------------------------------------------------------------------------------
-    def _schedule_cron(self, fn: Function[typing.Any], idx: int, cron: CronSchedule,
-                       after_ms: int) -> None:
-        # A tick recorded before a restart fires late rather than never (then the rest in
-        # order), since the cursor only moves when a tick fires.
-        cursor = self.cron_cursors.pop(f"{fn.id}:{idx}", None)
-        tick = cursor if cursor is not None else cron.next_after(after_ms)
+    def _arm_cron(self, fn: Function[typing.Any], idx: int, cron: CronSchedule,
+                  tick: int) -> None:
+        """Schedule the tick at ``tick`` (plus seeded jitter) and record it as the cursor."""
         fire = tick
         if cron.jitter_ms:
             fire = tick + cron.jitter_delay(self.rng.next_u64())
         handle = self.timers.schedule(fire, ("cron", fn.id, idx, tick))
         self._cron_timers.add(handle)
-        self.cron_cursors[f"{fn.id}:{idx}"] = tick
         self.store.save_meta(f"cron:{fn.id}:{idx}", tick)
 
     def _fire_cron(self, payload: tuple) -> None:
@@ -804,14 +810,9 @@ class Engine:
         data = {"cron": cron.source, "scheduledAt": ms_to_datetime(tick).isoformat(),
                 "fireAt": ms_to_datetime(now).isoformat()}
         event_payload = {"name": CRON_EVENT, "data": data, "id": "", "ts": 0}
-        event_id = self.rng.ulid(now)
-        event_payload["id"] = event_id
-        event_payload["ts"] = now
-        self.events[event_id] = {"payload": event_payload, "received_ms": now, "outcomes": []}
-        self.store.save_event(event_id, event_payload, now)
-        self.flow.admit(fn, event_id, event_payload)
-        self.cron_cursors.pop(f"{fn.id}:{idx}", None)
-        self._schedule_cron(fn, idx, cron, tick)
+        # a tick is this function's own event: recorded, but delivered to no one else
+        self.flow.admit(fn, self._record_event(event_payload), event_payload)
+        self._arm_cron(fn, idx, cron, cron.next_after(tick))
 
     # driving --------------------------------------------------------------------------------
     def run_until(self, target_ms: int) -> None:
