@@ -176,7 +176,7 @@ def _cmd_run(args: argparse.Namespace, store: str) -> int:
     def report(entry: TraceEntry) -> None:
         if entry.kind not in _RUN_EVENTS or worker is None:
             return
-        run = worker.engine.runs.get(entry.run_id)
+        run = worker.engine.get_run(entry.run_id)  # a finished one from the store
         line = f"{_time(entry.at_ms)}  {_RUN_EVENTS[entry.kind]:<9}  {entry.fn_id}  " \
                f"{entry.run_id}"
         if run is not None and entry.kind != "run.started" and run.started_ms is not None:

@@ -49,6 +49,7 @@ from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
 from .middleware import StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .step import Group, GroupSync, Step, StepSync
+from .storage.base import StoreError
 from .triggers import CronSchedule, EventRouter
 
 if typing.TYPE_CHECKING:
@@ -68,6 +69,10 @@ FAILED_EVENT = "inngest/function.failed"
 CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
 CRON_EVENT = "inngest/scheduled.timer"
+#: outcomes an event may still change from (so it stays in memory until it does)
+_OPEN_OUTCOMES = ("debounced", "batched", "throttled")
+#: pruning by age runs at most this often (engine time)
+PRUNE_EVERY_MS = 3_600_000
 
 
 class _Wait(typing.NamedTuple):
@@ -121,6 +126,17 @@ class Engine:
         self._router = EventRouter()
         self._known_fns: dict[str, Function[typing.Any]] = {}
         self._cron_timers: set[int] = set()
+        # Bumped when a failed commit makes the engine rebuild itself from the store: work
+        # begun before (an Execution, a slice) is then abandoned.
+        self.generation = 0
+        # Finished runs and settled events leave memory once the store has them committed.
+        self._ended: list[str] = []
+        self._settled: list[str] = []
+        self.retention_ms: int | None = getattr(client, "retention_ms", None)
+        if self.keep_trace and not getattr(client, "retention_given", True):
+            self.retention_ms = None  # a Simulation keeps everything unless told otherwise
+        self._next_prune_ms: int | None = None
+        self._log_store = _store_logger()
         self.store.open()
         self._recover()
 
@@ -151,6 +167,68 @@ class Engine:
         # The cron cursors are durable from here, so ticks missed while down fire on restart.
         self.store.commit()
 
+    # commits -------------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Commit the store. If that fails, the store is what its last successful commit
+        left: rebuild the working state from it (as a restart would), so that nothing the
+        failed commit carried stays applied in memory, and re-raise the StoreError. Then
+        let finished runs and settled events go from memory (the store has them)."""
+        try:
+            self.store.commit()
+        except StoreError:
+            self.rebuild()
+            raise
+        if self._ended:
+            runs = self.runs
+            for run_id in self._ended:
+                run = runs.get(run_id)
+                if run is not None and run.status.is_final:
+                    del runs[run_id]
+            self._ended.clear()
+        if self._settled:
+            events = self.events
+            for event_id in self._settled:
+                rec = events.get(event_id)
+                if rec is not None and _is_settled(rec["outcomes"]):
+                    del events[event_id]
+            self._settled.clear()
+        if self.retention_ms is not None:
+            now = self.now_ms()
+            if self._next_prune_ms is None or now >= self._next_prune_ms:
+                self._next_prune_ms = now + min(PRUNE_EVERY_MS, max(self.retention_ms // 10,
+                                                                    1000))
+                try:
+                    self.store.prune(now - self.retention_ms)
+                except StoreError as err:  # housekeeping: tried again later
+                    self._log_store.warning("inngest_do: %s", err)
+
+    def rebuild(self) -> None:
+        """Drop the working state and recover it from the store (what a restart does)."""
+        self.generation += 1
+        for ex in list(self.live.values()):
+            self._close(ex)
+        self.timers = TimerHeap()
+        self.ready = ReadyQueue()
+        self.runs = {}
+        self.events = {}
+        self.live = collections.OrderedDict()
+        self.waits = {}
+        self.executing = set()
+        self.cron_cursors = {}
+        self.flow = FlowControl(self)
+        self._router = EventRouter()
+        self._known_fns = {}
+        self._cron_timers = set()
+        self._ended = []
+        self._settled = []
+        self.store.open()  # an open store starts over from its last commit
+        self._recover()
+        try:
+            self.sync_functions()
+        except StoreError as err:  # the cursors go with a later commit
+            self._log_store.warning("inngest_do: %s", err)
+        self._work_arrived()
+
     def function(self, fn_id: str) -> Function[typing.Any]:
         self.sync_functions()
         fn = self._known_fns.get(fn_id)
@@ -168,7 +246,7 @@ class Engine:
                 for p in payloads:
                     limits.check_event_size(len(json.dumps(p)), p["name"])
             ids = [self._accept_one(p, origin) for p in payloads]
-            self.store.commit()
+            self.commit()
         self._work_arrived()
         return ids
 
@@ -176,7 +254,20 @@ class Engine:
         event_id = self._record_event(payload)
         self._log(self.now_ms(), origin or "", "", "event.received", None, payload["name"])
         self._deliver(event_id, payload)
+        self._store_event(event_id)
         return event_id
+
+    def _store_event(self, event_id: str) -> None:
+        """Save an event with its outcomes; once they can no longer change it leaves
+        memory at the next commit."""
+        rec = self.events.get(event_id)
+        if rec is None:
+            return
+        settled = _is_settled(rec["outcomes"])
+        self.store.save_event(event_id, rec["payload"], rec["received_ms"], rec["outcomes"],
+                              settled)
+        if settled:
+            self._settled.append(event_id)
 
     def _record_event(self, payload: dict) -> str:
         """Give ``payload`` its internal id (and ``id``/``ts`` if it has none) and store it."""
@@ -224,6 +315,7 @@ class Engine:
             for entry in rec["outcomes"]:
                 if entry[0] == fn_id and entry[2] == run_id:
                     entry[1] = outcome
+            self._store_event(event_id)
 
     def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None:
         """A debounced or batched event's run now exists."""
@@ -232,6 +324,7 @@ class Engine:
             for outcome in rec["outcomes"]:
                 if outcome[0] == fn_id and outcome[2] is None:
                     outcome[2] = run_id
+            self._store_event(event_id)
 
     def record_run_note(self, run: RunState, kind: str, detail: typing.Any = None) -> None:
         """Flow control notes something about ``run`` in its history."""
@@ -252,6 +345,7 @@ class Engine:
             self.flow.on_run_created(run, fn, lock)
         else:
             run.ended_ms = now
+            self._ended.append(run.id)
         self._save(run)
         return run
 
@@ -315,6 +409,7 @@ class Engine:
         """Drive ``run``'s handler until it returns, raises or parks."""
         fn = self.function(run.fn_id)
         now = self.now_ms()
+        generation = self.generation
         self.executing.add(run.id)
         try:
             ex = self.live.pop(run.id, None)
@@ -327,7 +422,7 @@ class Engine:
             if run.status is not RunStatus.RUNNING:
                 run.status = RunStatus.RUNNING
                 self._save(run)
-                self.store.commit()  # readers of the store see it running
+                self.commit()  # readers of the store see it running
             self.flow.on_slice_start(run)
             mws = self.client._middleware + fn.middleware
             ex.middleware = [mw(self.client, None) for mw in mws] if mws else []
@@ -353,6 +448,11 @@ class Engine:
                 outcome, value = await self.sync_runner(self._call_sync_threaded, fn, ex)
             else:
                 outcome, value = self._call_sync(fn, ex)
+            if self.generation != generation:
+                # A commit failed under this slice and the engine was rebuilt from the
+                # store: the run goes on from there; nothing of this slice may be kept.
+                raise StoreError(f"store {self.store.location}: a commit failed while run "
+                                 f"{run.id} executed; it goes on from its last commit")
             if ex.memo_phase:  # the handler ended right after its last memo
                 ex.memo_phase = False
                 await self.new_code_reached(ex)
@@ -363,8 +463,9 @@ class Engine:
                 await ex.call_hooks_async("before_response")
         finally:
             self.executing.discard(run.id)
-            self.flow.on_slice_end(run)
-            self.store.commit()
+            if self.generation == generation:
+                self.flow.on_slice_end(run)
+                self.commit()
 
     def _call_sync_threaded(self, fn: Function[typing.Any],
                             ex: Execution) -> tuple[str, typing.Any]:
@@ -516,6 +617,7 @@ class Engine:
             self._close(ex)
         self.flow.on_run_end(run)
         self._save(run)
+        self._ended.append(run.id)
 
     def _drop_pending(self, run: RunState, key: str, pending: Pending) -> None:
         run.pending.pop(key, None)
@@ -565,7 +667,7 @@ class Engine:
             self._memoize(run, full_id, [op, False, described])
             self._log(now, run.id, run.fn_id, "step.errored", full_id,
                       f"{described['name']}: {described['message']}")
-            self.store.commit()
+            self.commit()
             return False
         due = now + self.retry_delay(attempt - 1, err)
         handle = self.timers.schedule(due, ("retry", run.id, full_id))
@@ -624,7 +726,7 @@ class Engine:
             return MISSING
         self._memoize(run, full_id, [op, True, value])
         self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
-        self.store.commit()  # recorded before the handler continues
+        self.commit()  # recorded before the handler continues
         return fresh_copy(value)
 
     def _memoize(self, run: RunState, full_id: str, memo: list) -> None:
@@ -736,7 +838,7 @@ class Engine:
                 _, handle, payload = item
                 self._fire(handle, payload)
             if fired:
-                self.store.commit()
+                self.commit()
         return fired
 
     def _fire(self, handle: int, payload: tuple) -> None:
@@ -943,31 +1045,53 @@ class Engine:
         self.store.save_run(run_record(run))
 
     def query_events(self, name: str | None = None) -> list[EventRecord]:
-        out = []
+        """Events in arrival order: the committed ones from the store, with what memory
+        knows fresher (outcomes still changing, events not yet committed)."""
         with self.lock:  # a Worker may be changing them on another thread
-            items = list(self.events.items())
-        for event_id, rec in items:
-            payload = rec["payload"]
-            if name is not None and payload["name"] != name:
-                continue
-            out.append(EventRecord(
-                id=event_id, name=payload["name"], data=payload.get("data") or {},
-                received_at=ms_to_datetime(rec["received_ms"]),
-                outcomes=tuple(EventOutcome(*o) for o in rec["outcomes"])))
+            stored = self.store.load_events(name)
+            live = {k: (v["payload"], v["received_ms"], [list(o) for o in v["outcomes"]])
+                    for k, v in self.events.items()}
+        out = []
+        for rec in stored:
+            payload, received_ms, outcomes = live.pop(
+                rec["id"], (rec["payload"], rec["received_ms"], rec["outcomes"]))
+            out.append(_event_record(rec["id"], payload, received_ms, outcomes))
+        for event_id, (payload, received_ms, outcomes) in live.items():
+            if name is None or payload["name"] == name:
+                out.append(_event_record(event_id, payload, received_ms, outcomes))
         return out
 
     def query_runs(self, fn_id: str | None = None,
                    status: RunStatus | str | None = None) -> list[RunState]:
-        out = []
+        """Runs in creation order: finished ones read from the store, active ones as the
+        engine holds them."""
+        from .recovery import run_from_record
+
+        if status is not None:
+            status = RunStatus(status)
         with self.lock:  # a Worker may be changing them on another thread
-            runs = list(self.runs.values())
-        for run in runs:
-            if fn_id is not None and run.fn_id != fn_id:
-                continue
-            if status is not None and run.status != status:
-                continue
-            out.append(run)
+            records = self.store.load_runs(fn_id, None if status is None else status.value)
+            live = dict(self.runs)
+        out = []
+        for rec in records:
+            run = live.pop(rec["id"], None) or run_from_record(rec)
+            if status is None or run.status == status:
+                out.append(run)
+        for run in live.values():  # created since the last commit
+            if (fn_id is None or run.fn_id == fn_id) and (status is None or run.status == status):
+                out.append(run)
         return out
+
+    def get_run(self, run_id: str) -> RunState | None:
+        """One run by id (an active one from memory, a finished one from the store)."""
+        from .recovery import run_from_record
+
+        with self.lock:
+            run = self.runs.get(run_id)
+            if run is not None:
+                return run
+            rec = self.store.load_run(run_id)
+        return None if rec is None else run_from_record(rec)
 
     # recovery -------------------------------------------------------------------------------
     def reseed(self, salt: int) -> None:
@@ -1025,6 +1149,25 @@ async def _wrap(awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
 
 def _ensure(awaitable: typing.Any) -> typing.Coroutine:
     return awaitable if inspect.iscoroutine(awaitable) else _wrap(awaitable)
+
+
+def _is_settled(outcomes: list) -> bool:
+    """True when none of an event's outcomes can change any more."""
+    return not any(o[1] in _OPEN_OUTCOMES and (o[2] is None or o[1] == "throttled")
+                   for o in outcomes)
+
+
+def _event_record(event_id: str, payload: dict, received_ms: int,
+                  outcomes: list) -> EventRecord:
+    return EventRecord(id=event_id, name=payload["name"], data=payload.get("data") or {},
+                       received_at=ms_to_datetime(received_ms),
+                       outcomes=tuple(EventOutcome(*o) for o in outcomes))
+
+
+def _store_logger() -> typing.Any:
+    import logging
+
+    return logging.getLogger("inngest_do")
 
 
 def run_record(run: RunState) -> dict:

@@ -84,6 +84,12 @@ class CancelRun(BaseException):
     """Unwinds a handler whose run was cancelled (or timed out) at a step boundary."""
 
 
+class Abandoned(BaseException):
+    """Unwinds a handler whose engine state was rebuilt from the store (a commit failed):
+    nothing it does after that may reach the store. A BaseException so that a user's
+    ``except Exception:`` never swallows it."""
+
+
 class Drive:
     """Run ``coro`` until it parks or returns: ``(DONE, value)``, ``(RAISED, exc)``,
     ``(PARKED, None)``. Foreign awaitables are passed up to the awaiting task."""
@@ -145,6 +151,7 @@ class Execution:
         "ctx",
         "engine",
         "fn",
+        "generation",
         "in_body",
         "is_async",
         "memo_phase",
@@ -164,12 +171,15 @@ class Execution:
         self.is_async = fn.is_handler_async
         self.busy_ms = 0  # virtual time the step body in progress declared (Simulation.busy)
         self.unlock_bodies = False  # on a worker thread: release the engine lock in bodies
+        self.generation = engine.generation  # a rebuild from the store abandons this
         self.ctx = engine.make_context(self)
 
     # step boundaries -----------------------------------------------------------------------
     def begin_step(self, step_id: str, op: str) -> str:
         if self.in_body is not None:
             raise NestedStep(step_id)
+        if self.generation != self.engine.generation:
+            raise Abandoned()
         run = self.run
         if run.cancel_requested or self.engine.finish_timed_out(run):
             raise CancelRun()
