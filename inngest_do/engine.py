@@ -132,6 +132,7 @@ class Engine:
         # Finished runs and settled events leave memory once the store has them committed.
         self._ended: list[str] = []
         self._settled: list[str] = []
+        self._store_failure: StoreError | None = None  # the last commit that failed
         self.retention_ms: int | None = getattr(client, "retention_ms", None)
         if self.keep_trace and not getattr(client, "retention_given", True):
             self.retention_ms = None  # a Simulation keeps everything unless told otherwise
@@ -175,8 +176,9 @@ class Engine:
         let finished runs and settled events go from memory (the store has them)."""
         try:
             self.store.commit()
-        except StoreError:
+        except StoreError as err:
             self.rebuild()
+            self._store_failure = err
             raise
         if self._ended:
             runs = self.runs
@@ -451,8 +453,9 @@ class Engine:
             if self.generation != generation:
                 # A commit failed under this slice and the engine was rebuilt from the
                 # store: the run goes on from there; nothing of this slice may be kept.
-                raise StoreError(f"store {self.store.location}: a commit failed while run "
-                                 f"{run.id} executed; it goes on from its last commit")
+                raise self._store_failure or StoreError(
+                    f"store {self.store.location}: a commit failed while run {run.id} "
+                    "executed; it goes on from its last commit")
             if ex.memo_phase:  # the handler ended right after its last memo
                 ex.memo_phase = False
                 await self.new_code_reached(ex)

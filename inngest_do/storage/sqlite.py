@@ -179,6 +179,7 @@ _CAUSES = {
     "SQLITE_IOERR_TRUNCATE": "truncating a file failed (I/O error)",
     "SQLITE_IOERR_SHORT_READ": "a file is shorter than expected",
     "SQLITE_IOERR_READ": "a read failed (I/O error)",
+    "SQLITE_IOERR_SHMSIZE": "cannot grow the -shm file (is the disk full?)",
     "SQLITE_READONLY": "the file is read-only",
     "SQLITE_READONLY_DIRECTORY": "the directory is read-only",
     "SQLITE_READONLY_DBMOVED": "the file was moved or deleted while open",
@@ -606,8 +607,19 @@ class SQLiteStore(Store):
         try:
             _write(conn, statements, rows, _SQL)
         except sqlite3.Error as err:
+            self._overwrite_failed(conn)
             raise _store_error(self.path, "commit failed, nothing of it was kept",
                                err) from err
+
+    def _overwrite_failed(self, conn: sqlite3.Connection) -> None:
+        """After a failed commit, commit a one-row write at once. A commit whose fsync failed
+        has its WAL frames written, checksums and all: a process that died now would find
+        them at the next open and apply a commit that was never acknowledged. The next
+        commit is written over them (SQLite reuses the frames past the last good one), so
+        this one makes the failed commit gone for good -- if the disk lets it."""
+        with contextlib.suppress(sqlite3.Error):
+            _write(conn, [("M", ("store:last_failed_commit_ms",
+                                 str(time.time_ns() // 1_000_000)))], [], _SQL)
 
     def flush(self) -> None:
         """Nothing to do: every commit is in the tables (kept for callers of old versions)."""
