@@ -39,6 +39,7 @@ import threading
 import typing
 
 from .event import Event
+from .storage.base import StoreError
 
 if typing.TYPE_CHECKING:
     from typing_extensions import Self
@@ -268,14 +269,23 @@ class Worker:
         while not self._stopping:
             wake.clear()
             with engine.lock:
-                if polls and loop.time() >= next_poll:
-                    if flush is not None:  # readers in other processes see recent work
-                        flush()
-                    if take_inbox is not None:
-                        self._pull_inbox(engine, take_inbox)
+                try:
+                    if polls and loop.time() >= next_poll:
+                        if flush is not None:  # readers in other processes see recent work
+                            flush()
+                        if take_inbox is not None:
+                            self._pull_inbox(engine, take_inbox)
+                        next_poll = loop.time() + self.poll_interval
+                    engine.fire_due(engine.now_ms())
+                except StoreError as err:
+                    # The engine went back to the store's last commit; try again after a
+                    # poll interval (a full disk may have room by then).
+                    _log.error("inngest_do: %s; retrying in %.3g s", err, self.poll_interval)
                     next_poll = loop.time() + self.poll_interval
-                engine.fire_due(engine.now_ms())
-                self._dispatch(engine, loop)
+                    failed = True
+                else:
+                    failed = False
+                    self._dispatch(engine, loop)
                 self._report()
                 timeout = _MAX_SLEEP
                 due = engine.next_due()
@@ -283,6 +293,9 @@ class Worker:
                     timeout = min(timeout, max((due - engine.now_ms()) / 1000, 0.001))
             if polls:
                 timeout = min(timeout, max(next_poll - loop.time(), 0.0))
+            if failed:  # overdue timers must not make it retry at once, in a loop
+                timeout = self.poll_interval
+                wake.clear()
             if not wake.is_set():
                 try:
                     await asyncio.wait_for(wake.wait(), timeout)
@@ -297,7 +310,7 @@ class Worker:
             except ValueError as err:
                 _log.error("inngest_do: dropped invalid event #%s from the inbox: %s", seq, err)
                 consume(seq)
-                engine.store.commit()
+                engine.commit()
                 continue
             consume(seq)  # goes with the commit that records the event as accepted
             engine.accept([event])
@@ -322,6 +335,8 @@ class Worker:
             await _Guarded(engine.slice(run), engine.lock)
         except asyncio.CancelledError:
             cancelled = True
+        except StoreError as err:  # the run goes on from the store's last commit
+            _log.error("inngest_do: run %s: %s", run.id, err)
         except Exception:  # noqa: BLE001 - an engine bug must not stop the worker
             _log.exception("inngest_do: internal error in a slice of run %s", run.id)
         finally:

@@ -322,6 +322,7 @@ def _check_writable(path: str) -> None:
     if st is not None:
         if not stat.S_ISREG(st.st_mode):
             raise StoreError(f"store {path}: not a regular file")
+        _check_links(path, st)
         if not st.st_mode & 0o222 or not os.access(path, os.W_OK):
             raise StoreError(f"store {path}: the file is read-only (mode "
                              f"{stat.S_IMODE(st.st_mode):04o}); make it writable "
@@ -338,13 +339,24 @@ def _check_writable(path: str) -> None:
                          "creates its -wal and -shm files there)")
 
 
+def _check_links(path: str, st: os.stat_result) -> None:
+    """Refuse a file with several hard links: SQLite keeps its WAL beside the name it was
+    opened by, so through another name it would miss (or fork) the WAL and read stale data
+    or corrupt the file. (A symlink is fine: SQLite resolves it.)"""
+    if st.st_nlink > 1:
+        raise StoreError(f"store {path}: the file has {st.st_nlink} hard links; SQLite keeps "
+                         "its WAL beside the name used, so two names for one store would "
+                         "corrupt it: use one name (a symlink is fine)")
+
+
 def _connect_ro(path: str) -> sqlite3.Connection:
     """A read-only connection that creates nothing next to the file: with no ``-wal`` file
     there is nothing but the file to read, and ``immutable`` keeps SQLite from creating the
     ``-wal``/``-shm`` pair a WAL-mode file would otherwise get."""
     from urllib.parse import quote
 
-    uri = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
+    path = os.path.realpath(path)  # SQLite's WAL sits beside the real file, not a symlink
+    uri = "file:" + quote(path) + "?mode=ro"
     if not os.path.exists(path + "-wal"):
         uri += "&immutable=1"
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -929,6 +941,7 @@ class StoreReader:
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise StoreError(f"store {self.path}: no such file")
+        _check_links(self.path, os.stat(self.path))
         if _inspect(self.path, check=check) == 0:
             raise StoreError(f"store {self.path}: empty (no worker has used it yet)")
         try:
