@@ -133,6 +133,9 @@ class Engine:
         self._ended: list[str] = []
         self._settled: list[str] = []
         self._store_failure: StoreError | None = None  # the last commit that failed
+        #: share commits (and their fsyncs) between slices: a Worker on a FULL store
+        self.group_commit = False
+        self._group: asyncio.Future | None = None
         self.retention_ms: int | None = getattr(client, "retention_ms", None)
         if self.keep_trace and not getattr(client, "retention_given", True):
             self.retention_ms = None  # a Simulation keeps everything unless told otherwise
@@ -203,6 +206,30 @@ class Engine:
                     self.store.prune(now - self.retention_ms)
                 except StoreError as err:  # housekeeping: tried again later
                     self._log_store.warning("inngest_do: %s", err)
+
+    async def commit_async(self) -> None:
+        """:meth:`commit` from a slice. With :attr:`group_commit` (a Worker on a store that
+        fsyncs every commit), every slice that asks in the same turn of the event loop
+        waits for one commit, and so one fsync, made once they all have asked."""
+        if not self.group_commit:
+            self.commit()
+            return
+        group = self._group
+        if group is None:
+            loop = asyncio.get_running_loop()
+            group = self._group = loop.create_future()
+            loop.call_soon(self._commit_group, group)
+        await group
+
+    def _commit_group(self, group: asyncio.Future) -> None:
+        self._group = None
+        try:
+            with self.lock:
+                self.commit()
+        except StoreError as err:
+            group.set_exception(err)
+        else:
+            group.set_result(None)
 
     def rebuild(self) -> None:
         """Drop the working state and recover it from the store (what a restart does)."""
@@ -424,7 +451,7 @@ class Engine:
             if run.status is not RunStatus.RUNNING:
                 run.status = RunStatus.RUNNING
                 self._save(run)
-                self.commit()  # readers of the store see it running
+                await self.commit_async()  # readers of the store see it running
             self.flow.on_slice_start(run)
             mws = self.client._middleware + fn.middleware
             ex.middleware = [mw(self.client, None) for mw in mws] if mws else []
@@ -468,7 +495,7 @@ class Engine:
             self.executing.discard(run.id)
             if self.generation == generation:
                 self.flow.on_slice_end(run)
-                self.commit()
+                await self.commit_async()
 
     def _call_sync_threaded(self, fn: Function[typing.Any],
                             ex: Execution) -> tuple[str, typing.Any]:
@@ -715,7 +742,8 @@ class Engine:
             ex.run.keys["state_bytes"] = ex.run.keys.get("state_bytes", 0) + size
         return encode_output(out, f"step '{full_id}'")
 
-    def step_succeeded(self, ex: Execution, full_id: str, op: str, value: typing.Any) -> typing.Any:
+    def step_succeeded(self, ex: Execution, full_id: str, op: str, value: typing.Any, *,
+                       defer: bool = False) -> typing.Any:
         run = ex.run
         run.pending.pop(full_id, None)
         if ex.busy_ms:
@@ -729,7 +757,8 @@ class Engine:
             return MISSING
         self._memoize(run, full_id, [op, True, value])
         self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
-        self.commit()  # recorded before the handler continues
+        if not defer:  # deferred: the caller awaits commit_async() before going on
+            self.commit()  # recorded before the handler continues
         return fresh_copy(value)
 
     def _memoize(self, run: RunState, full_id: str, memo: list) -> None:

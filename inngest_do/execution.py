@@ -277,6 +277,16 @@ class Execution:
     def step_succeeded(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
         return self.engine.step_succeeded(self, full_id, op, out)
 
+    async def step_succeeded_async(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
+        """:meth:`step_succeeded` for async handlers: with group commit, the handler waits
+        for a commit shared with the other slices that reach one in the same loop turn."""
+        engine = self.engine
+        if not engine.group_commit:
+            return engine.step_succeeded(self, full_id, op, out)
+        value = engine.step_succeeded(self, full_id, op, out, defer=True)
+        await engine.commit_async()  # recorded before the handler continues
+        return value
+
     def resolve_sync(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
         return self.engine.resolve(awaitable)
 

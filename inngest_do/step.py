@@ -106,7 +106,7 @@ class Step:
                 ex.exit_body(token)
                 raise
             ex.exit_body(token)
-            result = ex.step_succeeded(full_id, OP_RUN, out)
+            result = await ex.step_succeeded_async(full_id, OP_RUN, out)
             if result is MISSING:  # a busy step: its result is recorded later
                 await PARK
                 continue
@@ -167,7 +167,7 @@ class Step:
                     await PARK
                 continue
             await ex.after_send_async(ids)
-            return ex.step_succeeded(full_id, OP_SEND, ids)
+            return await ex.step_succeeded_async(full_id, OP_SEND, ids)
 
     async def invoke(
         self,

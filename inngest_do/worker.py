@@ -145,6 +145,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         engine = self._engine = self._install_engine()
+        # Commits that fsync are shared by the slices that reach one in the same loop turn.
+        engine.group_commit = getattr(engine.store, "synchronous", None) == "FULL"
         with engine.lock:
             engine.sync_functions()  # cron schedules of functions created since
             engine.on_work = self._on_work
@@ -193,6 +195,7 @@ class Worker:
             with engine.lock:
                 engine.on_work = None
                 engine.sync_runner = None
+                engine.group_commit = False
                 self._report()
                 engine.store.commit()
                 engine.store.close()

@@ -227,3 +227,42 @@ def test_a_damaged_record_is_refused_at_open_naming_the_file_and_row(tmp_path, c
     assert cli.main(["--store", str(path), "runs"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "damaged record in table runs" in err[0], err
+
+
+# group commit ----------------------------------------------------------------------------------
+def test_a_worker_on_a_full_store_shares_commits_between_concurrent_runs(tmp_path) -> None:
+    import asyncio
+
+    client = inngest.Inngest(app_id="group")
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
+    async def f(ctx: inngest.Context) -> int:
+        total = 0
+        for i in range(5):
+            total += await ctx.step.run("s", lambda i=i: i)
+        return total
+
+    store = SQLiteStore(tmp_path / "s.db", synchronous="FULL")
+    commits = []
+    real = store.commit
+
+    def counting() -> None:
+        commits.append(store.in_transaction)
+        real()
+
+    store.commit = counting  # type: ignore[method-assign]
+
+    async def main() -> None:
+        async with inngest.Worker(client, store=store, max_concurrency=20):
+            await client.send([inngest.Event(name="go") for _ in range(20)])
+            for _ in range(2000):
+                if len(client.runs(status="Completed")) == 20:
+                    break
+                await asyncio.sleep(0.005)
+
+    asyncio.run(main())
+    assert [r.output for r in client.runs()] == [10] * 20
+    # 100 steps and 40 slice starts/ends, each recorded before its run went on, in a
+    # handful of shared commits (one fsync each)
+    assert sum(commits) < 40, sum(commits)
+    assert not client.engine.group_commit  # off again once the worker stopped
