@@ -30,7 +30,7 @@ if durability == "crash":
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
-from dbos import DBOS  # noqa: E402
+from dbos import DBOS
 
 path = os.path.join(directory, f"dbos-{durability}.sqlite")
 DBOS(config={"name": "bench", "system_database_url": f"sqlite:///{path}",
