@@ -274,18 +274,11 @@ class Execution:
         """:meth:`prepare_output` for async handlers (middleware hooks may await I/O)."""
         return await self.engine.prepare_output_async(self, full_id, op, out)
 
-    def step_succeeded(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
-        return self.engine.step_succeeded(self, full_id, op, out)
-
-    async def step_succeeded_async(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
-        """:meth:`step_succeeded` for async handlers: with group commit, the handler waits
-        for a commit shared with the other slices that reach one in the same loop turn."""
-        engine = self.engine
-        if not engine.group_commit:
-            return engine.step_succeeded(self, full_id, op, out)
-        value = engine.step_succeeded(self, full_id, op, out, defer=True)
-        await engine.commit_async()  # recorded before the handler continues
-        return value
+    def step_succeeded(self, full_id: str, op: str, out: typing.Any,
+                       defer: bool = False) -> typing.Any:
+        """Record the step. ``defer``: an async handler with group commit awaits
+        ``engine.commit_async()`` itself, sharing the commit with other runs."""
+        return self.engine.step_succeeded(self, full_id, op, out, defer=defer)
 
     def resolve_sync(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
         return self.engine.resolve(awaitable)

@@ -106,7 +106,10 @@ class Step:
                 ex.exit_body(token)
                 raise
             ex.exit_body(token)
-            result = await ex.step_succeeded_async(full_id, OP_RUN, out)
+            group = ex.engine.group_commit  # a commit shared with other runs, awaited
+            result = ex.step_succeeded(full_id, OP_RUN, out, group)
+            if group:
+                await ex.engine.commit_async()  # recorded before the handler continues
             if result is MISSING:  # a busy step: its result is recorded later
                 await PARK
                 continue
@@ -167,7 +170,11 @@ class Step:
                     await PARK
                 continue
             await ex.after_send_async(ids)
-            return await ex.step_succeeded_async(full_id, OP_SEND, ids)
+            group = ex.engine.group_commit
+            result = ex.step_succeeded(full_id, OP_SEND, ids, group)
+            if group:
+                await ex.engine.commit_async()
+            return result
 
     async def invoke(
         self,

@@ -806,6 +806,12 @@ def _write(conn: sqlite3.Connection, statements: list[tuple[str, tuple]], rows: 
            sql: dict[str, str]) -> None:
     """One transaction: the statements in order, then the journal rows in a few multi-row
     INSERTs (order matters within a table, not across tables). Rolled back on any error."""
+    if not statements and 0 < len(rows) <= 4 * _MAX_ROWS:
+        # One statement (a step's memo and history rows, the commonest commit) is a
+        # transaction by itself: SQLite wraps it in one, all or nothing, and BEGIN and
+        # COMMIT would be two more calls.
+        conn.execute(_insert_journal(len(rows) // 4), rows)
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         for code, params in statements:
