@@ -13,8 +13,8 @@ pytest.importorskip("inngest")
 fastapi = pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
-import inngest  # noqa: E402
-import inngest.fast_api  # noqa: E402
+import inngest
+import inngest.fast_api
 
 from inngest_do.devserver import DevServer
 
