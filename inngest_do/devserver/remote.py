@@ -36,6 +36,7 @@ import urllib.parse
 from .. import errors
 from ..config import ParallelMode
 from ..durations import parse_duration_str
+from ..execution import CancelRun
 from . import signing
 
 if typing.TYPE_CHECKING:
@@ -65,6 +66,8 @@ class RemoteError(errors.Error):
         self.is_retriable = retriable
         self.body = body if body is not None else {
             "name": name, "message": message, "stack": stack}
+        #: fields added to the run's error record (and so to inngest/function.failed)
+        self.extra_details: dict[str, str] = {}
 
     @property
     def message(self) -> str:
@@ -180,8 +183,8 @@ class RemoteExecutor:
             raise errors.NonRetriableError(f"function '{fn_id}' is not synced")
         ex: Execution = ctx.step._ex
         run = ex.run
-        # Set once steps were planned in parallel: the SDK then plans (rather than runs) the
-        # next single step too, as Inngest's executor asks.
+        # Inngest's executor lets the SDK run the step after a parallel group at once (the
+        # SDK's own tests count on it), so discovery calls never disable immediate execution.
         disable_immediate = False
         while True:
             # Hashed ids are unique per run; the engine's reuse suffixes must not apply.
@@ -197,7 +200,6 @@ class RemoteExecutor:
                 if len(ops) == 1 and not _is_race(ops[0]):
                     await self._op(fn, ctx, ops[0], disable_immediate)
                 else:
-                    disable_immediate = True
                     mode = ParallelMode.RACE if any(_is_race(op) for op in ops) \
                         else ParallelMode.WAIT
                     children = tuple(functools.partial(self._child, fn, ctx, op)
@@ -207,8 +209,6 @@ class RemoteExecutor:
                 raise signal.error from None
             except errors.StepError:
                 pass  # recorded; the app raises it inside the function on the next call
-            if any(op.get("op") == "StepPlanned" for op in ops):
-                disable_immediate = True
 
     async def _child(self, fn: RemoteFunction, ctx: Context, op: dict) -> None:
         try:
@@ -313,9 +313,16 @@ class RemoteExecutor:
         url = opts.get("url")
         if not isinstance(url, str):
             raise errors.NonRetriableError("AIGateway op without a url")
-        headers = {"content-type": "application/json", **(opts.get("headers") or {})}
+        headers = {"Content-Type": "application/json"}
+        for key, value in (opts.get("headers") or {}).items():
+            headers[_canonical_header(str(key))] = str(value)
         if opts.get("auth_key"):
-            headers.setdefault("authorization", f"Bearer {opts['auth_key']}")
+            # Anthropic takes its key in X-Api-Key; OpenAI-style APIs a bearer token.
+            if opts.get("format") == "anthropic":
+                headers.setdefault("X-Api-Key", str(opts["auth_key"]))
+                headers.setdefault("Anthropic-Version", "2023-06-01")
+            else:
+                headers.setdefault("Authorization", f"Bearer {opts['auth_key']}")
         body = json.dumps(opts.get("body") or {}).encode()
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(self._pool, _http_post, url, body, headers,
@@ -362,8 +369,12 @@ class RemoteExecutor:
             headers["x-inngest-signature"] = signing.sign(body, self.signing_key)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, _http_post, url, body, headers,
-                                              self.timeout)
+            answer = await loop.run_in_executor(self._pool, _http_post, url, body, headers,
+                                                self.timeout)
+            if ex.run.cancel_requested:
+                # Cancelled while the app worked: its answer is dropped, as Inngest does.
+                raise CancelRun()
+            return answer
         except TimeoutError:
             return RemoteError(f"app '{fn.app.id}' did not answer within {self.timeout:g} s "
                                f"({url})", name="AppTimeoutError")
@@ -419,6 +430,8 @@ class RemoteExecutor:
             err = RemoteError(str(info.get("message") or f"status {status}"),
                               name=str(info.get("name") or "Error"), stack=info.get("stack"),
                               retriable=not no_retry, body=info)
+            # as Inngest words it in the inngest/function.failed event
+            err.extra_details["error"] = f"invalid status code: {status}"
             with self._lock:
                 self.run_errors[run_id] = info
             retry_at = headers.get("retry-after")
@@ -433,6 +446,11 @@ class RemoteExecutor:
                           name="BodyInvalidError")
         log.error("inngest-do dev: %s", err)
         return err
+
+
+def _canonical_header(name: str) -> str:
+    """``x-my-header`` -> ``X-My-Header`` (as Inngest's Go gateway sends header names)."""
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
 def _is_race(op: dict) -> bool:
