@@ -55,6 +55,10 @@ SDK_HEADERS = {
 }
 
 
+#: a call request larger than this (bytes) is sent trimmed, with ``use_api`` set
+USE_API_BYTES = 2 * 1024 * 1024
+
+
 class RemoteError(errors.Error):
     """An error the app reported (or that calling it raised), with the app's own name,
     message and stack; ``body`` is what the app sent, kept as the run's output."""
@@ -360,8 +364,17 @@ class RemoteExecutor:
 
     async def call(self, fn: RemoteFunction, ex: Execution, *, step_id: str | None,
                    disable_immediate: bool) -> Answer | Exception:
-        body = json.dumps(self.request_body(fn, ex, disable_immediate=disable_immediate),
-                          allow_nan=False).encode()
+        payload = self.request_body(fn, ex, disable_immediate=disable_immediate)
+        body = json.dumps(payload, allow_nan=False).encode()
+        if len(body) > USE_API_BYTES:
+            # Too big for many frameworks' request limits (Django's is 2.5 MB): as Inngest
+            # does, send a trimmed request and let the SDK fetch events and memos from
+            # GET /v0/runs/{id}/batch and /actions.
+            payload.update(events=[], steps={}, use_api=True)
+            payload["ctx"]["use_api"] = True
+            if len(json.dumps(payload["event"])) > USE_API_BYTES // 2:
+                payload["event"] = {"name": payload["event"].get("name", ""), "data": {}}
+            body = json.dumps(payload, allow_nan=False).encode()
         query = urllib.parse.urlencode({"fnId": fn.id, "stepId": step_id or "step"})
         url = fn.url + ("&" if "?" in fn.url else "?") + query
         headers = {**SDK_HEADERS, "x-inngest-server-kind": self.server_kind}
