@@ -67,7 +67,8 @@ class Views:
                 "error": (self.executor.run_errors.get(run.id) or run.error)
                 if run.status is RunStatus.FAILED else None,
                 "event_ids": [e.get("id") for e in run.events],
-                "attempts": run.attempts, "reason": run.reason,
+                "attempts": run.attempts + (0 if run.started_ms is None else 1),
+                "reason": run.reason,
                 "created_at": _iso(run.created_ms), "started_at": _iso(run.started_ms),
                 "ended_at": _iso(run.ended_ms),
                 "steps": self.steps(run),

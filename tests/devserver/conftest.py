@@ -94,3 +94,26 @@ def wait_for(predicate: typing.Callable[[], typing.Any], timeout: float = 20.0) 
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(0.02)
+
+
+def run_ids(server: DevServer, event_id: str, count: int = 1) -> list[str]:
+    """The runs ``event_id`` started (waits until there are ``count``)."""
+    return wait_for(lambda: len(server.views.event_run_ids(event_id)) >= count
+                    and server.views.event_run_ids(event_id))
+
+
+def finished(server: DevServer, run_id: str, timeout: float = 20.0) -> dict:
+    """The run's JSON once it has ended."""
+    return wait_for(lambda: (server.views.run(run_id) or {}).get("status") in
+                    ("COMPLETED", "FAILED", "CANCELLED", "SKIPPED") and server.views.run(run_id),
+                    timeout)
+
+
+def start_sdk_app(server: DevServer, serve_app: typing.Callable[..., SDKApp], app_id: str,
+                  functions: typing.Callable[[typing.Any], list[typing.Any]],
+                  **client_kwargs: typing.Any) -> tuple[typing.Any, SDKApp]:
+    """Create an SDK client, its functions, serve them and sync the app."""
+    client = sdk_client(server, app_id, **client_kwargs)
+    app = serve_app(client, functions(client))
+    server.sync_app(app.url)
+    return client, app
