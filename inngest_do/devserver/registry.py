@@ -99,6 +99,16 @@ def parse_function(raw: object, app: App, index: int) -> RemoteFunction:
     if not isinstance(full_id, str) or not full_id:
         raise SyncError(f"functions[{index}].id: expected a non-empty string")
     where = f"function '{full_id}'"
+    try:
+        return _parse_function(conf, app, full_id, where)
+    except SyncError as err:
+        if where in str(err):
+            raise
+        raise SyncError(f"{where}: {err}") from None
+
+
+def _parse_function(conf: dict[str, typing.Any], app: App, full_id: str,
+                    where: str) -> RemoteFunction:
     unknown = sorted(set(conf) - _KNOWN_KEYS)
     if unknown:
         raise SyncError(f"{where}: unsupported config field(s) {', '.join(unknown)}")
