@@ -88,7 +88,10 @@ class Inngest:
         self._seed = seed
         #: enforce the Inngest server's limits (steps, sizes, durations): see limits.py
         self.inngest_limits = inngest_limits
-        self._functions: dict[str, Function[typing.Any]] = {}
+        # Every function created on this client, in order; ids may repeat until served.
+        self._created: list[Function[typing.Any]] = []
+        #: what ``serve()`` last served for this client (the CLI's ``run`` serves the same)
+        self._served: list[Function[typing.Any]] | None = None
         self._engine: Engine | None = None
 
     # functions ------------------------------------------------------------------------------
@@ -113,7 +116,12 @@ class Inngest:
         timeouts: Timeouts | None = None,
         singleton: Singleton | None = None,
     ) -> typing.Callable[[typing.Callable[..., typing.Any]], Function[typing.Any]]:
-        """Decorator that turns a handler into a :class:`Function` of this app."""
+        """Decorator that turns a handler into a :class:`Function` of this app.
+
+        As in the SDK, this only builds the function: what runs is what is served
+        (``serve(app, client, functions)``, ``Worker(client, functions=...)``,
+        ``Simulation(client, functions=...)``; without a list, every function created here).
+        """
         opts = normalize_function_options(
             fn_id, trigger=trigger, retries=retries, concurrency=concurrency,
             rate_limit=rate_limit, throttle=throttle, debounce=debounce,
@@ -128,10 +136,8 @@ class Inngest:
         def decorator(handler: typing.Callable[..., typing.Any]) -> Function[typing.Any]:
             fn: Function[typing.Any] = Function(
                 app_id=self.app_id, opts=opts, handler=handler, name=name,
-                middleware=middleware, output_type=output_type,
+                middleware=middleware, output_type=output_type, client=self,
             )
-            if fn.id in self._functions:
-                raise ValueError(f"fn_id: a function with id '{opts.fn_id}' already exists")
             if on_failure is not None:
                 failure_opts = normalize_function_options(
                     f"{opts.fn_id}-failure",
@@ -142,17 +148,19 @@ class Inngest:
                 failure_fn: Function[typing.Any] = Function(
                     app_id=self.app_id, opts=failure_opts, handler=on_failure,
                     name=f"{fn.name} (failure)", middleware=middleware, is_failure_handler=True,
+                    client=self,
                 )
+                fn.on_failure_fn = failure_fn
                 fn.on_failure_fn_id = failure_fn.id
-                self._functions[failure_fn.id] = failure_fn
-            self._functions[fn.id] = fn
+            self._created.append(fn)
             return fn
 
         return decorator
 
     @property
     def functions(self) -> list[Function[typing.Any]]:
-        return list(self._functions.values())
+        """Every function created on this client, in creation order (served or not)."""
+        return list(self._created)
 
     # the engine -----------------------------------------------------------------------------
     @property
@@ -164,7 +172,7 @@ class Inngest:
             from .kernel import RealClock
 
             self._engine = Engine(self, clock=RealClock(), store=self.new_store(),
-                                  seed=self._seed)
+                                  seed=self._seed, functions=self._served)
         return self._engine
 
     def new_store(self) -> Store:
@@ -246,10 +254,13 @@ class Inngest:
         if isinstance(fn_or_id, Function):
             return fn_or_id.id
         if isinstance(fn_or_id, str):
-            if fn_or_id in self._functions:
+            known = {fn.id for fn in self._created}
+            if self._engine is not None:
+                known.update(self._engine.served_ids())
+            if fn_or_id in known:
                 return fn_or_id
             full = f"{self.app_id}-{fn_or_id}"
-            if full in self._functions:
+            if full in known:
                 return full
             raise ValueError(f"fn_or_id: no function with id {fn_or_id!r} in app "
                              f"{self.app_id!r}")

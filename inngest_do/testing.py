@@ -54,6 +54,7 @@ class Simulation:
         store: Store | str | None = None,
         coroutine_cap: int = 10_000,
         max_iterations: int = 1_000_000,
+        functions: list[Function[typing.Any]] | None = None,
     ) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"seed: expected an int, got {seed!r}")
@@ -66,6 +67,8 @@ class Simulation:
         self.start = start if start.tzinfo else start.replace(tzinfo=datetime.timezone.utc)
         self.max_iterations = max_iterations
         self._coroutine_cap = coroutine_cap
+        # None: every function created on the client (also later ones), as a Worker does
+        self._functions = None if functions is None else _function_list(functions)
         self._store = client.new_store() if store is None else open_store(store)
         self.clock = VirtualClock(datetime_to_ms(self.start))
         self._ai_stubs: list[tuple[str | None, str | None, Responder]] = []
@@ -74,7 +77,7 @@ class Simulation:
 
     def _new_engine(self) -> Engine:
         engine = Engine(self.client, clock=self.clock, store=self._store, seed=self.seed,
-                        coroutine_cap=self._coroutine_cap)
+                        coroutine_cap=self._coroutine_cap, functions=self._functions)
         engine.auto_drain = True
         engine.drain_limit = self.max_iterations
         engine.busy_error = self._busy
@@ -212,6 +215,12 @@ class Simulation:
         for ex in list(old.live.values()):
             old._close(ex)
         self.engine = self._new_engine()
+
+
+def _function_list(functions: object) -> list[Function[typing.Any]]:
+    if not isinstance(functions, (list, tuple)):
+        raise TypeError(f"functions: expected a list of Functions, got {type(functions).__name__}")
+    return list(functions)
 
 
 def busy(duration: int | datetime.timedelta) -> None:
