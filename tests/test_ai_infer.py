@@ -422,3 +422,51 @@ def test_bad_arguments(client: inngest.Inngest) -> None:
     sim = Simulation(client)
     with pytest.raises(TypeError, match="response"):
         sim.stub_ai(42)  # type: ignore[arg-type]
+
+
+# -- the wall clock ---------------------------------------------------------------------------
+def test_worker_makes_the_call_on_the_wall_clock(provider: FakeProvider) -> None:
+    import asyncio
+    import time
+
+    client = inngest.Inngest(app_id="w")
+    adapter = ai.openai.Adapter(auth_key=KEY, model="m", base_url=provider.origin)
+
+    @client.create_function(fn_id="a", trigger=inngest.TriggerEvent(event="go"))
+    async def fn_async(ctx: inngest.Context) -> object:
+        return await ctx.step.ai.infer("ask", adapter=adapter, body={"messages": []})
+
+    @client.create_function(fn_id="s", trigger=inngest.TriggerEvent(event="go"))
+    def fn_sync(ctx: inngest.ContextSync) -> object:  # runs on a worker thread
+        return ctx.step.ai.infer("ask", adapter=adapter, body={"messages": []})
+
+    async def main() -> list[inngest.Run]:
+        async with inngest.Worker(client):
+            await client.send(ev())
+            deadline = time.monotonic() + 20
+            while not (len(client.runs()) == 2
+                       and all(r.status.is_final for r in client.runs())):
+                assert time.monotonic() < deadline, client.runs()
+                await asyncio.sleep(0.01)
+            return client.runs()
+
+    runs = asyncio.run(asyncio.wait_for(main(), 30))
+    assert [(r.status, r.output) for r in runs] == [("Completed", DEFAULT_REPLY)] * 2
+    assert len(provider.requests) == 2
+
+
+def test_infer_inside_a_step_body_is_a_nested_step(client: inngest.Inngest) -> None:
+    adapter = ai.openai.Adapter(auth_key=KEY, model="m")
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"), retries=0)
+    async def fn(ctx: inngest.Context) -> object:
+        async def body() -> object:
+            return await ctx.step.ai.infer("inner", adapter=adapter, body={})
+
+        return await ctx.step.run("outer", body)
+
+    sim = Simulation(client)
+    sim.stub_ai({"never": "used"})
+    sim.send(ev())
+    run = only_run(sim)
+    assert run.status == "Failed" and "Nested steps are not supported" in run.error.message
