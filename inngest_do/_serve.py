@@ -170,10 +170,10 @@ class ServeHandler:
         for name, value in (("serve_origin", serve_origin), ("public_path", public_path)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
+        self.serve_path = resolve_serve_path(serve_path)
         self.client = client
         self.functions = prepare(client, functions)
         self.framework = framework
-        self.serve_path = resolve_serve_path(serve_path)
         self.serve_origin = serve_origin or os.getenv("INNGEST_SERVE_ORIGIN") or None
         self.public_path = public_path
         # Accepted for the SDK's signature: nothing here waits on a long execution request,
@@ -255,7 +255,7 @@ class ServeHandler:
         keys_set = bool(self.signing_keys)
         doc: dict[str, typing.Any] = {
             "schema_version": SCHEMA_VERSION,
-            "function_count": len(self._all_functions()),
+            "function_count": len(self.functions),
             "has_event_key": client.event_key is not None,
             "has_signing_key": client.signing_key is not None,
             "has_signing_key_fallback": client.signing_key_fallback is not None,
@@ -300,7 +300,7 @@ class ServeHandler:
     def _sync(self, req: Request) -> Response:
         # Nothing to register with: the functions are live in this process already.
         return Response.json(200, {"ok": True, "modified": False,
-                                   "function_count": len(self._all_functions())},
+                                   "function_count": len(self.functions)},
                              {"x-inngest-sync-kind": "out_of_band"})
 
     def _accept(self, body: bytes) -> Response:
