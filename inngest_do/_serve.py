@@ -179,6 +179,9 @@ class ServeHandler:
         # Accepted for the SDK's signature: nothing here waits on a long execution request,
         # so there is nothing to keep alive.
         self.streaming = streaming
+        #: handlers of ``{serve_path}/{name}`` (e.g. a realtime stream); each answers its
+        #: own authentication, and may return a streaming :class:`Response`
+        self.subroutes: dict[str, typing.Callable[[Request], Response]] = {}
 
     # routing -------------------------------------------------------------------------------
     def routes(self) -> list[str]:
@@ -208,6 +211,10 @@ class ServeHandler:
                 self._authenticate(req)
                 return self._sync(req)
             return _method_not_allowed("GET, POST, PUT")
+        if path.startswith(self.serve_path + "/"):
+            sub = self.subroutes.get(path[len(self.serve_path) + 1:])
+            if sub is not None:
+                return sub(req)
         if path.startswith("/e/") and path.count("/") == 2:
             if method != "POST":
                 return _method_not_allowed("POST")
@@ -417,8 +424,15 @@ def asgi_lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: typing.Any) -> typing.AsyncIterator[typing.Any]:
-        async with previous(app) as state, new_worker(client):
-            yield state
+        async with previous(app) as state:
+            engine = client._engine
+            if engine is not None and engine.on_work is not None:
+                # Another app (or a second serve() of this one) already runs this client's
+                # worker in this process: one worker per engine.
+                yield state
+                return
+            async with new_worker(client):
+                yield state
 
     return lifespan
 

@@ -174,3 +174,32 @@ def test_over_a_real_socket_with_uvicorn() -> None:
     assert not thread.is_alive()
     assert client.engine.on_work is None  # the worker stopped with the server
     assert sorted(r.output for r in client.runs()) == [20, 30]
+
+
+def test_two_apps_serving_one_client_share_one_worker() -> None:
+    client, functions = shop()
+    first, second = fastapi.FastAPI(), fastapi.FastAPI()
+    inngest_do.fast_api.serve(first, client, functions)
+    inngest_do.fast_api.serve(second, client, functions)
+    with testclient.TestClient(first), testclient.TestClient(second) as tc:
+        on_work = client.engine.on_work
+        assert on_work is not None
+        tc.post("/api/inngest", json={"name": "shop/n", "data": {"n": 1}})
+        wait_until(completed(client, 2))
+        assert client.engine.on_work is on_work  # the second app did not replace it
+
+
+def test_subroutes_of_the_serve_path_may_stream() -> None:
+    from inngest_do._serve import Request, ServeHandler
+
+    client, functions = shop()
+    handler = ServeHandler(client, functions, framework="test")
+
+    async def events() -> typing.AsyncIterator[bytes]:
+        yield b"data: 1\n\n"
+
+    handler.subroutes["realtime"] = lambda req: Response(
+        200, events(), {"content-type": "text/event-stream"})
+    res = handler.handle(Request("GET", "/api/inngest/realtime", {}))
+    assert res.status == 200 and res.streaming
+    assert handler.handle(Request("GET", "/api/inngest/other", {})).status == 404
