@@ -5,6 +5,7 @@ and the whole path works over a real loopback socket (Werkzeug's threaded server
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import typing
@@ -145,3 +146,31 @@ def test_serve_checks_the_app() -> None:
     client = inngest.Inngest(app_id="x")
     with pytest.raises(TypeError, match="app: expected a flask.Flask"):
         inngest_do.flask.serve(object(), client, [])  # type: ignore[arg-type]
+
+
+def test_the_worker_stops_gracefully_at_interpreter_exit(tmp_path: typing.Any) -> None:
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import atexit, runpy, time\n"
+        "seen = []\n"
+        # registered first, so it runs last: after the worker's own exit hook
+        "atexit.register(lambda: print('stopped:', seen[0].engine.on_work is None))\n"
+        f"m = runpy.run_path({str(root / 'examples' / 'flask_app.py')!r})\n"
+        "client = m['inngest_client']; seen.append(client)\n"
+        "m['app'].test_client().post('/signup', json={'email': 'a@b'})\n"
+        "deadline = time.monotonic() + 30\n"
+        "while not [r for r in client.runs() if r.status == 'Completed']:\n"
+        "    assert time.monotonic() < deadline\n"
+        "    time.sleep(0.01)\n"
+        "print('completed')\n")
+    out = subprocess.run([sys.executable, str(script)], check=False, cwd=root,
+                         capture_output=True,
+                         text=True, timeout=60, env={**os.environ,
+                                                     "PYTHONPATH": str(root)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["completed", "stopped:", "True"]
