@@ -31,6 +31,7 @@ from .storage import Store, open_store
 if typing.TYPE_CHECKING:
     from .engine import Engine
     from .middleware import UninitializedMiddleware
+    from .realtime_hub import Subscription
 
 T = typing.TypeVar("T")
 
@@ -242,6 +243,17 @@ class Inngest:
         if run is None:
             raise KeyError(f"no run with id {run_id!r}")
         return run.snapshot()
+
+    # realtime -------------------------------------------------------------------------------
+    def subscribe(self, channel: str, topics: list[str] | None = None, *,
+                  max_buffer: int = 1_000) -> Subscription:
+        """Messages published (``experimental.realtime.publish``) to ``channel`` from now on,
+        of ``topics`` (None: every topic): an async iterator (``async for msg in sub``) with
+        ``drain()`` for synchronous code and ``close()``. At most ``max_buffer`` unread
+        messages are kept; older ones are dropped and counted in ``sub.dropped``."""
+        from .realtime_hub import hub_for
+
+        return hub_for(self).subscribe(channel, topics, max_buffer=max_buffer)
 
     def _resolve_fn_id(self, fn_or_id: Function[typing.Any] | str | None) -> str | None:
         if fn_or_id is None:

@@ -41,6 +41,8 @@ from .execution import (
     Execution,
     SyncPark,
     encode_output,
+    enter_handler,
+    exit_handler,
     fresh_copy,
 )
 from .expressions import Expression
@@ -392,6 +394,7 @@ class Engine:
             ex.ctx.attempt = run.attempt
             if fresh:
                 run.memos.reset_counter()
+                ex.publishes = 0
             ex.memo_phase = len(run.memos) > 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
@@ -406,7 +409,11 @@ class Engine:
             if ex.is_async:
                 if fresh:
                     ex.coro = fn.handler(ex.ctx)
-                outcome, value = await Drive(ex.coro)
+                handler_token = enter_handler(ex)
+                try:
+                    outcome, value = await Drive(ex.coro)
+                finally:
+                    exit_handler(handler_token)
             elif self.sync_runner is not None:
                 outcome, value = await self.sync_runner(self._call_sync_threaded, fn, ex)
             else:
@@ -436,12 +443,15 @@ class Engine:
                 ex.unlock_bodies = False
 
     def _call_sync(self, fn: Function[typing.Any], ex: Execution) -> tuple[str, typing.Any]:
+        handler_token = enter_handler(ex)  # set here: a worker thread has its own context
         try:
             return (DONE, fn.handler(ex.ctx))
         except SyncPark:
             return (PARKED, None)
         except BaseException as err:  # noqa: BLE001 - classified by _finish_slice
             return ("raised", err)
+        finally:
+            exit_handler(handler_token)
 
     async def new_code_reached(self, ex: Execution) -> None:
         """The replay ran out of memos: middleware hears it once."""
