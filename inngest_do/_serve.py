@@ -181,7 +181,8 @@ class ServeHandler:
         self.streaming = streaming
         #: handlers of ``{serve_path}/{name}`` (e.g. a realtime stream); each answers its
         #: own authentication, and may return a streaming :class:`Response`
-        self.subroutes: dict[str, typing.Callable[[Request], Response]] = {}
+        self.subroutes: dict[str, typing.Callable[[Request], Response]] = {
+            "realtime": self._realtime}
 
     # routing -------------------------------------------------------------------------------
     def routes(self) -> list[str]:
@@ -257,6 +258,24 @@ class ServeHandler:
             raise HTTPError(401, "event_key_invalid", "event key not found")
 
     # the routes ----------------------------------------------------------------------------
+    def _realtime(self, req: Request) -> Response:
+        """``GET {serve_path}/realtime?channel=C&topics=a,b``: what is published on the channel
+        (those topics; all when none are named) as Server-Sent Events, until the client leaves."""
+        if req.method != "GET":
+            return _method_not_allowed("GET")
+        self._authenticate(req)
+        from .experimental import realtime
+
+        channel = req.query.get("channel", "")
+        try:
+            realtime.check_name(channel, "channel")
+            topics = realtime.parse_topics(req.query.get("topics"))
+        except (TypeError, ValueError) as err:
+            raise HTTPError(400, "bad_request", str(err)) from None
+        return Response(200, realtime.sse_stream(self.client, channel, topics), {
+            "content-type": "text/event-stream", "cache-control": "no-cache",
+            "x-accel-buffering": "no"})
+
     def _introspect(self, req: Request) -> Response:
         client = self.client
         keys_set = bool(self.signing_keys)
