@@ -41,6 +41,8 @@ from .execution import (
     Execution,
     SyncPark,
     encode_output,
+    enter_handler,
+    exit_handler,
     fresh_copy,
 )
 from .expressions import Expression
@@ -85,7 +87,8 @@ class Engine:
     """Executes one client's functions on ``clock``, keeping records in ``store``."""
 
     def __init__(self, client: Inngest, *, clock: typing.Any, store: Store,
-                 seed: int | None = None, coroutine_cap: int = 10_000) -> None:
+                 seed: int | None = None, coroutine_cap: int = 10_000,
+                 functions: typing.Iterable[Function[typing.Any]] | None = None) -> None:
         self.client = client
         self.clock = clock
         self.store = store
@@ -125,6 +128,12 @@ class Engine:
         self.faults: dict[tuple[str | None, str], list] = {}
         self._router = EventRouter()
         self._known_fns: dict[str, Function[typing.Any]] = {}
+        # fn id -> the client that serves it (its middleware and logger apply)
+        self._fn_clients: dict[str, Inngest] = {}
+        # None: serve every function created on the client, also ones created later; a
+        # list: exactly those (plus what serve() adds).
+        self._serve_all = functions is None
+        self._taken = 0  # how many of the client's created functions serve-all has taken
         self._cron_timers: set[int] = set()
         # Bumped when a failed commit makes the engine rebuild itself from the store: work
         # begun before (an Execution, a slice) is then abandoned.
@@ -143,6 +152,8 @@ class Engine:
         self._log_store = _store_logger()
         self.store.open()
         self._recover()
+        if functions is not None:
+            self.serve(functions)
 
     # time -----------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -150,15 +161,53 @@ class Engine:
 
     # functions ------------------------------------------------------------------------------
     def sync_functions(self) -> None:
-        """Take in functions created on the client since the last call (their triggers,
-        cron schedules and flow control). Called on every send; a Worker calls it at start."""
-        fns = self.client._functions
-        if len(fns) == len(self._known_fns):
+        """Serve every function created on the client since the last call, when serving all
+        of them (no list was given). Called on every send; a Worker calls it at start."""
+        if not self._serve_all:
             return
-        for fn_id, fn in fns.items():
-            if fn_id in self._known_fns:
+        created = self.client._created
+        if len(created) == self._taken:
+            return
+        fresh, self._taken = created[self._taken:], len(created)
+        self.serve(fresh)
+
+    def serve(self, functions: typing.Iterable[Function[typing.Any]],
+              client: Inngest | None = None) -> None:
+        """Make ``functions`` (and their ``on_failure`` handlers) live: their triggers, cron
+        schedules and flow control. ``client`` serves them (default: the engine's); a
+        function created on another client makes that client send into this engine.
+
+        Raises ``ValueError`` naming the id when two different functions share one id.
+        O(functions).
+        """
+        from .function import Function
+
+        serving = client or self.client
+        fns: list[Function[typing.Any]] = []
+        for i, fn in enumerate(functions):
+            if not isinstance(fn, Function):
+                raise TypeError(f"functions[{i}]: expected a Function (from "
+                                f"client.create_function), got {type(fn).__name__}")
+            fns.append(fn)
+            if fn.on_failure_fn is not None:
+                fns.append(fn.on_failure_fn)
+        seen: dict[str, Function[typing.Any]] = {}
+        for fn in fns:
+            other = seen.get(fn.id) or self._known_fns.get(fn.id)
+            if other is not None and other is not fn:
+                raise ValueError(f"functions: two different functions with id '{fn.id}' are "
+                                 "served; a function id must be unique within its app")
+            seen[fn.id] = fn
+        added = False
+        for fn in fns:
+            if fn.id in self._known_fns:
                 continue
-            self._known_fns[fn_id] = fn
+            added = True
+            self._known_fns[fn.id] = fn
+            self._fn_clients[fn.id] = serving
+            owner = fn.client
+            if owner is not None and owner is not self.client and owner._engine is not self:
+                owner._engine = self
             for trig in fn.event_triggers:
                 self._router.add(trig.pattern, (fn, trig))
             for idx, cron in enumerate(fn.cron_triggers):
@@ -168,8 +217,18 @@ class Engine:
                 self._arm_cron(fn, idx, cron,
                                cron.next_after(self.now_ms()) if cursor is None else cursor)
             self.flow.register(fn)
-        # The cron cursors are durable from here, so ticks missed while down fire on restart.
-        self.store.commit()
+        if added:
+            # The cron cursors are durable from here, so ticks missed while down fire on
+            # restart.
+            self.store.commit()
+
+    def served_ids(self) -> list[str]:
+        """Ids of the functions this engine runs."""
+        return list(self._known_fns)
+
+    def client_of(self, fn: Function[typing.Any]) -> Inngest:
+        """The client serving ``fn`` (whose middleware and logger apply to its runs)."""
+        return self._fn_clients.get(fn.id, self.client)
 
     # commits -------------------------------------------------------------------------------
     def commit(self) -> None:
@@ -453,11 +512,13 @@ class Engine:
                 self._save(run)
                 await self.commit_async()  # readers of the store see it running
             self.flow.on_slice_start(run)
-            mws = self.client._middleware + fn.middleware
-            ex.middleware = [mw(self.client, None) for mw in mws] if mws else []
+            serving = self.client_of(fn)
+            mws = serving._middleware + fn.middleware
+            ex.middleware = [mw(serving, None) for mw in mws] if mws else []
             ex.ctx.attempt = run.attempt
             if fresh:
                 run.memos.reset_counter()
+                ex.publishes = 0
             ex.memo_phase = len(run.memos) > 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
@@ -472,7 +533,11 @@ class Engine:
             if ex.is_async:
                 if fresh:
                     ex.coro = fn.handler(ex.ctx)
-                outcome, value = await Drive(ex.coro)
+                handler_token = enter_handler(ex)
+                try:
+                    outcome, value = await Drive(ex.coro)
+                finally:
+                    exit_handler(handler_token)
             elif self.sync_runner is not None:
                 outcome, value = await self.sync_runner(self._call_sync_threaded, fn, ex)
             else:
@@ -509,12 +574,15 @@ class Engine:
                 ex.unlock_bodies = False
 
     def _call_sync(self, fn: Function[typing.Any], ex: Execution) -> tuple[str, typing.Any]:
+        handler_token = enter_handler(ex)  # set here: a worker thread has its own context
         try:
             return (DONE, fn.handler(ex.ctx))
         except SyncPark:
             return (PARKED, None)
         except BaseException as err:  # noqa: BLE001 - classified by _finish_slice
             return ("raised", err)
+        finally:
+            exit_handler(handler_token)
 
     async def new_code_reached(self, ex: Execution) -> None:
         """The replay ran out of memos: middleware hears it once."""
@@ -816,7 +884,7 @@ class Engine:
         if full_id in run.pending:
             return
         now = self.now_ms()
-        target_id = f"{app_id or self.client.app_id}-{function_id}"
+        target_id = f"{app_id or self.client_of(ex.fn).app_id}-{function_id}"
         self.sync_functions()
         target = self._known_fns.get(target_id)
         if target is None:
@@ -1050,7 +1118,7 @@ class Engine:
     def make_context(self, ex: Execution) -> Context | ContextSync:
         run = ex.run
         events = [Event.from_payload(p) for p in run.events]
-        logger = self.client.logger
+        logger = self.client_of(ex.fn).logger
         if ex.is_async:
             return Context(attempt=run.attempt, event=events[0], events=events, group=Group(ex),
                            logger=logger, run_id=run.id, step=Step(ex))
@@ -1076,22 +1144,24 @@ class Engine:
     def _save(self, run: RunState) -> None:
         self.store.save_run(run_record(run))
 
-    def query_events(self, name: str | None = None) -> list[EventRecord]:
-        """Events in arrival order: the committed ones from the store, with what memory
-        knows fresher (outcomes still changing, events not yet committed)."""
+    def event_records(self, name: str | None = None) -> list[tuple[str, dict]]:
+        """(internal id, {"payload", "received_ms", "outcomes"}) of events in arrival order:
+        the committed ones from the store, with what memory knows fresher (outcomes still
+        changing, events not yet committed)."""
         with self.lock:  # a Worker may be changing them on another thread
             stored = self.store.load_events(name)
-            live = {k: (v["payload"], v["received_ms"], [list(o) for o in v["outcomes"]])
+            live = {k: {"payload": v["payload"], "received_ms": v["received_ms"],
+                        "outcomes": [list(o) for o in v["outcomes"]]}
                     for k, v in self.events.items()}
-        out = []
-        for rec in stored:
-            payload, received_ms, outcomes = live.pop(
-                rec["id"], (rec["payload"], rec["received_ms"], rec["outcomes"]))
-            out.append(_event_record(rec["id"], payload, received_ms, outcomes))
-        for event_id, (payload, received_ms, outcomes) in live.items():
-            if name is None or payload["name"] == name:
-                out.append(_event_record(event_id, payload, received_ms, outcomes))
+        out = [(rec["id"], live.pop(rec["id"], rec)) for rec in stored]
+        out += [(event_id, rec) for event_id, rec in live.items()
+                if name is None or rec["payload"]["name"] == name]
         return out
+
+    def query_events(self, name: str | None = None) -> list[EventRecord]:
+        """Events in arrival order, with their outcomes (see :meth:`event_records`)."""
+        return [_event_record(event_id, rec["payload"], rec["received_ms"], rec["outcomes"])
+                for event_id, rec in self.event_records(name)]
 
     def query_runs(self, fn_id: str | None = None,
                    status: RunStatus | str | None = None) -> list[RunState]:
