@@ -293,6 +293,7 @@ class Engine:
     def rebuild(self) -> None:
         """Drop the working state and recover it from the store (what a restart does)."""
         self.generation += 1
+        served = [(fn, self._fn_clients.get(fn_id)) for fn_id, fn in self._known_fns.items()]
         for ex in list(self.live.values()):
             self._close(ex)
         self.timers = TimerHeap()
@@ -306,13 +307,15 @@ class Engine:
         self.flow = FlowControl(self)
         self._router = EventRouter()
         self._known_fns = {}
+        self._fn_clients = {}
         self._cron_timers = set()
         self._ended = []
         self._settled = []
         self.store.open()  # an open store starts over from its last commit
         self._recover()
         try:
-            self.sync_functions()
+            for fn, client in served:  # the same functions, armed afresh
+                self.serve([fn], client)
         except StoreError as err:  # the cursors go with a later commit
             self._log_store.warning("inngest_do: %s", err)
         self._work_arrived()
