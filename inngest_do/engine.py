@@ -262,7 +262,8 @@ class Engine:
                 self._next_prune_ms = now + min(PRUNE_EVERY_MS, max(self.retention_ms // 10,
                                                                     1000))
                 try:
-                    self.store.prune(now - self.retention_ms)
+                    if self.store.prune(now - self.retention_ms) >= 5000:
+                        self._next_prune_ms = now  # a backlog: the next batch next commit
                 except StoreError as err:  # housekeeping: tried again later
                     self._log_store.warning("inngest_do: %s", err)
 

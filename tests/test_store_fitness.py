@@ -266,3 +266,25 @@ def test_a_worker_on_a_full_store_shares_commits_between_concurrent_runs(tmp_pat
     # handful of shared commits (one fsync each)
     assert sum(commits) < 40, sum(commits)
     assert not client.engine.group_commit  # off again once the worker stopped
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_prune_goes_in_bounded_batches_oldest_first(tmp_path, kind) -> None:
+    from inngest_do.storage import MemoryStore
+
+    store = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "s.db")
+    store.open()
+    for i in range(10):
+        store.save_run({"id": f"r{i}", "fn_id": "f", "status": "Completed", "created_ms": i,
+                        "ended_ms": i})
+        store.save_memo(f"r{i}", "s", ["run", True, i])
+    store.save_run({"id": "live", "fn_id": "f", "status": "Running", "created_ms": 0,
+                    "ended_ms": None})
+    store.commit()
+    assert store.prune(5, limit=3) == 3
+    assert store.prune(5, limit=3) == 2
+    assert store.prune(5, limit=3) == 0
+    assert [r["id"] for r in store.load_runs()] == ["r5", "r6", "r7", "r8", "r9", "live"]
+    assert store.load_run("r1") is None and store.load_run("r5")["memos"] == {
+        "s": ["run", True, 5]}
+    store.close()

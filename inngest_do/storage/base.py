@@ -113,9 +113,10 @@ class Store(abc.ABC):
         """Committed events (of one name) in arrival order, as in :attr:`RecoveredState.events`."""
 
     @abc.abstractmethod
-    def prune(self, before_ms: int) -> int:
-        """Delete runs that ended before ``before_ms`` (with their memos and history) and
-        settled events received before it; returns how many runs went. Commits itself."""
+    def prune(self, before_ms: int, limit: int = 5000) -> int:
+        """Delete up to ``limit`` runs that ended before ``before_ms`` (with their memos and
+        history) and settled events received before it; returns how many runs went (``limit``:
+        there may be more). Commits itself."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.location}>"

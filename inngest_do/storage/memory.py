@@ -148,11 +148,11 @@ class MemoryStore(Store):
                 out.append(rec)
         return out
 
-    def prune(self, before_ms: int) -> int:
-        gone = [run_id for run_id, ended in self._ended.items() if ended < before_ms]
+    def prune(self, before_ms: int, limit: int = 5000) -> int:
+        gone = [run_id for run_id, ended in self._ended.items() if ended < before_ms][:limit]
         for run_id in gone:
             del self._runs[run_id], self._ended[run_id]
         for event_id in [e for e, (ms, settled, _) in self._events.items()
-                         if settled and ms < before_ms]:
+                         if settled and ms < before_ms][:limit]:
             del self._events[event_id]
         return len(gone)

@@ -780,17 +780,20 @@ class SQLiteStore(Store):
                  "outcomes": self._load("events", seq, o)}
                 for seq, i, p, ms, o in self._query(sql + " ORDER BY seq", args)]
 
-    def prune(self, before_ms: int) -> int:
+    def prune(self, before_ms: int, limit: int = 5000) -> int:
         conn = self._db()
+        # a bounded batch, so that a week's backlog is not one long pause of the engine
+        old = ("SELECT id FROM runs WHERE ended_ms IS NOT NULL AND ended_ms < ?"
+               " ORDER BY ended_ms LIMIT ?")
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("DELETE FROM journal WHERE run_id IN (SELECT id FROM runs"
-                             " WHERE ended_ms < ?)", (before_ms,))
-                count = conn.execute("DELETE FROM runs WHERE ended_ms < ?",
-                                     (before_ms,)).rowcount
-                conn.execute("DELETE FROM events WHERE settled = 1 AND received_ms < ?",
-                             (before_ms,))
+                conn.execute(f"DELETE FROM journal WHERE run_id IN ({old})",
+                             (before_ms, limit))
+                count = conn.execute(f"DELETE FROM runs WHERE id IN ({old})",
+                                     (before_ms, limit)).rowcount
+                conn.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE"
+                             " settled = 1 AND received_ms < ? LIMIT ?)", (before_ms, limit))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
