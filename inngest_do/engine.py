@@ -32,6 +32,7 @@ from .event import Event
 from .execution import (
     DONE,
     MISSING,
+    NO_LOCK,
     OP_INVOKE,
     OP_SLEEP,
     OP_WAIT,
@@ -42,6 +43,7 @@ from .execution import (
     SyncPark,
     encode_output,
     fresh_copy,
+    passes_through,
 )
 from .expressions import Expression
 from .flow import FlowControl
@@ -368,14 +370,14 @@ class Engine:
 
     def _call_sync_threaded(self, fn: Function[typing.Any],
                             ex: Execution) -> tuple[str, typing.Any]:
-        """A sync handler on a Worker's thread: it holds the engine lock, except while its
-        step bodies run, so bodies of different runs overlap."""
-        with self.lock:
-            ex.unlock_bodies = True
-            try:
-                return self._call_sync(fn, ex)
-            finally:
-                ex.unlock_bodies = False
+        """A sync handler on a Worker's thread. Its code runs without the engine lock (two
+        handlers blocking on each other, or on the loop, must not deadlock); each step call
+        into the engine's bookkeeping takes the lock for just that call (``ex.guard``)."""
+        ex.guard = self.lock
+        try:
+            return self._call_sync(fn, ex)
+        finally:
+            ex.guard = NO_LOCK
 
     def _call_sync(self, fn: Function[typing.Any], ex: Execution) -> tuple[str, typing.Any]:
         try:
@@ -423,8 +425,10 @@ class Engine:
         if isinstance(err, CancelRun):
             self._finalize_cancel(run, run.reason or "cancelled")
             return
-        if not isinstance(err, Exception):
-            raise err
+        if not isinstance(err, Exception) and passes_through(err):
+            raise err  # the Worker is cancelling this slice: it runs again later
+        # SystemExit, KeyboardInterrupt... raised by the handler fail this attempt like any
+        # error: one run must not stop the worker (again on every restart).
         self._function_failed(run, err)
 
     def _keep_live(self, ex: Execution) -> None:
@@ -533,7 +537,7 @@ class Engine:
             return err.delay_ms(self.now_ms())
         return BACKOFF_MS[min(failed_attempt, 9)] + self.rng.randbelow(JITTER_MS + 1)
 
-    def _function_failed(self, run: RunState, err: Exception) -> None:
+    def _function_failed(self, run: RunState, err: BaseException) -> None:
         fn = self.function(run.fn_id)
         attempt = run.attempt + 1
         if not errors.is_retriable(err) or attempt > fn.retries:
@@ -551,7 +555,8 @@ class Engine:
                    "at_ms": due})
         self._save(run)
 
-    def step_failed(self, ex: Execution, full_id: str, err: Exception, op: str = "run") -> bool:
+    def step_failed(self, ex: Execution, full_id: str, err: BaseException,
+                    op: str = "run") -> bool:
         run = ex.run
         now = self.now_ms()
         pending = run.pending.get(full_id)
