@@ -98,7 +98,7 @@ class Step:
             except NestedStep as nested:
                 ex.exit_body(token)
                 raise ex.nested_error(full_id, nested) from None
-            except BaseException as err:  # noqa: BLE001 - a failed attempt of the user's step
+            except BaseException as err:  # any exception: a failed attempt of the step
                 ex.exit_body(token)
                 if passes_through(err):  # a Worker cancelling the slice
                     raise
@@ -237,7 +237,7 @@ class StepSync:
         except NestedStep as nested:
             ex.exit_body(token)
             raise ex.nested_error(full_id, nested) from None
-        except BaseException as err:  # noqa: BLE001 - a failed attempt of the user's step
+        except BaseException as err:  # any exception: a failed attempt of the step
             ex.exit_body(token)
             if passes_through(err):
                 raise
