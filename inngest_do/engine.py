@@ -45,7 +45,7 @@ from .execution import (
     fresh_copy,
     passes_through,
 )
-from .expressions import Expression
+from .expressions import Expression, ExpressionError
 from .flow import FlowControl
 from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
 from .middleware import StepMemos, TransformOutputResult, TransformOutputStepInfo
@@ -70,6 +70,8 @@ FAILED_EVENT = "inngest/function.failed"
 CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
 CRON_EVENT = "inngest/scheduled.timer"
+#: the outcome of an event whose trigger, cancel or wait expression failed to evaluate
+EXPRESSION_ERROR = "expression_error"
 
 
 class _Wait(typing.NamedTuple):
@@ -199,25 +201,47 @@ class Engine:
         waits = self.waits.get(name)
         if waits:
             for key, wait in list(waits.items()):
-                if wait.expr is None or wait.expr.evaluate_bool(
-                        {"event": wait.run.events[0], "async": payload}):
+                if wait.expr is None:
                     self._resolve_wait(key, wait, payload)
-        self.flow.on_event(payload)  # cancellations
+                    continue
+                try:
+                    hit = wait.expr.matches({"event": wait.run.events[0], "async": payload})
+                except ExpressionError as err:  # no match, but the event says why
+                    self.record_outcome(event_id, wait.run.fn_id, EXPRESSION_ERROR,
+                                        wait.run.id, str(err))
+                    continue
+                if hit:
+                    self._resolve_wait(key, wait, payload)
+        self.flow.on_event(payload, event_id)  # cancellations
         started: set[str] = set()
+        failed: dict[str, str] = {}  # fn id -> why its trigger expression could not decide
         for fn, trig in self._router.match(name):
             # several triggers of one function may match one event: it starts one run
-            if fn.id in started or (trig.expression is not None
-                                    and not trig.expression.evaluate_bool({"event": payload})):
+            if fn.id in started:
                 continue
+            if trig.expression is not None:
+                try:
+                    hit = trig.expression.matches({"event": payload})
+                except ExpressionError as err:
+                    failed.setdefault(fn.id, str(err))
+                    continue
+                if not hit:
+                    continue
             started.add(fn.id)
             self.flow.admit(fn, event_id, payload)
+        for fn_id, why in failed.items():
+            if fn_id not in started:  # an event that matches a trigger never vanishes
+                self.record_outcome(event_id, fn_id, EXPRESSION_ERROR, None, why)
 
     def record_outcome(self, event_id: str, fn_id: str, outcome: str,
-                       run_id: str | None = None) -> None:
+                       run_id: str | None = None, error: str | None = None) -> None:
         """Say why an event did or did not start a run of ``fn_id`` (for queries)."""
         rec = self.events.get(event_id)
         if rec is not None:
-            rec["outcomes"].append([fn_id, outcome, run_id])
+            entry = [fn_id, outcome, run_id]
+            if error is not None:
+                entry.append(error)
+            rec["outcomes"].append(entry)
 
     def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None:
         """Change what ``event_id`` did for ``fn_id`` (a throttled run has now started)."""
