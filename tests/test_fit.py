@@ -7,7 +7,7 @@ import datetime
 
 import inngest_do as inngest
 from inngest_do.testing import Simulation
-from tests.helpers import ev, only_run
+from tests.helpers import SEC, ev, only_run
 
 
 def _outcomes(sim: Simulation, name: str) -> list[tuple]:
@@ -84,3 +84,27 @@ def test_cancel_and_wait_expressions_that_error_record_outcomes_naming_the_run()
     sim.send(ev("approve", id=7))  # ints mixed with doubles: matches
     assert sim.get_run(run.id).status == "Completed"
     assert sim.get_run(run.id).output == 7
+
+
+def test_throttle_with_burst_zero_starts_limit_at_once_then_one_per_interval() -> None:
+    client = inngest.Inngest(app_id="x")
+
+    @client.create_function(fn_id="t", trigger=inngest.TriggerEvent(event="t"),
+                            throttle=inngest.Throttle(limit=2, period=datetime.timedelta(
+                                minutes=1), burst=0))
+    def t(ctx: inngest.ContextSync) -> int:
+        return ctx.event.data["i"]
+
+    sim = Simulation(client, seed=1)
+    sim.send([ev("t", i=i) for i in range(5)])
+
+    def started() -> list[int]:
+        return sorted(r.output for r in sim.runs() if r.status == "Completed")
+
+    assert started() == [0, 1]  # limit at once, not limit + 1
+    sim.advance(30 * SEC - 1)
+    assert started() == [0, 1]
+    sim.advance(1)  # then one per period / limit
+    assert started() == [0, 1, 2]
+    sim.advance(30 * SEC)
+    assert started() == [0, 1, 2, 3]
