@@ -108,3 +108,39 @@ def test_throttle_with_burst_zero_starts_limit_at_once_then_one_per_interval() -
     assert started() == [0, 1, 2]
     sim.advance(30 * SEC)
     assert started() == [0, 1, 2, 3]
+
+
+def test_step_ids_never_alias_an_explicit_suffixed_id() -> None:
+    from inngest_do.kernel import MemoTable
+
+    memos = MemoTable()
+    handed = [memos.next_id(s) for s in ["a", "a:1", "a", "a", "a:1"]]
+    assert handed == ["a", "a:1", "a:2", "a:3", "a:1:1"]
+    memos.reset_counter()  # a replay hands out the same ids in the same order
+    assert [memos.next_id(s) for s in ["a", "a:1", "a", "a", "a:1"]] == handed
+    memos = MemoTable()
+    assert [memos.next_id(s) for s in ["a", "a", "a:1"]] == ["a", "a:1", "a:1:1"]
+
+
+def test_an_explicit_id_a_1_does_not_skip_the_body_of_the_second_a() -> None:
+    client = inngest.Inngest(app_id="x")
+    ran: list[str] = []
+
+    def body(name: str) -> str:
+        ran.append(name)
+        return name
+
+    @client.create_function(fn_id="ids", trigger=inngest.TriggerEvent(event="ids"))
+    def ids(ctx: inngest.ContextSync) -> list[str]:
+        out = [ctx.step.run("a", body, "first a"), ctx.step.run("a:1", body, "explicit a:1")]
+        ctx.step.sleep("nap", datetime.timedelta(seconds=1))  # replayed after the sleep
+        out.append(ctx.step.run("a", body, "second a"))
+        return out
+
+    sim = Simulation(client, seed=1)
+    sim.send(ev("ids"))
+    sim.advance(SEC)
+    run = only_run(sim)
+    assert run.output == ["first a", "explicit a:1", "second a"]
+    assert ran == ["first a", "explicit a:1", "second a"]  # each body once, none skipped
+    assert [e.step for e in run.history if e.kind == "step.completed"] == ["a", "a:1", "a:2"]
