@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
+
 import inngest_do as inngest
 from inngest_do.testing import Simulation
 from tests.helpers import SEC, ev, only_run
@@ -144,3 +146,46 @@ def test_an_explicit_id_a_1_does_not_skip_the_body_of_the_second_a() -> None:
     assert run.output == ["first a", "explicit a:1", "second a"]
     assert ran == ["first a", "explicit a:1", "second a"]  # each body once, none skipped
     assert [e.step for e in run.history if e.kind == "step.completed"] == ["a", "a:1", "a:2"]
+
+
+def test_advance_past_the_latest_time_is_refused_and_later_sends_work() -> None:
+    client = inngest.Inngest(app_id="x")
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
+    def f(ctx: inngest.ContextSync) -> str:
+        ctx.step.sleep("nap", datetime.timedelta(hours=1))
+        return "ok"
+
+    sim = Simulation(client, seed=1)
+    before = sim.now
+    with pytest.raises(ValueError, match=r"duration: .* past 9999-12-31"):
+        sim.advance(datetime.timedelta.max)
+    with pytest.raises(ValueError, match=r"duration: .* past 9999-12-31"):
+        sim.advance(2**62)
+    assert sim.now == before
+    sim.send(ev("go"))
+    sim.advance(datetime.timedelta(hours=1))
+    assert only_run(sim).status == "Completed"
+    sim.advance_to(datetime.datetime(9999, 12, 31, tzinfo=datetime.timezone.utc))
+    sim.send(ev("go"))  # the far future still works
+    assert len(sim.runs()) == 2
+
+
+def test_crash_keeps_the_trace() -> None:
+    client = inngest.Inngest(app_id="x")
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
+    def f(ctx: inngest.ContextSync) -> str:
+        ctx.step.run("a", lambda: "a")
+        ctx.step.sleep("nap", datetime.timedelta(hours=1))
+        return "ok"
+
+    sim = Simulation(client, seed=1)
+    sim.send(ev("go"))
+    before = sim.trace
+    assert [e.kind for e in before][-1] == "sleep.started"
+    sim.crash()
+    assert sim.trace[:len(before)] == before
+    sim.advance(datetime.timedelta(hours=1))
+    assert sim.trace[:len(before)] == before
+    assert sim.trace[-1].kind == "run.completed"
