@@ -620,7 +620,8 @@ class Engine:
                                         step=TransformOutputStepInfo(id=full_id, op=op))
             ex.call_hooks_sync("transform_output", res, reverse=True)
             out = _transformed(res)
-        return self._checked_output(ex, full_id, out)
+        with ex.guard:  # the hooks ran unlocked; the size accounting touches run.keys
+            return self._checked_output(ex, full_id, out)
 
     async def prepare_output_async(self, ex: Execution, full_id: str, op: str,
                                    out: typing.Any) -> typing.Any:
