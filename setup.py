@@ -87,6 +87,8 @@ def _packages() -> list[str]:
 
 setup(
     packages=_packages(),
+    # PEP 561: the package's type hints are part of its interface.
+    package_data={"inngest_do": ["py.typed"]},
     ext_modules=_extensions(),
     cmdclass={"build_ext": OptionalBuildExt},
     zip_safe=False,

@@ -187,9 +187,13 @@ def _cmd_run(args: argparse.Namespace, store: str) -> int:
 
     sqlite = SQLiteStore(store)
     sqlite.open()  # the file's checks and lease before anything is printed
+    # What the app module served (serve(app, client, functions)), else every function
+    # created on the client.
+    served = client._served
     worker = Worker(client, store=sqlite, max_concurrency=args.max_concurrency,
-                    poll_interval=args.poll_interval, on_trace=None if args.quiet else report)
-    n = len(client.functions)
+                    poll_interval=args.poll_interval, on_trace=None if args.quiet else report,
+                    functions=served)
+    n = len(client.functions if served is None else served)
     print(f"{PROG}: running app {client.app_id!r} ({n} function{'s' * (n != 1)}) on {store} "
           f"(pid {os.getpid()}); Ctrl-C stops", file=sys.stderr, flush=True)
     worker.run()

@@ -31,6 +31,7 @@ from .storage import Store, open_store
 if typing.TYPE_CHECKING:
     from .engine import Engine
     from .middleware import UninitializedMiddleware
+    from .realtime_hub import Subscription
 
 T = typing.TypeVar("T")
 
@@ -46,8 +47,10 @@ class SendEventsResult:
 class Inngest:
     """An app: its functions and the embedded engine that runs them.
 
-    Server-only options (``signing_key``, ``event_key``, ``is_production``, base URLs, ...)
-    are accepted and ignored so that code written for ``inngest`` constructs unchanged.
+    Server-only options (``is_production``, base URLs, ...) are accepted and ignored so that
+    code written for ``inngest`` constructs unchanged. ``signing_key`` and ``event_key`` (or
+    ``INNGEST_SIGNING_KEY``, ``INNGEST_SIGNING_KEY_FALLBACK``, ``INNGEST_EVENT_KEY``) guard
+    the routes ``serve()`` mounts.
     What we add: ``store`` -- None (memory), a SQLite file path, or a Store object;
     ``seed`` -- the random source of a wall-clock engine (a Simulation takes its own);
     ``inngest_limits`` -- enforce the Inngest server's limits so code headed for Inngest
@@ -81,13 +84,21 @@ class Inngest:
         self.app_version = app_version
         self.env = env
         self.is_production = bool(is_production)
+        # Read by serve(): requests to serve_path must be signed with the key (or its
+        # fallback) and the event API checks the event key. Env vars as in the SDK.
+        self.signing_key = signing_key or os.getenv("INNGEST_SIGNING_KEY") or None
+        self.signing_key_fallback = os.getenv("INNGEST_SIGNING_KEY_FALLBACK") or None
+        self.event_key = event_key or os.getenv("INNGEST_EVENT_KEY") or None
         self.logger = logger or logging.getLogger("inngest_do")
         self._middleware: list[UninitializedMiddleware] = list(middleware or [])
         self._store_spec = store
         self._seed = seed
         #: enforce the Inngest server's limits (steps, sizes, durations): see limits.py
         self.inngest_limits = inngest_limits
-        self._functions: dict[str, Function[typing.Any]] = {}
+        # Every function created on this client, in order; ids may repeat until served.
+        self._created: list[Function[typing.Any]] = []
+        #: what ``serve()`` last served for this client (the CLI's ``run`` serves the same)
+        self._served: list[Function[typing.Any]] | None = None
         self._engine: Engine | None = None
 
     # functions ------------------------------------------------------------------------------
@@ -112,7 +123,12 @@ class Inngest:
         timeouts: Timeouts | None = None,
         singleton: Singleton | None = None,
     ) -> typing.Callable[[typing.Callable[..., typing.Any]], Function[typing.Any]]:
-        """Decorator that turns a handler into a :class:`Function` of this app."""
+        """Decorator that turns a handler into a :class:`Function` of this app.
+
+        As in the SDK, this only builds the function: what runs is what is served
+        (``serve(app, client, functions)``, ``Worker(client, functions=...)``,
+        ``Simulation(client, functions=...)``; without a list, every function created here).
+        """
         opts = normalize_function_options(
             fn_id, trigger=trigger, retries=retries, concurrency=concurrency,
             rate_limit=rate_limit, throttle=throttle, debounce=debounce,
@@ -127,10 +143,8 @@ class Inngest:
         def decorator(handler: typing.Callable[..., typing.Any]) -> Function[typing.Any]:
             fn: Function[typing.Any] = Function(
                 app_id=self.app_id, opts=opts, handler=handler, name=name,
-                middleware=middleware, output_type=output_type,
+                middleware=middleware, output_type=output_type, client=self,
             )
-            if fn.id in self._functions:
-                raise ValueError(f"fn_id: a function with id '{opts.fn_id}' already exists")
             if on_failure is not None:
                 failure_opts = normalize_function_options(
                     f"{opts.fn_id}-failure",
@@ -141,17 +155,19 @@ class Inngest:
                 failure_fn: Function[typing.Any] = Function(
                     app_id=self.app_id, opts=failure_opts, handler=on_failure,
                     name=f"{fn.name} (failure)", middleware=middleware, is_failure_handler=True,
+                    client=self,
                 )
+                fn.on_failure_fn = failure_fn
                 fn.on_failure_fn_id = failure_fn.id
-                self._functions[failure_fn.id] = failure_fn
-            self._functions[fn.id] = fn
+            self._created.append(fn)
             return fn
 
         return decorator
 
     @property
     def functions(self) -> list[Function[typing.Any]]:
-        return list(self._functions.values())
+        """Every function created on this client, in creation order (served or not)."""
+        return list(self._created)
 
     # the engine -----------------------------------------------------------------------------
     @property
@@ -163,7 +179,7 @@ class Inngest:
             from .kernel import RealClock
 
             self._engine = Engine(self, clock=RealClock(), store=self.new_store(),
-                                  seed=self._seed)
+                                  seed=self._seed, functions=self._served)
         return self._engine
 
     def new_store(self) -> Store:
@@ -228,16 +244,30 @@ class Inngest:
             raise KeyError(f"no run with id {run_id!r}")
         return run.snapshot()
 
+    # realtime -------------------------------------------------------------------------------
+    def subscribe(self, channel: str, topics: list[str] | None = None, *,
+                  max_buffer: int = 1_000) -> Subscription:
+        """Messages published (``experimental.realtime.publish``) to ``channel`` from now on,
+        of ``topics`` (None: every topic): an async iterator (``async for msg in sub``) with
+        ``drain()`` for synchronous code and ``close()``. At most ``max_buffer`` unread
+        messages are kept; older ones are dropped and counted in ``sub.dropped``."""
+        from .realtime_hub import hub_for
+
+        return hub_for(self).subscribe(channel, topics, max_buffer=max_buffer)
+
     def _resolve_fn_id(self, fn_or_id: Function[typing.Any] | str | None) -> str | None:
         if fn_or_id is None:
             return None
         if isinstance(fn_or_id, Function):
             return fn_or_id.id
         if isinstance(fn_or_id, str):
-            if fn_or_id in self._functions:
+            known = {fn.id for fn in self._created}
+            if self._engine is not None:
+                known.update(self._engine.served_ids())
+            if fn_or_id in known:
                 return fn_or_id
             full = f"{self.app_id}-{fn_or_id}"
-            if full in self._functions:
+            if full in known:
                 return full
             raise ValueError(f"fn_or_id: no function with id {fn_or_id!r} in app "
                              f"{self.app_id!r}")

@@ -42,6 +42,8 @@ from .execution import (
     Execution,
     SyncPark,
     encode_output,
+    enter_handler,
+    exit_handler,
     fresh_copy,
     passes_through,
 )
@@ -84,7 +86,8 @@ class Engine:
     """Executes one client's functions on ``clock``, keeping records in ``store``."""
 
     def __init__(self, client: Inngest, *, clock: typing.Any, store: Store,
-                 seed: int | None = None, coroutine_cap: int = 10_000) -> None:
+                 seed: int | None = None, coroutine_cap: int = 10_000,
+                 functions: typing.Iterable[Function[typing.Any]] | None = None) -> None:
         self.client = client
         self.clock = clock
         self.store = store
@@ -124,9 +127,17 @@ class Engine:
         self.faults: dict[tuple[str | None, str], list] = {}
         self._router = EventRouter()
         self._known_fns: dict[str, Function[typing.Any]] = {}
+        # fn id -> the client that serves it (its middleware and logger apply)
+        self._fn_clients: dict[str, Inngest] = {}
+        # None: serve every function created on the client, also ones created later; a
+        # list: exactly those (plus what serve() adds).
+        self._serve_all = functions is None
+        self._taken = 0  # how many of the client's created functions serve-all has taken
         self._cron_timers: set[int] = set()
         self.store.open()
         self._recover()
+        if functions is not None:
+            self.serve(functions)
 
     # time -----------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -134,15 +145,53 @@ class Engine:
 
     # functions ------------------------------------------------------------------------------
     def sync_functions(self) -> None:
-        """Take in functions created on the client since the last call (their triggers,
-        cron schedules and flow control). Called on every send; a Worker calls it at start."""
-        fns = self.client._functions
-        if len(fns) == len(self._known_fns):
+        """Serve every function created on the client since the last call, when serving all
+        of them (no list was given). Called on every send; a Worker calls it at start."""
+        if not self._serve_all:
             return
-        for fn_id, fn in fns.items():
-            if fn_id in self._known_fns:
+        created = self.client._created
+        if len(created) == self._taken:
+            return
+        fresh, self._taken = created[self._taken:], len(created)
+        self.serve(fresh)
+
+    def serve(self, functions: typing.Iterable[Function[typing.Any]],
+              client: Inngest | None = None) -> None:
+        """Make ``functions`` (and their ``on_failure`` handlers) live: their triggers, cron
+        schedules and flow control. ``client`` serves them (default: the engine's); a
+        function created on another client makes that client send into this engine.
+
+        Raises ``ValueError`` naming the id when two different functions share one id.
+        O(functions).
+        """
+        from .function import Function
+
+        serving = client or self.client
+        fns: list[Function[typing.Any]] = []
+        for i, fn in enumerate(functions):
+            if not isinstance(fn, Function):
+                raise TypeError(f"functions[{i}]: expected a Function (from "
+                                f"client.create_function), got {type(fn).__name__}")
+            fns.append(fn)
+            if fn.on_failure_fn is not None:
+                fns.append(fn.on_failure_fn)
+        seen: dict[str, Function[typing.Any]] = {}
+        for fn in fns:
+            other = seen.get(fn.id) or self._known_fns.get(fn.id)
+            if other is not None and other is not fn:
+                raise ValueError(f"functions: two different functions with id '{fn.id}' are "
+                                 "served; a function id must be unique within its app")
+            seen[fn.id] = fn
+        added = False
+        for fn in fns:
+            if fn.id in self._known_fns:
                 continue
-            self._known_fns[fn_id] = fn
+            added = True
+            self._known_fns[fn.id] = fn
+            self._fn_clients[fn.id] = serving
+            owner = fn.client
+            if owner is not None and owner is not self.client and owner._engine is not self:
+                owner._engine = self
             for trig in fn.event_triggers:
                 self._router.add(trig.pattern, (fn, trig))
             for idx, cron in enumerate(fn.cron_triggers):
@@ -152,8 +201,18 @@ class Engine:
                 self._arm_cron(fn, idx, cron,
                                cron.next_after(self.now_ms()) if cursor is None else cursor)
             self.flow.register(fn)
-        # The cron cursors are durable from here, so ticks missed while down fire on restart.
-        self.store.commit()
+        if added:
+            # The cron cursors are durable from here, so ticks missed while down fire on
+            # restart.
+            self.store.commit()
+
+    def served_ids(self) -> list[str]:
+        """Ids of the functions this engine runs."""
+        return list(self._known_fns)
+
+    def client_of(self, fn: Function[typing.Any]) -> Inngest:
+        """The client serving ``fn`` (whose middleware and logger apply to its runs)."""
+        return self._fn_clients.get(fn.id, self.client)
 
     def function(self, fn_id: str) -> Function[typing.Any]:
         self.sync_functions()
@@ -355,11 +414,13 @@ class Engine:
                 self._save(run)
                 self.store.commit()  # readers of the store see it running
             self.flow.on_slice_start(run)
-            mws = self.client._middleware + fn.middleware
-            ex.middleware = [mw(self.client, None) for mw in mws] if mws else []
+            serving = self.client_of(fn)
+            mws = serving._middleware + fn.middleware
+            ex.middleware = [mw(serving, None) for mw in mws] if mws else []
             ex.ctx.attempt = run.attempt
             if fresh:
                 run.memos.reset_counter()
+                ex.publishes = 0
             ex.memo_phase = len(run.memos) > 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
@@ -374,7 +435,11 @@ class Engine:
             if ex.is_async:
                 if fresh:
                     ex.coro = fn.handler(ex.ctx)
-                outcome, value = await Drive(ex.coro)
+                handler_token = enter_handler(ex)
+                try:
+                    outcome, value = await Drive(ex.coro)
+                finally:
+                    exit_handler(handler_token)
             elif self.sync_runner is not None:
                 outcome, value = await self.sync_runner(self._call_sync_threaded, fn, ex)
             else:
@@ -404,12 +469,15 @@ class Engine:
             ex.guard = NO_LOCK
 
     def _call_sync(self, fn: Function[typing.Any], ex: Execution) -> tuple[str, typing.Any]:
+        handler_token = enter_handler(ex)  # set here: a worker thread has its own context
         try:
             return (DONE, fn.handler(ex.ctx))
         except SyncPark:
             return (PARKED, None)
         except BaseException as err:  # noqa: BLE001 - classified by _finish_slice
             return ("raised", err)
+        finally:
+            exit_handler(handler_token)
 
     async def new_code_reached(self, ex: Execution) -> None:
         """The replay ran out of memos: middleware hears it once."""
@@ -712,7 +780,7 @@ class Engine:
         if full_id in run.pending:
             return
         now = self.now_ms()
-        target_id = f"{app_id or self.client.app_id}-{function_id}"
+        target_id = f"{app_id or self.client_of(ex.fn).app_id}-{function_id}"
         self.sync_functions()
         target = self._known_fns.get(target_id)
         if target is None:
@@ -946,7 +1014,7 @@ class Engine:
     def make_context(self, ex: Execution) -> Context | ContextSync:
         run = ex.run
         events = [Event.from_payload(p) for p in run.events]
-        logger = self.client.logger
+        logger = self.client_of(ex.fn).logger
         if ex.is_async:
             return Context(attempt=run.attempt, event=events[0], events=events, group=Group(ex),
                            logger=logger, run_id=run.id, step=Step(ex))

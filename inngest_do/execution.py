@@ -81,6 +81,25 @@ def current_execution() -> Execution | None:
     return ex if ex is not None and ex.in_body is not None else None
 
 
+# The execution whose handler runs in this context (set for the length of a slice), so code
+# called from a handler can tell a replay of code that already ran (``memo_phase``).
+_HANDLER: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
+    "inngest_do_handler", default=None)
+
+
+def handler_execution() -> Execution | None:
+    """The execution whose handler (or a step body in it) is running in this context."""
+    return _HANDLER.get()
+
+
+def enter_handler(ex: Execution) -> contextvars.Token:
+    return _HANDLER.set(ex)
+
+
+def exit_handler(token: contextvars.Token) -> None:
+    _HANDLER.reset(token)
+
+
 class CancelRun(BaseException):
     """Unwinds a handler whose run was cancelled (or timed out) at a step boundary."""
 
@@ -186,6 +205,7 @@ class Execution:
         "is_async",
         "memo_phase",
         "middleware",
+        "publishes",
         "run",
     )
 
@@ -197,6 +217,9 @@ class Execution:
         self.in_body: str | None = None
         self.middleware: list[typing.Any] = []
         self.memo_phase = False  # replaying memos, before new code runs
+        # realtime publishes made by handler code (outside step bodies) in this pass: a
+        # replaying pass skips the first run.keys["published"] of them (experimental.realtime)
+        self.publishes = 0
         self.is_async = fn.is_handler_async
         self.busy_ms = 0  # virtual time the step body in progress declared (Simulation.busy)
         # The engine lock when the handler runs on a Worker's thread without it (sync

@@ -10,6 +10,7 @@ from .expressions import Expression
 from .triggers import CronSchedule, EventPattern
 
 if typing.TYPE_CHECKING:
+    from .client import Inngest
     from .middleware import UninitializedMiddleware
 
 T = typing.TypeVar("T")
@@ -56,11 +57,14 @@ class Function(typing.Generic[T]):
         middleware: list[UninitializedMiddleware] | None,
         output_type: object = None,
         is_failure_handler: bool = False,
+        client: Inngest | None = None,
     ) -> None:
         if not callable(handler):
             raise TypeError(f"handler: expected a function, got {handler!r}")
         self._opts = opts
         self._app_id = app_id
+        #: the client that created this function (its ``send`` reaches the serving engine)
+        self.client = client
         self.handler = handler
         self._name = name or opts.fn_id
         self.middleware = list(middleware or [])
@@ -68,6 +72,8 @@ class Function(typing.Generic[T]):
         self.is_failure_handler = is_failure_handler
         self.retries = opts.retries
         self.on_failure_fn_id: str | None = None
+        #: the function that runs when this one fails for good (served along with it)
+        self.on_failure_fn: Function[typing.Any] | None = None
         self.event_triggers: list[EventTrigger] = []
         self.cron_triggers: list[CronSchedule] = []
         for i, trig in enumerate(opts.triggers):

@@ -14,6 +14,7 @@ it raises :class:`SyncPark` and is replayed from the start against its memos nex
 from __future__ import annotations
 
 import datetime
+import functools
 import inspect
 import typing
 
@@ -36,6 +37,7 @@ from .execution import (
 
 if typing.TYPE_CHECKING:
     from .function import Function
+    from .step_ai import AI, AISync
 
 T = typing.TypeVar("T")
 
@@ -69,6 +71,13 @@ class Step:
 
     def __init__(self, execution: Execution) -> None:
         self._ex = execution
+
+    @functools.cached_property
+    def ai(self) -> AI:
+        """Model calls as steps (``ctx.step.ai.infer``); imported on first use (httpx)."""
+        from .step_ai import AI
+
+        return AI(self)
 
     async def run(
         self,
@@ -210,6 +219,13 @@ class StepSync:
 
     def __init__(self, execution: Execution) -> None:
         self._ex = execution
+
+    @functools.cached_property
+    def ai(self) -> AISync:
+        """Model calls as steps (``ctx.step.ai.infer``); imported on first use (httpx)."""
+        from .step_ai import AISync
+
+        return AISync(self)
 
     def run(
         self,

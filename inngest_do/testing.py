@@ -24,6 +24,7 @@ from .event import Event
 from .execution import current_execution
 from .kernel import VirtualClock, datetime_to_ms, ms_to_datetime
 from .runs import EventRecord, Run, RunStatus, TraceEntry
+from .step_ai import AIResponse, Responder, set_stubs
 from .storage import Store, open_store
 
 if typing.TYPE_CHECKING:
@@ -59,6 +60,7 @@ class Simulation:
         store: Store | str | None = None,
         coroutine_cap: int = 10_000,
         max_iterations: int = 1_000_000,
+        functions: list[Function[typing.Any]] | None = None,
     ) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise TypeError(f"seed: expected an int, got {seed!r}")
@@ -71,18 +73,22 @@ class Simulation:
         self.start = start if start.tzinfo else start.replace(tzinfo=datetime.timezone.utc)
         self.max_iterations = max_iterations
         self._coroutine_cap = coroutine_cap
+        # None: every function created on the client (also later ones), as a Worker does
+        self._functions = None if functions is None else _function_list(functions)
         self._store = client.new_store() if store is None else open_store(store)
         self.clock = VirtualClock(datetime_to_ms(self.start))
+        self._ai_stubs: list[tuple[str | None, str | None, Responder]] = []
         self.engine = self._new_engine()
         _active.add(self)
 
     def _new_engine(self) -> Engine:
         engine = Engine(self.client, clock=self.clock, store=self._store, seed=self.seed,
-                        coroutine_cap=self._coroutine_cap)
+                        coroutine_cap=self._coroutine_cap, functions=self._functions)
         engine.auto_drain = True
         engine.drain_limit = self.max_iterations
         engine.busy_error = self._busy
         self.client._engine = engine
+        set_stubs(engine, self._ai_stubs)  # stubs outlive crash(): they are the test's
         engine.sync_functions()  # registers the client's functions and their cron timers
         return engine
 
@@ -186,6 +192,24 @@ class Simulation:
         err = error if error is not None else RuntimeError(f"injected failure of {step_id!r}")
         self.engine.faults[(fn_id, step_id)] = [times, err]
 
+    def stub_ai(self, response: Responder, *, step_id: str | None = None,
+                fn: Function[typing.Any] | str | None = None) -> None:
+        """Answer model calls (``ctx.step.ai.infer``) without any server.
+
+        ``response`` is the provider's JSON (a dict), an :class:`AIResponse` (a status such
+        as 429 with headers such as ``Retry-After``, mapped exactly as a real answer), or a
+        callable of the request body (after the adapter's ``on_call``) returning either, or
+        raising to fail the attempt. ``step_id`` (the id as written, or with its ``:n``
+        suffix) and ``fn`` narrow it; the most recent matching stub answers.
+        """
+        if not (callable(response) or isinstance(response, (dict, AIResponse))):
+            raise TypeError(
+                f"response: expected a dict, an AIResponse or a callable, got {response!r}")
+        if step_id is not None and (not isinstance(step_id, str) or not step_id):
+            raise TypeError(f"step_id: expected a non-empty str or None, got {step_id!r}")
+        fn_id = None if fn is None else self.client._resolve_fn_id(fn)
+        self._ai_stubs.insert(0, (fn_id, step_id, response))
+
     def wake_all(self) -> int:
         """Spurious wake-ups: resume every parked run as a redelivered queue item would.
 
@@ -209,6 +233,12 @@ class Simulation:
             old._close(ex)
         self.engine = self._new_engine()
         self.engine.trace[:0] = old.trace
+
+
+def _function_list(functions: object) -> list[Function[typing.Any]]:
+    if not isinstance(functions, (list, tuple)):
+        raise TypeError(f"functions: expected a list of Functions, got {type(functions).__name__}")
+    return list(functions)
 
 
 def busy(duration: int | datetime.timedelta) -> None:

@@ -52,6 +52,7 @@ if typing.TYPE_CHECKING:
 
     from .client import Inngest
     from .engine import Engine
+    from .function import Function
     from .runs import RunState, TraceEntry
     from .storage import Store
 
@@ -106,7 +107,8 @@ class Worker:
     def __init__(self, client: Inngest, *, store: Store | str | None = None,
                  max_concurrency: int = 100, sync_workers: int = 8,
                  poll_interval: float = 0.05, stop_timeout: float = 30.0,
-                 on_trace: typing.Callable[[TraceEntry], None] | None = None) -> None:
+                 on_trace: typing.Callable[[TraceEntry], None] | None = None,
+                 functions: list[Function[typing.Any]] | None = None) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency: must be at least 1")
         if sync_workers < 1:
@@ -115,7 +117,12 @@ class Worker:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         if poll_interval <= 0:
             raise ValueError("poll_interval: must be positive")
+        if functions is not None and not isinstance(functions, (list, tuple)):
+            raise TypeError(
+                f"functions: expected a list of Functions, got {type(functions).__name__}")
         self.client = client
+        # None: every function created on the client (also ones created later)
+        self.functions = None if functions is None else list(functions)
         self.max_concurrency = max_concurrency
         self.poll_interval = poll_interval
         self.stop_timeout = stop_timeout
@@ -171,6 +178,8 @@ class Worker:
         client = self.client
         old = client._engine
         if old is not None and self._store_spec is None and not old.clock.is_virtual:
+            if self.functions is not None:
+                old.serve(self.functions)
             return old
         if old is not None:
             old.store.close()
@@ -178,7 +187,8 @@ class Worker:
                  else open_store(self._store_spec))
         # seed=None: a wall-clock engine draws its own seed, so processes never share an id
         # sequence.
-        engine = Engine(client, clock=RealClock(), store=store, seed=None)
+        engine = Engine(client, clock=RealClock(), store=store, seed=None,
+                        functions=self.functions)
         client._engine = engine
         return engine
 

@@ -135,15 +135,21 @@ def test_bad_step_arguments_fail_the_run_with_a_clear_error(client, call):
 # ------------------------------------------------------------------------ invalid definitions
 
 
-def test_duplicate_function_id_is_rejected(client):
+def test_duplicate_function_ids_are_fine_until_both_are_served(client):
+    # As in the SDK: create_function only builds; serving both is the error.
     @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
     async def f(ctx: inngest.Context):
         return 1
 
-    with pytest.raises(ValueError, match="'f'"):
-        @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="other"))
-        async def g(ctx: inngest.Context):
-            return 2
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="other"))
+    async def g(ctx: inngest.Context):
+        return 2
+
+    Simulation(client, functions=[f])  # one of them: fine
+    with pytest.raises(ValueError, match="'test-app-f'"):
+        Simulation(client, functions=[f, g])
+    with pytest.raises(ValueError, match="'test-app-f'"):
+        Simulation(client)  # no list: every function created on the client
 
 
 def test_invalid_trigger_expression_is_a_value_error_at_creation(client):

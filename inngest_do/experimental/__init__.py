@@ -1,0 +1,1 @@
+"""Experimental APIs, mirroring ``inngest.experimental``: AI steps and realtime."""
