@@ -644,7 +644,7 @@ class Engine:
         run.status = RunStatus.RUNNING
         self._log(now, run.id, run.fn_id, "run.retrying", None,
                   {"attempt": attempt, "error": errors.describe_error(err)["message"],
-                   "at_ms": due})
+                   "type": type(err).__name__, "at_ms": due})
         self._save(run)
 
     def step_failed(self, ex: Execution, full_id: str, err: BaseException,
@@ -670,7 +670,8 @@ class Engine:
         run.attempt = attempt
         run.attempts += 1
         self._log(now, run.id, run.fn_id, "step.failed", full_id,
-                  {"attempt": attempt, "error": described["message"], "retry_at_ms": due})
+                  {"attempt": attempt, "error": described["message"],
+                   "type": described["name"], "retry_at_ms": due})
         self._save(run)
         return True
 
