@@ -5,11 +5,11 @@ served functions run, bodies over Django's upload limit (but under 3 MiB) are ta
 from __future__ import annotations
 
 import json
-import time
 import types
 import typing
 
 import pytest
+from serve_helpers import completed, wait_until
 
 import inngest_do as inngest
 from inngest_do import signing
@@ -29,30 +29,6 @@ import django.test
 import django.urls
 
 import inngest_do.django
-
-
-def wait_until(predicate: typing.Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout} s")
-        time.sleep(0.01)
-
-
-def completed(client: inngest.Inngest, n: int) -> typing.Callable[[], bool]:
-    def check() -> bool:
-        runs = client.runs()
-        return len(runs) >= n and all(r.status == "Completed" for r in runs)
-
-    return check
-
-
-@pytest.fixture
-def clients() -> typing.Iterator[list[inngest.Inngest]]:
-    made: list[inngest.Inngest] = []
-    yield made
-    for client in made:
-        BackgroundWorker.for_client(client).stop(30)
 
 
 def shop(made: list[inngest.Inngest], **kwargs: typing.Any

@@ -5,52 +5,16 @@ whole path works over a real loopback socket with uvicorn. Waits are bounded pol
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 import typing
 
 import pytest
+from serve_helpers import completed, shop, uvicorn_server, wait_until
 
-import inngest_do as inngest
 from inngest_do._serve import Response
 
 fastapi = pytest.importorskip("fastapi")
 testclient = pytest.importorskip("fastapi.testclient")
 import inngest_do.fast_api
-
-
-def wait_until(predicate: typing.Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout} s")
-        time.sleep(0.01)
-
-
-def completed(client: inngest.Inngest, n: int = 1) -> typing.Callable[[], bool]:
-    def check() -> bool:
-        runs = client.runs()
-        return len(runs) >= n and all(r.status == "Completed" for r in runs)
-
-    return check
-
-
-def shop() -> tuple[inngest.Inngest, list[inngest.Function]]:
-    client = inngest.Inngest(app_id="shop")
-
-    @client.create_function(fn_id="double", trigger=inngest.TriggerEvent(event="shop/n"))
-    async def double(ctx: inngest.Context) -> int:
-        return await ctx.step.run("x2", lambda: ctx.event.data["n"] * 2)
-
-    @client.create_function(fn_id="triple", trigger=inngest.TriggerEvent(event="shop/n"))
-    def triple(ctx: inngest.ContextSync) -> int:  # a sync handler, on the worker's pool
-        return ctx.step.run("x3", lambda: ctx.event.data["n"] * 3)
-
-    @client.create_function(fn_id="unserved", trigger=inngest.TriggerEvent(event="shop/n"))
-    async def unserved(ctx: inngest.Context) -> None:
-        raise AssertionError("not served, never runs")
-
-    return client, [double, triple]
 
 
 def test_served_functions_run_when_events_arrive_over_http() -> None:
@@ -149,29 +113,17 @@ def test_starlette_apps_are_served_too() -> None:
 
 
 def test_over_a_real_socket_with_uvicorn() -> None:
-    uvicorn = pytest.importorskip("uvicorn")
+    pytest.importorskip("uvicorn")
     httpx = pytest.importorskip("httpx")
     client, functions = shop()
     app = fastapi.FastAPI()
     inngest_do.fast_api.serve(app, client, functions)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base, timeout=10) as http:
-            res = http.post("/e/any", json=[{"name": "shop/n", "data": {"n": 10}}])
-            assert res.status_code == 200 and len(res.json()["ids"]) == 1
-            wait_until(completed(client, 2))
-            assert http.get("/api/inngest").json()["functions"][0]["id"] == "shop-double"
-            assert http.post("/api/inngest", content=b"[").status_code == 400
-    finally:
-        server.should_exit = True
-        thread.join(30)
-    assert not thread.is_alive()
+    with uvicorn_server(app) as (base, _server), httpx.Client(base_url=base, timeout=10) as http:
+        res = http.post("/e/any", json=[{"name": "shop/n", "data": {"n": 10}}])
+        assert res.status_code == 200 and len(res.json()["ids"]) == 1
+        wait_until(completed(client, 2))
+        assert http.get("/api/inngest").json()["functions"][0]["id"] == "shop-double"
+        assert http.post("/api/inngest", content=b"[").status_code == 400
     assert client.engine.on_work is None  # the worker stopped with the server
     assert sorted(r.output for r in client.runs()) == [20, 30]
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 import typing
 
 import pytest
+from serve_helpers import completed, shop, wait_until
 
 import inngest_do as inngest
 from inngest_do import signing
@@ -18,46 +18,6 @@ from inngest_do._serve import BackgroundWorker, Response
 
 flask = pytest.importorskip("flask")
 import inngest_do.flask  # after the skip: Flask is optional
-
-
-def wait_until(predicate: typing.Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout} s")
-        time.sleep(0.01)
-
-
-def completed(client: inngest.Inngest, n: int) -> typing.Callable[[], bool]:
-    def check() -> bool:
-        runs = client.runs()
-        return len(runs) >= n and all(r.status == "Completed" for r in runs)
-
-    return check
-
-
-@pytest.fixture
-def clients() -> typing.Iterator[list[inngest.Inngest]]:
-    made: list[inngest.Inngest] = []
-    yield made
-    for client in made:
-        BackgroundWorker.for_client(client).stop(30)
-
-
-def shop(made: list[inngest.Inngest], **kwargs: typing.Any
-         ) -> tuple[inngest.Inngest, list[inngest.Function]]:
-    client = inngest.Inngest(app_id="shop", **kwargs)
-    made.append(client)
-
-    @client.create_function(fn_id="double", trigger=inngest.TriggerEvent(event="shop/n"))
-    async def double(ctx: inngest.Context) -> int:
-        return await ctx.step.run("x2", lambda: ctx.event.data["n"] * 2)
-
-    @client.create_function(fn_id="triple", trigger=inngest.TriggerEvent(event="shop/n"))
-    def triple(ctx: inngest.ContextSync) -> int:
-        return ctx.step.run("x3", lambda: ctx.event.data["n"] * 3)
-
-    return client, [double, triple]
 
 
 def test_served_functions_run_and_the_worker_starts_with_the_first_request(

@@ -4,17 +4,16 @@ real loopback socket. Waits are bounded."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 
 import pytest
+from serve_helpers import uvicorn_server
 
 import inngest_do as inngest
 from inngest_do._serve import Request, ServeHandler
 from inngest_do.experimental import realtime
 
 fastapi = pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 import inngest_do.fast_api
 
@@ -37,17 +36,7 @@ def test_published_messages_stream_as_server_sent_events() -> None:
     client, functions = _app()
     app = fastapi.FastAPI()
     inngest_do.fast_api.serve(app, client, functions)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        base = f"http://127.0.0.1:{port}"
+    with uvicorn_server(app) as (base, _server):
         with httpx.Client(base_url=base, timeout=10) as http, http.stream(
                 "GET", "/api/inngest/realtime", params={"channel": "job-7",
                                                           "topics": "status"}) as sse:
@@ -64,9 +53,6 @@ def test_published_messages_stream_as_server_sent_events() -> None:
         assert data is not None
         assert data["channel"] == "job-7" and data["topic"] == "status"
         assert data["data"] == {"step": "working"}
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 @pytest.mark.parametrize("query,status", [({}, 400), ({"channel": ""}, 400)])
