@@ -257,7 +257,12 @@ _dumps = _make_dumps()
 
 
 # inspection (read-only) -------------------------------------------------------------------
-def _inspect(path: str, *, check: bool) -> int:
+#: ``check=None`` runs SQLite's ``quick_check`` (which reads the whole file) on files up to
+#: this size; past it, damage shows when a damaged page is read, as a StoreFormatError
+_CHECK_LIMIT = 64 * 2**20
+
+
+def _inspect(path: str, *, check: bool | None) -> int:
     """The schema version of the store at ``path`` (0: nothing there yet), or raise
     :class:`StoreFormatError`. Opens the file read-only: it is never modified."""
     try:
@@ -297,6 +302,8 @@ def _inspect(path: str, *, check: bool) -> int:
         if version < 1 or "inngest_do_store" not in tables:
             raise StoreFormatError(f"store {path}: damaged (inngest_do marker present but "
                                    f"schema version {version} and tables missing)")
+        if check is None:
+            check = os.path.getsize(path) <= _CHECK_LIMIT
         if check:
             problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
             if problems != ["ok"]:
@@ -460,7 +467,7 @@ def _prepare(conn: sqlite3.Connection, version: int) -> None:
         raise
 
 
-def _open_for_writing(path: str, synchronous: str, busy_ms: int, *, check: bool,
+def _open_for_writing(path: str, synchronous: str, busy_ms: int, *, check: bool | None,
                       lease: _Lease | None, lease_timeout: float) -> sqlite3.Connection:
     """Inspect read-only, check that it can take writes, then (holding ``lease`` if given)
     open, create or migrate it. Every writer goes through here."""
@@ -503,11 +510,12 @@ class SQLiteStore(Store):
             fsync per commit; survives power loss too).
         lease_timeout: seconds to wait for another process to release the file (0: refuse
             at once with :class:`StoreInUseError`).
-        check: run SQLite's ``quick_check`` when opening (O(file size)).
+        check: run SQLite's ``quick_check`` when opening (it reads the whole file); None
+            (default): on files up to 64 MiB, so that a restart stays fast on a big one.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
-                 lease_timeout: float = 0.0, check: bool = True) -> None:
+                 lease_timeout: float = 0.0, check: bool | None = None) -> None:
         self.path = os.fspath(path)
         if not isinstance(synchronous, str) or synchronous.upper() not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous: expected 'NORMAL' or 'FULL', got {synchronous!r}")
@@ -726,9 +734,11 @@ class SQLiteStore(Store):
     def recover(self) -> RecoveredState:
         runs = [self._run_record(seq, r) for seq, r in self._query(
             "SELECT seq, record FROM runs WHERE ended_ms IS NULL ORDER BY seq")]
+        # CROSS JOIN keeps SQLite from scanning the whole journal (it would, for the ORDER
+        # BY): active runs first, through their index, then their rows through theirs
         journal = self._query(
-            "SELECT j.seq, j.run_id, j.kind, j.step_id, j.data FROM runs r JOIN journal j"
-            " ON j.run_id = r.id WHERE r.ended_ms IS NULL ORDER BY j.seq")
+            "SELECT j.seq, j.run_id, j.kind, j.step_id, j.data FROM runs r CROSS JOIN journal"
+            " j ON j.run_id = r.id WHERE r.ended_ms IS NULL ORDER BY j.seq")
         events = [{"id": i, "payload": self._load("events", seq, p), "received_ms": ms,
                    "outcomes": self._load("events", seq, o)} for seq, i, p, ms, o in
                   self._query("SELECT seq, id, payload, received_ms, outcomes FROM events"
@@ -910,12 +920,12 @@ def _has_frame(data: bytes, start: int) -> bool:
 # other processes ---------------------------------------------------------------------------
 def send_events(path: str | os.PathLike[str], payloads: list[dict], *,
                 synchronous: str = "NORMAL", timeout: float = 10.0,
-                check: bool = True) -> list[int]:
+                check: bool | None = None) -> list[int]:
     """Append event payloads to the inbox of the store at ``path`` (creating the store if
     needed); the engine that owns it, now or later, accepts them. Returns their inbox
     numbers. Committed when this returns; safe while a worker holds the lease. It checks
-    the file as an engine opening it would (``check`` adds SQLite's ``quick_check``,
-    O(file size)), so it never writes a file an engine would refuse."""
+    the file as an engine opening it would (``check`` as in :class:`SQLiteStore`), so it
+    never writes a file an engine would refuse."""
     path = os.fspath(path)
     sync = synchronous.upper()
     conn = _open_for_writing(path, sync, int(timeout * 1000), check=check, lease=None,
@@ -946,7 +956,7 @@ class StoreReader:
     """Read-only queries on a store file, safe while a worker runs (for the CLI). It
     writes nothing, and creates no file."""
 
-    def __init__(self, path: str | os.PathLike[str], *, check: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, check: bool | None = None) -> None:
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise StoreError(f"store {self.path}: no such file")
