@@ -27,10 +27,12 @@ Routes:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import http.server
 import json
 import logging
+import socket
 import socketserver
 import threading
 import typing
@@ -222,8 +224,10 @@ class DevServer:
     def stop(self) -> None:
         """Stop serving HTTP, let runs in flight finish (bounded), close the store."""
         if self._http is not None:
-            self._http.shutdown()
+            if self._http_thread is not None:
+                self._http.shutdown()
             self._http.server_close()
+            self._http.close_connections()
             self._http = None
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
@@ -563,6 +567,30 @@ class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     dev: DevServer
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._conn_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+
+    def process_request(self, request: typing.Any, client_address: typing.Any) -> None:
+        with self._conn_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: typing.Any) -> None:
+        with self._conn_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End every kept-alive connection: a client's pooled connection must not reach a
+        stopped server (whose store is closed) after another took over the port."""
+        with self._conn_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
