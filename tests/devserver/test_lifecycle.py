@@ -237,3 +237,50 @@ def test_cancel_takes_effect_while_the_app_is_working(dev, serve_app):
     dev.wait_idle()
     run = dev.views.run(run_id)
     assert run["status"] == "CANCELLED" and run["steps"] == []  # the late answer is dropped
+
+
+def test_a_resync_keeps_what_was_collected_under_the_old_config(serve_app):
+    def v1(client):
+        @client.create_function(fn_id="deb", trigger=inngest.TriggerEvent(event="t/d"),
+                                debounce=inngest.Debounce(period=datetime.timedelta(minutes=1)))
+        def deb(ctx: inngest.ContextSync) -> str:
+            return "v1"
+
+        @client.create_function(fn_id="bat", trigger=inngest.TriggerEvent(event="t/b"),
+                                batch_events=inngest.Batch(
+                                    max_size=10, timeout=datetime.timedelta(minutes=1)))
+        def bat(ctx: inngest.ContextSync) -> list:
+            return ["v1", len(ctx.events)]
+        return [deb, bat]
+
+    def v2(client):
+        # no debounce any more; the batch is kept with a shorter timeout
+        @client.create_function(fn_id="deb", trigger=inngest.TriggerEvent(event="t/d"))
+        def deb(ctx: inngest.ContextSync) -> object:
+            return ["v2", ctx.event.data["i"]]
+
+        @client.create_function(fn_id="bat", trigger=inngest.TriggerEvent(event="t/b"),
+                                batch_events=inngest.Batch(
+                                    max_size=3, timeout=datetime.timedelta(seconds=5)))
+        def bat(ctx: inngest.ContextSync) -> list:
+            return ["v2", len(ctx.events)]
+        return [deb, bat]
+
+    with DevServer(virtual_clock=True, seed=2) as server:
+        client, old_app = start_sdk_app(server, serve_app, "piles", v1)
+        client.send_sync([inngest.Event(name="t/d", data={"i": i}) for i in range(2)])
+        client.send_sync([inngest.Event(name="t/b", data={"i": i}) for i in range(2)])
+        server.wait_idle()
+        assert server.views.runs() == []
+        old_app.stop()
+        new_client = sdk_client(server, "piles")
+        server.sync_app(serve_app(new_client, v2(new_client)).url)
+        server.wait_idle()
+        # the debounced event starts its run at the sync (under the new config)
+        [deb] = server.views.runs(fn_id="piles-deb")
+        assert finished(server, deb["run_id"])["output"] == ["v2", 1]
+        # the batch goes on collecting: one more event fills it to the new max size
+        new_client.send_sync(inngest.Event(name="t/b", data={"i": 2}))
+        server.wait_idle()
+        [bat] = server.views.runs(fn_id="piles-bat")
+        assert finished(server, bat["run_id"])["output"] == ["v2", 3]
