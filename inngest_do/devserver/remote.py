@@ -36,7 +36,7 @@ import urllib.parse
 from .. import errors
 from ..config import ParallelMode
 from ..durations import parse_duration_str
-from ..execution import CancelRun
+from ..execution import CancelRun, SyncPark
 from . import signing
 
 if typing.TYPE_CHECKING:
@@ -109,10 +109,14 @@ class RemoteRetryAfter(errors.RetryAfterError):
         return self.source.stack
 
 
-class _FunctionLevel(BaseException):
+class _FunctionLevel(SyncPark):
     """A targeted step call answered with a function-level error (the SDK bubbles
     ``NonRetriableError``/``RetryAfterError`` out of steps): unwinds the step without
-    recording it, so the run itself fails or retries."""
+    recording it, so the run itself fails or retries.
+
+    A :class:`SyncPark` only so that ``step.run`` lets it through as it does the engine's
+    own unwinding signals (any other exception from a step body is a failed attempt of the
+    step); :meth:`RemoteExecutor.run` always catches it before the engine sees it."""
 
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
