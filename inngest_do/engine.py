@@ -465,6 +465,11 @@ class Engine:
             self._save(run)
             return
         ex.coro = None
+        if run.cancel_requested:
+            # A Cancel matched while code outside any step ran: as on Inngest's server, the
+            # run ends Cancelled and whatever the handler returned or raised is discarded.
+            self._finalize_cancel(run, run.reason or "cancelled")
+            return
         if outcome == DONE:
             try:
                 if ex.middleware:
