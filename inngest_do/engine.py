@@ -538,7 +538,7 @@ class Engine:
         fn = self._known_fns.get(run.fn_id)
         if fn is not None and not fn.is_failure_handler:
             self._accept_one({"name": FAILED_EVENT, "data": {
-                "error": error, "function_id": run.fn_id, "run_id": run.id,
+                "error": _failure_error(error), "function_id": run.fn_id, "run_id": run.id,
                 "event": run.events[0] if run.events else None}, "id": "", "ts": 0}, run.id)
 
     def cancel_run(self, run: RunState, reason: str) -> None:
@@ -841,9 +841,12 @@ class Engine:
                 self._memoize(run, step_id, [OP_WAIT, True, None])
                 self._log(now, run.id, run.fn_id, "wait.timed_out", step_id)
             else:
+                # The SDK's error for an invoke that timed out (the handler sees a StepError)
                 self._memoize(run, step_id, [OP_INVOKE, False, {
-                    "name": "InvokeTimeoutError",
-                    "message": f"invoke '{step_id}' timed out", "stack": None}])
+                    "code": errors.ErrorCode.STEP_ERRORED.value,
+                    "name": "InngestInvokeTimeoutError",
+                    "message": "Timed out waiting for invoked function to complete",
+                    "stack": None}])
                 self._log(now, run.id, run.fn_id, "invoke.timed_out", step_id)
         self._save(run)
         self.wake(run)
@@ -1088,6 +1091,13 @@ async def _wrap(awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
 
 def _ensure(awaitable: typing.Any) -> typing.Coroutine:
     return awaitable if inspect.iscoroutine(awaitable) else _wrap(awaitable)
+
+
+def _failure_error(error: dict) -> dict:
+    """``data.error`` of an ``inngest/function.failed`` event, with the keys Inngest's server
+    gives it: its "error" is what the server saw when the SDK's request failed (a 500)."""
+    return {"error": "invalid status code: 500", "message": error.get("message", ""),
+            "name": error.get("name", "Error"), "stack": error.get("stack")}
 
 
 def run_record(run: RunState) -> dict:

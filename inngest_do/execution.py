@@ -215,11 +215,15 @@ class Execution:
         payload = self.unwrap(full_id, memo)
         return None if payload is None else Event.from_payload(payload)
 
-    def nested_error(self, full_id: str, nested: NestedStep) -> errors.StepNestedError:
-        return errors.StepNestedError(
-            f"Nested steps are not supported: step '{nested.step_id}' was started inside "
-            f"the body of step '{full_id}'"
-        )
+    def nested_error(self) -> errors.CodedError:
+        """What a step whose body started another step fails with (the SDK's error)."""
+        return errors.CodedError(errors.ErrorCode.STEP_NESTED, "Nested steps are not supported.",
+                                 is_retriable=False)
+
+    def unserializable_error(self, step_id: str) -> errors.OutputUnserializableError:
+        """A step returned what JSON can't hold: the run fails at once, as in the SDK."""
+        return errors.OutputUnserializableError(
+            f'"{step_id}" returned unserializable data', step_id=step_id, is_retriable=False)
 
     # step bodies ---------------------------------------------------------------------------
     def retry_not_due(self, full_id: str) -> bool:

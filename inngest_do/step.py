@@ -17,6 +17,7 @@ import datetime
 import inspect
 import typing
 
+from . import errors
 from .config import ParallelMode
 from .durations import to_ms, until_ms
 from .event import Event
@@ -94,9 +95,20 @@ class Step:
                 if inspect.isawaitable(out):
                     out = await out
                 out = await ex.prepare_output_async(full_id, OP_RUN, out)
-            except NestedStep as nested:
+            except NestedStep:
+                # As in the SDK, the outer step fails for good with "Nested steps are not
+                # supported." and the handler sees it as a StepError.
                 ex.exit_body(token)
-                raise ex.nested_error(full_id, nested) from None
+                ex.step_failed(full_id, ex.nested_error())
+                continue
+            except errors.OutputUnserializableError:
+                ex.exit_body(token)
+                raise ex.unserializable_error(step_id) from None
+            except (errors.NonRetriableError, errors.RetryAfterError):
+                # As in the SDK, these two bubble up to the function: it fails at once or
+                # retries after the delay (the step is not recorded, so it runs again).
+                ex.exit_body(token)
+                raise
             except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
                 ex.exit_body(token)
                 if ex.step_failed(full_id, err):
@@ -234,9 +246,17 @@ class StepSync:
             if inspect.isawaitable(out):
                 out = ex.resolve_sync(out)
             out = ex.prepare_output(full_id, OP_RUN, out)
-        except NestedStep as nested:
+        except NestedStep:
+            # As in the SDK, the outer step fails for good (see Step.run).
             ex.exit_body(token)
-            raise ex.nested_error(full_id, nested) from None
+            ex.step_failed(full_id, ex.nested_error())
+            return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_RUN))
+        except errors.OutputUnserializableError:
+            ex.exit_body(token)
+            raise ex.unserializable_error(step_id) from None
+        except (errors.NonRetriableError, errors.RetryAfterError):
+            ex.exit_body(token)  # to the function, as in the SDK (see Step.run)
+            raise
         except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
             ex.exit_body(token)
             if ex.step_failed(full_id, err):
