@@ -27,7 +27,7 @@ import threading
 import typing
 
 from . import errors, limits
-from .context import Context, ContextSync
+from .context import Context, ContextSync, ReplayQuietLogger
 from .event import Event
 from .execution import (
     DONE,
@@ -393,6 +393,7 @@ class Engine:
             if fresh:
                 run.memos.reset_counter()
             ex.memo_phase = len(run.memos) > 0
+            ex.memos_seen = 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
                                           StepMemos(dict(run.memos.items())))
@@ -982,7 +983,7 @@ class Engine:
     def make_context(self, ex: Execution) -> Context | ContextSync:
         run = ex.run
         events = [Event.from_payload(p) for p in run.events]
-        logger = self.client_of(ex.fn).logger
+        logger = ReplayQuietLogger(self.client_of(ex.fn), ex)
         if ex.is_async:
             return Context(attempt=run.attempt, event=events[0], events=events, group=Group(ex),
                            logger=logger, run_id=run.id, step=Step(ex))

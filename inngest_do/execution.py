@@ -148,6 +148,7 @@ class Execution:
         "in_body",
         "is_async",
         "memo_phase",
+        "memos_seen",
         "middleware",
         "run",
         "unlock_bodies",
@@ -161,6 +162,7 @@ class Execution:
         self.in_body: str | None = None
         self.middleware: list[typing.Any] = []
         self.memo_phase = False  # replaying memos, before new code runs
+        self.memos_seen = 0  # memos this replay has handed back (it ends at the last one)
         self.is_async = fn.is_handler_async
         self.busy_ms = 0  # virtual time the step body in progress declared (Simulation.busy)
         self.unlock_bodies = False  # on a worker thread: release the engine lock in bodies
@@ -192,15 +194,23 @@ class Execution:
     async def lookup_async(self, full_id: str, op: str) -> typing.Any:
         """:meth:`lookup`, telling middleware when a replay runs out of memos."""
         memo = self.lookup(full_id, op)
-        if memo is MISSING and self.memo_phase:
+        if self.memo_phase and self._replay_done(memo):
             self.memo_phase = False
             await self.engine.new_code_reached(self)
         return memo
 
+    def _replay_done(self, memo: typing.Any) -> bool:
+        # As in the SDK, new code starts right after the last recorded step is handed back
+        # (not at the next step), so logs and middleware between the two count as new.
+        if memo is MISSING:
+            return True
+        self.memos_seen += 1
+        return self.memos_seen >= len(self.run.memos)
+
     def lookup_sync(self, full_id: str, op: str) -> typing.Any:
         """:meth:`lookup`, telling middleware when a replay runs out of memos."""
         memo = self.lookup(full_id, op)
-        if memo is MISSING and self.memo_phase:
+        if self.memo_phase and self._replay_done(memo):
             self.memo_phase = False
             self.engine.new_code_reached_sync(self)
         return memo
