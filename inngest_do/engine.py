@@ -46,7 +46,7 @@ from .execution import (
 from .expressions import Expression
 from .flow import FlowControl
 from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
-from .middleware import StepMemos, TransformOutputResult, TransformOutputStepInfo
+from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .step import Group, GroupSync, Step, StepSync
 from .triggers import CronSchedule, EventRouter
@@ -651,8 +651,10 @@ class Engine:
 
     def prepare_output(self, ex: Execution, full_id: str, op: str, out: typing.Any) -> typing.Any:
         if ex.middleware:
-            res = TransformOutputResult(error=None, output=out,
-                                        step=TransformOutputStepInfo(id=full_id, op=op))
+            # the request that ran the step ends here (see middleware.py)
+            ex.call_hooks_sync("after_execution", reverse=True)
+            res = TransformOutputResult(error=None, output=out, step=TransformOutputStepInfo(
+                id=full_id, op=OPCODES.get(op, op)))  # type: ignore[arg-type]
             ex.call_hooks_sync("transform_output", res, reverse=True)
             out = _transformed(res)
         return self._checked_output(ex, full_id, out)
@@ -660,11 +662,34 @@ class Engine:
     async def prepare_output_async(self, ex: Execution, full_id: str, op: str,
                                    out: typing.Any) -> typing.Any:
         if ex.middleware:
-            res = TransformOutputResult(error=None, output=out,
-                                        step=TransformOutputStepInfo(id=full_id, op=op))
+            await ex.call_hooks_async("after_execution", reverse=True)
+            res = TransformOutputResult(error=None, output=out, step=TransformOutputStepInfo(
+                id=full_id, op=OPCODES.get(op, op)))  # type: ignore[arg-type]
             await ex.call_hooks_async("transform_output", res, reverse=True)
             out = _transformed(res)
         return self._checked_output(ex, full_id, out)
+
+    def _new_request_hooks(self, ex: Execution) -> list[tuple[str, tuple, bool]]:
+        # A recorded step ends a request against Inngest's server and the handler's going on
+        # is the next one: fresh middleware instances hear it begin (see middleware.py).
+        serving = self.client_of(ex.fn)
+        ex.middleware = [mw(serving, None) for mw in serving._middleware + ex.fn.middleware]
+        steps = StepMemos(dict(ex.run.memos.items()))
+        return [("transform_input", (ex.ctx, ex.fn, steps), False),
+                ("before_memoization", (), False), ("after_memoization", (), True),
+                ("before_execution", (), False)]
+
+    def step_request_ended(self, ex: Execution) -> None:
+        if ex.middleware:
+            ex.call_hooks_sync("before_response")
+            for name, args, rev in self._new_request_hooks(ex):
+                ex.call_hooks_sync(name, *args, reverse=rev)
+
+    async def step_request_ended_async(self, ex: Execution) -> None:
+        if ex.middleware:
+            await ex.call_hooks_async("before_response")
+            for name, args, rev in self._new_request_hooks(ex):
+                await ex.call_hooks_async(name, *args, reverse=rev)
 
     def _checked_output(self, ex: Execution, full_id: str, out: typing.Any) -> typing.Any:
         if self.limits:

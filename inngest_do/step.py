@@ -122,6 +122,7 @@ class Step:
             if result is MISSING:  # a busy step: its result is recorded later
                 await PARK
                 continue
+            await ex.engine.step_request_ended_async(ex)
             return result
 
     async def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
@@ -179,7 +180,10 @@ class Step:
                     await PARK
                 continue
             await ex.after_send_async(ids)
-            return ex.step_succeeded(full_id, OP_SEND, ids)
+            ids = await ex.prepare_output_async(full_id, OP_SEND, ids)
+            result = ex.step_succeeded(full_id, OP_SEND, ids)
+            await ex.engine.step_request_ended_async(ex)
+            return result
 
     async def invoke(
         self,
@@ -269,6 +273,7 @@ class StepSync:
         result = ex.step_succeeded(full_id, OP_RUN, out)
         if result is MISSING:  # a busy step: its result is recorded later
             raise SyncPark()
+        ex.engine.step_request_ended(ex)
         return result
 
     def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
@@ -324,7 +329,10 @@ class StepSync:
                 raise SyncPark() from None
             return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_SEND))
         ex.after_send_sync(ids)
-        return ex.step_succeeded(full_id, OP_SEND, ids)
+        ids = ex.prepare_output(full_id, OP_SEND, ids)
+        result = ex.step_succeeded(full_id, OP_SEND, ids)
+        ex.engine.step_request_ended(ex)
+        return result
 
     def invoke(
         self,

@@ -256,3 +256,45 @@ def test_event_from_raw_returns_rather_than_raises() -> None:
     assert isinstance(good, inngest.Event) and good.ts == 5
     assert isinstance(inngest.Event.from_raw({"data": {}}), Exception)
     assert good.to_dict() == {"name": "a", "data": {"k": 1}, "id": "x", "ts": 5}
+
+
+# --------------------------------------------------------------------------- middleware
+def test_transform_output_sees_every_step_with_the_sdks_opcode(client) -> None:
+    from inngest_do.middleware import Opcode
+
+    seen: list[tuple[str | None, object]] = []
+
+    class Mw(inngest.MiddlewareSync):
+        def transform_output(self, result: inngest.TransformOutputResult) -> None:
+            seen.append((None, result.output) if result.step is None
+                        else (result.step.id, result.step.op))
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"),
+                            middleware=[Mw])
+    async def f(ctx: inngest.Context) -> str:
+        await ctx.step.run("a", lambda: 1)
+        await ctx.step.send_event("s", inngest.Event(name="elsewhere"))
+        return "out"
+
+    sim = Simulation(client)
+    sim.send(ev())
+    assert seen == [("a", Opcode.STEP_RUN), ("s", Opcode.STEP_RUN), (None, "out")]
+
+
+def test_each_step_starts_a_new_request_with_new_instances(client) -> None:
+    made: list[int] = []
+
+    class Mw(inngest.MiddlewareSync):
+        def __init__(self, client: inngest.Inngest, raw_request: object) -> None:
+            super().__init__(client, raw_request)
+            made.append(1)
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"),
+                            middleware=[Mw])
+    def f(ctx: inngest.ContextSync) -> None:
+        ctx.step.run("a", lambda: 1)
+        ctx.step.run("b", lambda: 2)
+
+    sim = Simulation(client)
+    sim.send(ev())
+    assert len(made) == 3  # the first request, then one after each of the two steps

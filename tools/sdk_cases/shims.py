@@ -278,7 +278,8 @@ def install() -> None:
                 sys.modules["inngest." + name[len("inngest_do."):]] = sys.modules[name]
     from inngest_do import errors, middleware
 
-    server_lib = _module("inngest._internal.server_lib", Framework=Framework)
+    server_lib = _module("inngest._internal.server_lib", Framework=Framework,
+                         Opcode=middleware.Opcode, ErrorCode=errors.ErrorCode)
     middleware_lib = _module("inngest._internal.middleware_lib",
                              TransformOutputStepInfo=middleware.TransformOutputStepInfo)
     internal = _module("inngest._internal", server_lib=server_lib,
