@@ -31,6 +31,7 @@ from .context import Context, ContextSync, ReplayQuietLogger
 from .event import Event
 from .execution import (
     DONE,
+    HANDLER,
     MISSING,
     OP_INVOKE,
     OP_SLEEP,
@@ -407,7 +408,11 @@ class Engine:
             if ex.is_async:
                 if fresh:
                     ex.coro = fn.handler(ex.ctx)
-                outcome, value = await Drive(ex.coro)
+                handler_token = HANDLER.set(ex)  # experimental.get_step_context()
+                try:
+                    outcome, value = await Drive(ex.coro)
+                finally:
+                    HANDLER.reset(handler_token)
             elif self.sync_runner is not None:
                 outcome, value = await self.sync_runner(self._call_sync_threaded, fn, ex)
             else:
@@ -437,12 +442,15 @@ class Engine:
                 ex.unlock_bodies = False
 
     def _call_sync(self, fn: Function[typing.Any], ex: Execution) -> tuple[str, typing.Any]:
+        handler_token = HANDLER.set(ex)  # experimental.get_step_context()
         try:
             return (DONE, fn.handler(ex.ctx))
         except SyncPark:
             return (PARKED, None)
         except BaseException as err:  # noqa: BLE001 - classified by _finish_slice
             return ("raised", err)
+        finally:
+            HANDLER.reset(handler_token)
 
     async def new_code_reached(self, ex: Execution) -> None:
         """The replay ran out of memos: middleware hears it once."""

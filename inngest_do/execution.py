@@ -74,6 +74,11 @@ _CURRENT: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
     "inngest_do_execution", default=None)
 
 
+#: the execution whose handler is running in this context (``experimental.get_step_context``)
+HANDLER: contextvars.ContextVar[Execution | None] = contextvars.ContextVar(
+    "inngest_do_handler", default=None)
+
+
 def current_execution() -> Execution | None:
     """The execution whose step body is running in this context, if any."""
     ex = _CURRENT.get()

@@ -1,0 +1,5 @@
+"""Experimental APIs, mirroring ``inngest.experimental`` (no semantic-versioning promise)."""
+
+from ._step_context import get_step_context, set_step_context, step
+
+__all__ = ["get_step_context", "set_step_context", "step"]
