@@ -55,6 +55,20 @@ class _Park:
 PARK = _Park()
 
 
+class _Round(_Park):
+    """Yielded by a branch of a ``ParallelMode.WAIT`` group after each new step it ran: the
+    group moves on to the next branch, so the branches' steps run in rounds (a.1, b.1, a.2,
+    b.2), as Inngest plans them."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ROUND"
+
+
+ROUND = _Round()
+
+
 class SyncPark(BaseException):
     """A sync handler parks: unwind it; it replays from its memos when resumed.
 
@@ -155,6 +169,7 @@ class Execution:
         "memo_phase",
         "memos_seen",
         "middleware",
+        "rounds",
         "run",
         "unlock_bodies",
     )
@@ -168,6 +183,7 @@ class Execution:
         self.middleware: list[typing.Any] = []
         self.memo_phase = False  # replaying memos, before new code runs
         self.memos_seen = 0  # memos this replay has handed back (it ends at the last one)
+        self.rounds = 0  # depth of ParallelMode.WAIT groups the handler is inside
         self.is_async = fn.is_handler_async
         self.busy_ms = 0  # virtual time the step body in progress declared (Simulation.busy)
         self.unlock_bodies = False  # on a worker thread: release the engine lock in bodies

@@ -29,6 +29,7 @@ from .execution import (
     OP_SLEEP,
     OP_WAIT,
     PARK,
+    ROUND,
     Execution,
     NestedStep,
     SyncPark,
@@ -123,6 +124,8 @@ class Step:
                 await PARK
                 continue
             await ex.engine.step_request_ended_async(ex)
+            if ex.rounds:
+                await ROUND
             return result
 
     async def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
@@ -183,6 +186,8 @@ class Step:
             ids = await ex.prepare_output_async(full_id, OP_SEND, ids)
             result = ex.step_succeeded(full_id, OP_SEND, ids)
             await ex.engine.step_request_ended_async(ex)
+            if ex.rounds:
+                await ROUND
             return result
 
     async def invoke(
@@ -390,8 +395,10 @@ class Group:
         """Run the step callables concurrently; their results in order.
 
         Each callable gets its own coroutine; when one parks (a sleep, a wait, a retry delay)
-        the others go on. ``ParallelMode.RACE`` returns as soon as one finishes: a tuple
-        holding that result alone; the others are abandoned.
+        the others go on. ``ParallelMode.WAIT`` runs the branches' steps in rounds (each
+        branch's next step, then the next round: a.1, b.1, a.2, b.2); ``ParallelMode.RACE``
+        lets each branch go on to its next step without waiting for the others. Both return
+        every branch's result, in order.
         """
         if not isinstance(parallel_mode, ParallelMode):
             raise TypeError("parallel_mode: expected a ParallelMode")
@@ -400,7 +407,14 @@ class Group:
             if not callable(cb):
                 raise TypeError(f"callables[{i}]: expected a callable, got {cb!r}")
             children.append(_child(cb))
-        return await _Parallel(children, parallel_mode is ParallelMode.RACE)
+        wait = parallel_mode is ParallelMode.WAIT
+        if wait:
+            self._ex.rounds += 1
+        try:
+            return await _Parallel(children)
+        finally:
+            if wait:
+                self._ex.rounds -= 1
 
 
 async def _child(cb: typing.Callable[[], typing.Awaitable[T]]) -> T:
@@ -410,14 +424,14 @@ async def _child(cb: typing.Callable[[], typing.Awaitable[T]]) -> T:
 class _Parallel:
     """Drives child coroutines in turn, parking upward only when all of them park."""
 
-    def __init__(self, children: list[typing.Coroutine], race: bool) -> None:
+    def __init__(self, children: list[typing.Coroutine]) -> None:
         self._children = children
-        self._race = race
 
     def __await__(self) -> typing.Generator[typing.Any, typing.Any, tuple]:
         children = self._children
         results: list[typing.Any] = [MISSING] * len(children)
         live = list(range(len(children)))
+        parked: list[int] = []
         try:
             while live:
                 still: list[int] = []
@@ -431,8 +445,13 @@ class _Parallel:
                         except StopIteration as stop:
                             results[i] = stop.value
                             break
+                        if y is ROUND:
+                            # a new step done: the next branch's turn (see _Round)
+                            still.append(i)
+                            break
                         if y is PARK:
                             still.append(i)
+                            parked.append(i)
                             break
                         # a foreign awaitable (real I/O in a step body): pass it up
                         exc = None
@@ -440,11 +459,10 @@ class _Parallel:
                             send = yield y
                         except BaseException as e:  # noqa: BLE001 - forwarded into the child
                             exc, send = e, None
-                    if self._race and results[i] is not MISSING:
-                        return (results[i],)
                 live = still
-                if live:
-                    yield PARK
+                if live and len(parked) == len(live):
+                    yield PARK  # every branch waits: the run parks
+                parked.clear()
             return tuple(results)
         finally:
             for coro in children:
@@ -475,8 +493,6 @@ class GroupSync:
             except SyncPark:
                 parked = True
                 continue
-            if parallel_mode is ParallelMode.RACE:
-                return (value,)
             results.append(value)
         if parked:
             raise SyncPark()
