@@ -624,7 +624,12 @@ cdef class MemoTable:
         self.get = self._data.get
 
     def next_id(self, step_id, /):
+        # A base id used again gets the first suffix ``:n`` not yet handed out in this
+        # replay, so an explicit id such as "a:1" never aliases the automatic id of a
+        # second "a" (which then becomes "a:2"). Deterministic: the ids depend only on the
+        # order of the step calls, the same on every replay.
         cdef _StepCounter c
+        cdef _StepCounter d
         cdef PyObject* p = _PyDict_GetItem(self._counters, step_id)  # borrowed
         if p == NULL:
             if not PyUnicode_Check(step_id):
@@ -635,12 +640,27 @@ cdef class MemoTable:
             self._counters[step_id] = c
             return step_id
         c = <_StepCounter>p
-        c.n += 1
-        if c.n < len(c.names):
-            return c.names[c.n]
-        name = f"{step_id}:{c.n}"
-        c.names.append(name)
-        return name
+        if c.n < 0:  # first use in this replay
+            c.n = 0
+            return step_id
+        while True:
+            c.n += 1
+            if c.n < len(c.names):
+                name = c.names[c.n]
+            else:
+                name = f"{step_id}:{c.n}"
+                c.names.append(name)
+            p = _PyDict_GetItem(self._counters, name)
+            if p == NULL:
+                d = _StepCounter.__new__(_StepCounter)
+                d.n = 0
+                d.names = [name]
+                self._counters[name] = d
+                return name
+            d = <_StepCounter>p
+            if d.n < 0:
+                d.n = 0
+                return name
 
     def reset_counter(self):
         cdef _StepCounter c

@@ -31,8 +31,8 @@ from .context import Context, ContextSync, ReplayQuietLogger
 from .event import Event
 from .execution import (
     DONE,
-    HANDLER,
     MISSING,
+    NO_LOCK,
     OP_INVOKE,
     OP_SLEEP,
     OP_WAIT,
@@ -42,9 +42,12 @@ from .execution import (
     Execution,
     SyncPark,
     encode_output,
+    enter_handler,
+    exit_handler,
     fresh_copy,
+    passes_through,
 )
-from .expressions import Expression
+from .expressions import Expression, ExpressionError
 from .flow import FlowControl
 from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
@@ -69,6 +72,8 @@ FAILED_EVENT = "inngest/function.failed"
 CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
 CRON_EVENT = "inngest/scheduled.timer"
+#: the outcome of an event whose trigger, cancel or wait expression failed to evaluate
+EXPRESSION_ERROR = "expression_error"
 
 
 class _Wait(typing.NamedTuple):
@@ -255,25 +260,47 @@ class Engine:
         waits = self.waits.get(name)
         if waits:
             for key, wait in list(waits.items()):
-                if wait.expr is None or wait.expr.evaluate_bool(
-                        {"event": wait.run.events[0], "async": payload}):
+                if wait.expr is None:
                     self._resolve_wait(key, wait, payload)
-        self.flow.on_event(payload)  # cancellations
+                    continue
+                try:
+                    hit = wait.expr.matches({"event": wait.run.events[0], "async": payload})
+                except ExpressionError as err:  # no match, but the event says why
+                    self.record_outcome(event_id, wait.run.fn_id, EXPRESSION_ERROR,
+                                        wait.run.id, str(err))
+                    continue
+                if hit:
+                    self._resolve_wait(key, wait, payload)
+        self.flow.on_event(payload, event_id)  # cancellations
         started: set[str] = set()
+        failed: dict[str, str] = {}  # fn id -> why its trigger expression could not decide
         for fn, trig in self._router.match(name):
             # several triggers of one function may match one event: it starts one run
-            if fn.id in started or (trig.expression is not None
-                                    and not trig.expression.evaluate_bool({"event": payload})):
+            if fn.id in started:
                 continue
+            if trig.expression is not None:
+                try:
+                    hit = trig.expression.matches({"event": payload})
+                except ExpressionError as err:
+                    failed.setdefault(fn.id, str(err))
+                    continue
+                if not hit:
+                    continue
             started.add(fn.id)
             self.flow.admit(fn, event_id, payload)
+        for fn_id, why in failed.items():
+            if fn_id not in started:  # an event that matches a trigger never vanishes
+                self.record_outcome(event_id, fn_id, EXPRESSION_ERROR, None, why)
 
     def record_outcome(self, event_id: str, fn_id: str, outcome: str,
-                       run_id: str | None = None) -> None:
+                       run_id: str | None = None, error: str | None = None) -> None:
         """Say why an event did or did not start a run of ``fn_id`` (for queries)."""
         rec = self.events.get(event_id)
         if rec is not None:
-            rec["outcomes"].append([fn_id, outcome, run_id])
+            entry = [fn_id, outcome, run_id]
+            if error is not None:
+                entry.append(error)
+            rec["outcomes"].append(entry)
 
     def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None:
         """Change what ``event_id`` did for ``fn_id`` (a throttled run has now started)."""
@@ -393,6 +420,7 @@ class Engine:
             ex.ctx.attempt = run.attempt
             if fresh:
                 run.memos.reset_counter()
+                ex.publishes = 0
             ex.memo_phase = len(run.memos) > 0
             ex.memos_seen = 0
             if ex.middleware:
@@ -408,11 +436,11 @@ class Engine:
             if ex.is_async:
                 if fresh:
                     ex.coro = fn.handler(ex.ctx)
-                handler_token = HANDLER.set(ex)  # experimental.get_step_context()
+                handler_token = enter_handler(ex)
                 try:
                     outcome, value = await Drive(ex.coro)
                 finally:
-                    HANDLER.reset(handler_token)
+                    exit_handler(handler_token)
             elif self.sync_runner is not None:
                 outcome, value = await self.sync_runner(self._call_sync_threaded, fn, ex)
             else:
@@ -432,17 +460,17 @@ class Engine:
 
     def _call_sync_threaded(self, fn: Function[typing.Any],
                             ex: Execution) -> tuple[str, typing.Any]:
-        """A sync handler on a Worker's thread: it holds the engine lock, except while its
-        step bodies run, so bodies of different runs overlap."""
-        with self.lock:
-            ex.unlock_bodies = True
-            try:
-                return self._call_sync(fn, ex)
-            finally:
-                ex.unlock_bodies = False
+        """A sync handler on a Worker's thread. Its code runs without the engine lock (two
+        handlers blocking on each other, or on the loop, must not deadlock); each step call
+        into the engine's bookkeeping takes the lock for just that call (``ex.guard``)."""
+        ex.guard = self.lock
+        try:
+            return self._call_sync(fn, ex)
+        finally:
+            ex.guard = NO_LOCK
 
     def _call_sync(self, fn: Function[typing.Any], ex: Execution) -> tuple[str, typing.Any]:
-        handler_token = HANDLER.set(ex)  # experimental.get_step_context()
+        handler_token = enter_handler(ex)  # set here: a worker thread has its own context
         try:
             return (DONE, fn.handler(ex.ctx))
         except SyncPark:
@@ -450,7 +478,7 @@ class Engine:
         except BaseException as err:  # noqa: BLE001 - classified by _finish_slice
             return ("raised", err)
         finally:
-            HANDLER.reset(handler_token)
+            exit_handler(handler_token)
 
     async def new_code_reached(self, ex: Execution) -> None:
         """The replay ran out of memos: middleware hears it once."""
@@ -495,8 +523,10 @@ class Engine:
         if isinstance(err, CancelRun):
             self._finalize_cancel(run, run.reason or "cancelled")
             return
-        if not isinstance(err, Exception):
-            raise err
+        if not isinstance(err, Exception) and passes_through(err):
+            raise err  # the Worker is cancelling this slice: it runs again later
+        # SystemExit, KeyboardInterrupt... raised by the handler fail this attempt like any
+        # error: one run must not stop the worker (again on every restart).
         self._function_failed(run, err)
 
     def _keep_live(self, ex: Execution) -> None:
@@ -605,7 +635,7 @@ class Engine:
             return err.delay_ms(self.now_ms())
         return BACKOFF_MS[min(failed_attempt, 9)] + self.rng.randbelow(JITTER_MS + 1)
 
-    def _function_failed(self, run: RunState, err: Exception) -> None:
+    def _function_failed(self, run: RunState, err: BaseException) -> None:
         fn = self.function(run.fn_id)
         attempt = run.attempt + 1
         if not errors.is_retriable(err) or attempt > fn.retries:
@@ -620,10 +650,11 @@ class Engine:
         run.status = RunStatus.RUNNING
         self._log(now, run.id, run.fn_id, "run.retrying", None,
                   {"attempt": attempt, "error": errors.describe_error(err)["message"],
-                   "at_ms": due})
+                   "type": type(err).__name__, "at_ms": due})
         self._save(run)
 
-    def step_failed(self, ex: Execution, full_id: str, err: Exception, op: str = "run") -> bool:
+    def step_failed(self, ex: Execution, full_id: str, err: BaseException,
+                    op: str = "run") -> bool:
         run = ex.run
         now = self.now_ms()
         pending = run.pending.get(full_id)
@@ -645,7 +676,8 @@ class Engine:
         run.attempt = attempt
         run.attempts += 1
         self._log(now, run.id, run.fn_id, "step.failed", full_id,
-                  {"attempt": attempt, "error": described["message"], "retry_at_ms": due})
+                  {"attempt": attempt, "error": described["message"],
+                   "type": described["name"], "retry_at_ms": due})
         self._save(run)
         return True
 
@@ -665,7 +697,8 @@ class Engine:
                 id=full_id, op=OPCODES.get(op, op)))  # type: ignore[arg-type]
             ex.call_hooks_sync("transform_output", res, reverse=True)
             out = _transformed(res)
-        return self._checked_output(ex, full_id, out)
+        with ex.guard:  # the hooks ran unlocked; the size accounting touches run.keys
+            return self._checked_output(ex, full_id, out)
 
     async def prepare_output_async(self, ex: Execution, full_id: str, op: str,
                                    out: typing.Any) -> typing.Any:

@@ -519,6 +519,8 @@ def describe_error(err: BaseException) -> dict[str, str | None]:
                                       "message": err.message}
         if err.include_stack:
             out["stack"] = err.stack
+        # Errors reported by a remote app (inngest-do dev) carry Inngest's extra fields.
+        out.update(getattr(err, "extra_details", None) or {})
         return out
     return {"code": ErrorCode.UNKNOWN.value, "name": type(err).__name__, "message": str(err),
             "stack": get_traceback(err)}

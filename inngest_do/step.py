@@ -14,6 +14,7 @@ it raises :class:`SyncPark` and is replayed from the start against its memos nex
 from __future__ import annotations
 
 import datetime
+import functools
 import inspect
 import typing
 
@@ -33,10 +34,12 @@ from .execution import (
     Execution,
     NestedStep,
     SyncPark,
+    passes_through,
 )
 
 if typing.TYPE_CHECKING:
     from .function import Function
+    from .step_ai import AI, AISync
 
 T = typing.TypeVar("T")
 
@@ -70,6 +73,13 @@ class Step:
 
     def __init__(self, execution: Execution) -> None:
         self._ex = execution
+
+    @functools.cached_property
+    def ai(self) -> AI:
+        """Model calls as steps (``ctx.step.ai.infer``); imported on first use (httpx)."""
+        from .step_ai import AI
+
+        return AI(self)
 
     async def run(
         self,
@@ -110,14 +120,13 @@ class Step:
                 # retries after the delay (the step is not recorded, so it runs again).
                 ex.exit_body(token)
                 raise
-            except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
+            except BaseException as err:  # any exception: a failed attempt of the step
                 ex.exit_body(token)
+                if passes_through(err):  # a Worker cancelling the slice
+                    raise
                 if ex.step_failed(full_id, err):
                     await PARK
                 continue
-            except BaseException:
-                ex.exit_body(token)
-                raise
             ex.exit_body(token)
             result = ex.step_succeeded(full_id, OP_RUN, out)
             if result is MISSING:  # a busy step: its result is recorded later
@@ -232,6 +241,13 @@ class StepSync:
     def __init__(self, execution: Execution) -> None:
         self._ex = execution
 
+    @functools.cached_property
+    def ai(self) -> AISync:
+        """Model calls as steps (``ctx.step.ai.infer``); imported on first use (httpx)."""
+        from .step_ai import AISync
+
+        return AISync(self)
+
     def run(
         self,
         step_id: str,
@@ -266,14 +282,13 @@ class StepSync:
         except (errors.NonRetriableError, errors.RetryAfterError):
             ex.exit_body(token)  # to the function, as in the SDK (see Step.run)
             raise
-        except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
+        except BaseException as err:  # any exception: a failed attempt of the step
             ex.exit_body(token)
+            if passes_through(err):
+                raise
             if ex.step_failed(full_id, err):
                 raise SyncPark() from None
             return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_RUN))
-        except BaseException:
-            ex.exit_body(token)
-            raise
         ex.exit_body(token)
         result = ex.step_succeeded(full_id, OP_RUN, out)
         if result is MISSING:  # a busy step: its result is recorded later

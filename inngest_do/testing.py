@@ -24,6 +24,7 @@ from .event import Event
 from .execution import current_execution
 from .kernel import VirtualClock, datetime_to_ms, ms_to_datetime
 from .runs import EventRecord, Run, RunStatus, TraceEntry
+from .step_ai import AIResponse, Responder, set_stubs
 from .storage import Store, open_store
 
 if typing.TYPE_CHECKING:
@@ -35,6 +36,12 @@ DEFAULT_START = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 
 # Weak, so simulations of finished tests are not kept alive by this registry.
 _active: weakref.WeakSet[Simulation] = weakref.WeakSet()
+
+
+#: The latest virtual time: the last millisecond a ``datetime`` can hold (9999-12-31). Run
+#: and event ids encode their time in 48 bits, which reach further, so every id still works.
+MAX_MS: typing.Final[int] = datetime_to_ms(
+    datetime.datetime.max.replace(tzinfo=datetime.timezone.utc))
 
 
 class SimulationError(RuntimeError):
@@ -70,6 +77,7 @@ class Simulation:
         self._functions = None if functions is None else _function_list(functions)
         self._store = client.new_store() if store is None else open_store(store)
         self.clock = VirtualClock(datetime_to_ms(self.start))
+        self._ai_stubs: list[tuple[str | None, str | None, Responder]] = []
         self.engine = self._new_engine()
         _active.add(self)
 
@@ -80,6 +88,7 @@ class Simulation:
         engine.drain_limit = self.max_iterations
         engine.busy_error = self._busy
         self.client._engine = engine
+        set_stubs(engine, self._ai_stubs)  # stubs outlive crash(): they are the test's
         engine.sync_functions()  # registers the client's functions and their cron timers
         return engine
 
@@ -106,13 +115,22 @@ class Simulation:
         """Run everything that becomes due in the next ``duration`` (ms or timedelta), in
         time order, and stop at ``now + duration``."""
         ms = to_ms(duration, what="duration", min_ms=0)
-        self.engine.run_until(self.clock.now_ms() + ms)
+        target = self.clock.now_ms() + ms
+        if target > MAX_MS:
+            raise ValueError(
+                f"duration: {duration!r} would move the clock from {self.now.isoformat()} "
+                f"past {ms_to_datetime(MAX_MS).isoformat()}, the latest time a Simulation "
+                "can reach")
+        self.engine.run_until(target)
 
     def advance_to(self, when: datetime.datetime) -> None:
         """Like :meth:`advance`, up to an absolute time (not in the past)."""
         target = datetime_to_ms(when)
         if target < self.clock.now_ms():
             raise ValueError(f"when: {when.isoformat()} is before now ({self.now.isoformat()})")
+        if target > MAX_MS:  # only reachable through a datetime with an odd offset
+            raise ValueError(f"when: {when.isoformat()} is past the latest time a Simulation "
+                             f"can reach ({ms_to_datetime(MAX_MS).isoformat()})")
         self.engine.run_until(target)
 
     def run_until_idle(self, max_iterations: int | None = None) -> None:
@@ -174,6 +192,24 @@ class Simulation:
         err = error if error is not None else RuntimeError(f"injected failure of {step_id!r}")
         self.engine.faults[(fn_id, step_id)] = [times, err]
 
+    def stub_ai(self, response: Responder, *, step_id: str | None = None,
+                fn: Function[typing.Any] | str | None = None) -> None:
+        """Answer model calls (``ctx.step.ai.infer``) without any server.
+
+        ``response`` is the provider's JSON (a dict), an :class:`AIResponse` (a status such
+        as 429 with headers such as ``Retry-After``, mapped exactly as a real answer), or a
+        callable of the request body (after the adapter's ``on_call``) returning either, or
+        raising to fail the attempt. ``step_id`` (the id as written, or with its ``:n``
+        suffix) and ``fn`` narrow it; the most recent matching stub answers.
+        """
+        if not (callable(response) or isinstance(response, (dict, AIResponse))):
+            raise TypeError(
+                f"response: expected a dict, an AIResponse or a callable, got {response!r}")
+        if step_id is not None and (not isinstance(step_id, str) or not step_id):
+            raise TypeError(f"step_id: expected a non-empty str or None, got {step_id!r}")
+        fn_id = None if fn is None else self.client._resolve_fn_id(fn)
+        self._ai_stubs.insert(0, (fn_id, step_id, response))
+
     def wake_all(self) -> int:
         """Spurious wake-ups: resume every parked run as a redelivered queue item would.
 
@@ -189,11 +225,14 @@ class Simulation:
         return woken
 
     def crash(self) -> None:
-        """Drop every in-memory structure and recover from the store, as after a restart."""
+        """Drop every in-memory structure and recover from the store, as after a restart.
+        :attr:`trace` goes on across the crash (the record of what happened is the test's,
+        not the process's)."""
         old = self.engine
         for ex in list(old.live.values()):
             old._close(ex)
         self.engine = self._new_engine()
+        self.engine.trace[:0] = old.trace
 
 
 def _function_list(functions: object) -> list[Function[typing.Any]]:

@@ -8,7 +8,7 @@ import contextvars
 import functools
 import typing
 
-from ..execution import HANDLER
+from ..execution import handler_execution
 
 if typing.TYPE_CHECKING:
     from ..step import Step, StepSync
@@ -23,7 +23,7 @@ def _current() -> Step | StepSync | None:
     try:
         return _explicit.get()
     except LookupError:
-        ex = HANDLER.get()
+        ex = handler_execution()
         return None if ex is None else ex.ctx.step
 
 

@@ -1,0 +1,17 @@
+"""Grok (OpenAI chat-completions format; the key goes as ``Authorization: Bearer``)."""
+
+from __future__ import annotations
+
+from .base import FORMAT_OPENAI_CHAT, _Adapter
+
+
+class Adapter(_Adapter):
+    """Grok adapter: ``Adapter(*, auth_key, model, base_url=None, headers=None)``.
+
+    POSTs to ``{base_url}/chat/completions`` (default base URL ``https://api.x.ai/v1``).
+    """
+
+    _provider = "Grok"
+    _default_url = "https://api.x.ai/v1"
+    _format = FORMAT_OPENAI_CHAT
+    _path = "/chat/completions"
