@@ -115,11 +115,16 @@ class Step:
             except errors.OutputUnserializableError:
                 ex.exit_body(token)
                 raise ex.unserializable_error(step_id) from None
-            except (errors.NonRetriableError, errors.RetryAfterError):
-                # As in the SDK, these two bubble up to the function: it fails at once or
-                # retries after the delay (the step is not recorded, so it runs again).
+            except errors.NonRetriableError as err:
+                # As in the SDK, it goes up to the function, which fails at once (the step is
+                # not recorded). (The SDK does the same with RetryAfterError; here that one
+                # stays a retry of the step, after its delay.) step.ai's own errors stay
+                # the step's.
                 ex.exit_body(token)
-                raise
+                if not getattr(err, "step_level", False):
+                    raise
+                ex.step_failed(full_id, err)
+                continue
             except BaseException as err:  # any exception: a failed attempt of the step
                 ex.exit_body(token)
                 if passes_through(err):  # a Worker cancelling the slice
@@ -279,9 +284,12 @@ class StepSync:
         except errors.OutputUnserializableError:
             ex.exit_body(token)
             raise ex.unserializable_error(step_id) from None
-        except (errors.NonRetriableError, errors.RetryAfterError):
+        except errors.NonRetriableError as err:
             ex.exit_body(token)  # to the function, as in the SDK (see Step.run)
-            raise
+            if not getattr(err, "step_level", False):
+                raise
+            ex.step_failed(full_id, err)
+            return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_RUN))
         except BaseException as err:  # any exception: a failed attempt of the step
             ex.exit_body(token)
             if passes_through(err):
