@@ -52,3 +52,10 @@ def test_two_steps_complete(dev, serve_app):
     out = gql(dev, "query($o: String!) { runTraceSpanOutputByID(outputID: $o) { data error "
                    "{ message } } }", o=spans[1]["outputID"])
     assert json.loads(out["runTraceSpanOutputByID"]["data"]) == [1, 2]
+
+
+def test_the_dev_server_is_importable_from_the_package_root() -> None:
+    import inngest_do
+    from inngest_do.devserver import DevServer
+
+    assert inngest_do.DevServer is DevServer
