@@ -24,7 +24,7 @@ import pytest
 import inngest_do as inngest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import hotpath  # noqa: E402 - bench/ is not a package
+import hotpath  # bench/ is not a package: imported from the path set just above
 
 HERE = pathlib.Path(__file__).parent
 ROOT = HERE.parent
