@@ -15,13 +15,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import pathlib
 import resource
 import sys
 import time
 import tracemalloc
 import typing
 
-import inngest_do as inngest
+# Run as a script, measure the checkout this file is in (not whatever copy of inngest_do an
+# editable install points at).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+import inngest_do as inngest  # after the path above
 from inngest_do.testing import Simulation
 
 MINUTE_MS = 60_000
