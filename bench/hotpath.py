@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import pathlib
 import resource
 import sys
@@ -23,8 +24,10 @@ import tracemalloc
 import typing
 
 # Run as a script, measure the checkout this file is in (not whatever copy of inngest_do an
-# editable install points at).
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# editable install points at), or the one INNGEST_DO_BENCH_ROOT names (before/after figures
+# from one run: point it at a checkout of the older commit, its kernel built in place).
+sys.path.insert(0, os.environ.get("INNGEST_DO_BENCH_ROOT")
+                or str(pathlib.Path(__file__).resolve().parent.parent))
 
 import inngest_do as inngest  # after the path above
 from inngest_do.testing import Simulation
@@ -219,13 +222,15 @@ def main(argv: list[str]) -> None:
     repeat = int(argv[2]) if len(argv) > 2 else 1
     if name == "cron_year":
         name = "cron_days"
-    if name in ("bytes_finished", "bytes_parked"):
-        value = bytes_per_run(n, parked=name == "bytes_parked")
-        print(json.dumps({"kernel": inngest._core_impl, "bytes_per_run": value}))
-        return
-    best = min(WORKLOADS[name](n) for _ in range(repeat))
-    print(json.dumps({"kernel": inngest._core_impl, "workload": name, "n": n,
-                      "seconds": best, "per_s": n / best, "peak_rss_mib": peak_rss_mib()}))
+    out: dict[str, typing.Any] = {
+        "kernel": inngest._core_impl, "workload": name, "n": n,
+        "root": str(pathlib.Path(inngest.__file__).resolve().parent.parent)}
+    if name in ("bytes_finished", "bytes_parked"):  # repeat is ignored: one count
+        out["bytes_per_run"] = round(bytes_per_run(n, parked=name == "bytes_parked"))
+    else:
+        best = min(WORKLOADS[name](n) for _ in range(repeat))
+        out.update(seconds=best, per_s=round(n / best), peak_rss_mib=round(peak_rss_mib()))
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
