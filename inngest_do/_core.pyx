@@ -596,57 +596,63 @@ cdef class TimerHeap:
 # --------------------------------------------------------------------------- memo table
 
 
-@cython.final
-cdef class _StepCounter:
-    # uses of one base step id in the current replay (-1: not used yet) and the full ids
-    # made so far, so that replays hand out the same strings without formatting them again
-    cdef Py_ssize_t n
-    cdef list names
-
-
 cdef class MemoTable:
     """A run's step id -> recorded outcome table, plus the per-replay step id counters.
 
-    ``get`` is the underlying dict's own ``get`` (so ``default`` is positional-only): a memo
-    lookup costs exactly a dict lookup.
+    ``get(full_id, default=None, /)`` is a dict lookup (``default`` positional-only, as in
+    ``dict.get``). A table holds as few objects the garbage collector must visit as it can
+    (it lives as long as its run): the counters are plain ints, and the full ids a replay hands
+    out again (``id:1``, ``id:2``...) are kept, to reuse the strings, only for reused ids.
 
     Complexity: next_id, get, set, ``in``, pop and len are O(1) (hash lookups); items is O(n);
     reset_counter is O(number of distinct base ids).
     """
 
     cdef dict _data
-    cdef dict _counters
-    cdef readonly object get
+    cdef dict _counters  # base step id -> uses in this replay minus one
+    cdef dict _names  # base step id -> [id, id:1, id:2, ...] made so far (None until reused)
 
     def __cinit__(self):
         self._data = {}
         self._counters = {}
-        self.get = self._data.get
+        self._names = None
+
+    def get(self, full_id, default=None, /):
+        cdef PyObject* p = _PyDict_GetItem(self._data, full_id)  # borrowed
+        if p == NULL:
+            if not PyUnicode_Check(full_id):
+                hash(full_id)  # an unhashable id raises TypeError, as dict.get does
+            return default
+        return <object>p
 
     def next_id(self, step_id, /):
-        cdef _StepCounter c
         cdef PyObject* p = _PyDict_GetItem(self._counters, step_id)  # borrowed
+        cdef Py_ssize_t n
+        cdef list names
         if p == NULL:
             if not PyUnicode_Check(step_id):
                 raise TypeError(f"step_id must be a str, got {type(step_id).__name__}")
-            c = _StepCounter.__new__(_StepCounter)
-            c.n = 0
-            c.names = [step_id]
-            self._counters[step_id] = c
+            self._counters[step_id] = 0
             return step_id
-        c = <_StepCounter>p
-        c.n += 1
-        if c.n < len(c.names):
-            return c.names[c.n]
-        name = f"{step_id}:{c.n}"
-        c.names.append(name)
+        n = <object>p
+        n += 1
+        self._counters[step_id] = n
+        if self._names is None:
+            self._names = {}
+        p = _PyDict_GetItem(self._names, step_id)
+        if p == NULL:
+            names = [step_id]
+            self._names[step_id] = names
+        else:
+            names = <list>p
+        if n < len(names):
+            return names[n]
+        name = f"{step_id}:{n}"
+        names.append(name)
         return name
 
     def reset_counter(self):
-        cdef _StepCounter c
-        for value in self._counters.values():
-            c = <_StepCounter>value
-            c.n = -1
+        self._counters.clear()
 
     def __contains__(self, full_id):
         return full_id in self._data

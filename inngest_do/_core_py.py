@@ -243,19 +243,22 @@ class TimerHeap:
 class MemoTable:
     """A run's step id -> recorded outcome table, plus the per-replay step id counters.
 
-    ``get`` is the underlying dict's own ``get`` (so ``default`` is positional-only): a memo
-    lookup costs exactly a dict lookup.
+    ``get(full_id, default=None, /)`` is a dict lookup (``default`` positional-only, as in
+    ``dict.get``). A table holds as few objects the garbage collector must visit as it can
+    (it lives as long as its run): the counters are plain ints.
 
     Complexity: next_id, get, set, ``in``, pop and len are O(1) (hash lookups); items is O(n);
     reset_counter is O(number of distinct base ids).
     """
 
-    __slots__ = ("_counters", "_data", "get")
+    __slots__ = ("_counters", "_data")
 
     def __init__(self) -> None:
         self._data: dict[str, object] = {}
         self._counters: dict[str, int] = {}
-        self.get = self._data.get  # get(full_id, default=None, /)
+
+    def get(self, full_id: str, default: object = None, /) -> object:
+        return self._data.get(full_id, default)
 
     def next_id(self, step_id: str, /) -> str:
         counters = self._counters
