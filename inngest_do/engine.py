@@ -249,7 +249,7 @@ class Engine:
             payload["id"] = event_id
         if not payload.get("ts"):
             payload["ts"] = now
-        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": [],
+        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": (),
                                  "user_id": user_id}
         self.store.save_event(event_id, payload, now)
         return event_id
@@ -272,28 +272,31 @@ class Engine:
             started.add(fn.id)
             self.flow.admit(fn, event_id, payload)
 
+    # An event's outcomes are a tuple of (fn id, outcome, run id) string tuples, replaced
+    # rather than changed: one is kept per event for the engine's life, and the garbage
+    # collector stops visiting tuples of strings (it visits every list and dict, every pass).
     def record_outcome(self, event_id: str, fn_id: str, outcome: str,
                        run_id: str | None = None) -> None:
         """Say why an event did or did not start a run of ``fn_id`` (for queries)."""
         rec = self.events.get(event_id)
         if rec is not None:
-            rec["outcomes"].append([fn_id, outcome, run_id])
+            rec["outcomes"] = (*rec["outcomes"], (fn_id, outcome, run_id))
 
     def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None:
         """Change what ``event_id`` did for ``fn_id`` (a throttled run has now started)."""
         rec = self.events.get(event_id)
         if rec is not None:
-            for entry in rec["outcomes"]:
-                if entry[0] == fn_id and entry[2] == run_id:
-                    entry[1] = outcome
+            rec["outcomes"] = tuple(
+                (fn_id, outcome, run_id) if e[0] == fn_id and e[2] == run_id else e
+                for e in rec["outcomes"])
 
     def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None:
         """A debounced or batched event's run now exists."""
         rec = self.events.get(event_id)
         if rec is not None:
-            for outcome in rec["outcomes"]:
-                if outcome[0] == fn_id and outcome[2] is None:
-                    outcome[2] = run_id
+            rec["outcomes"] = tuple(
+                (fn_id, e[1], run_id) if e[0] == fn_id and e[2] is None else e
+                for e in rec["outcomes"])
 
     def record_run_note(self, run: RunState, kind: str, detail: typing.Any = None) -> None:
         """Flow control notes something about ``run`` in its history."""
