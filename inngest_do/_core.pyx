@@ -32,6 +32,7 @@ __all__ = [
     "VirtualClock",
     "datetime_to_ms",
     "ms_to_datetime",
+    "untracked_record",
 ]
 
 cdef extern from "Python.h":
@@ -50,6 +51,7 @@ cdef extern from "Python.h":
     void _Py_DECREF "Py_DECREF" (PyObject* o)
     void _Py_XDECREF "Py_XDECREF" (PyObject* o)
     PyObject* _PyDict_GetItem "PyDict_GetItem" (object d, object key)
+    void PyObject_GC_UnTrack(object o)
 
 cdef extern from *:
     """
@@ -99,6 +101,20 @@ cdef inline int64_t _now(object now_ms) except? -1:
 # --------------------------------------------------------------------------- time helpers
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def untracked_record(type cls, *fields):
+    """``cls(*fields)`` for a tuple subclass ``cls`` (a NamedTuple, say), built with
+    ``tuple.__new__`` and, in the compiled core, not tracked by the garbage collector.
+
+    For records kept for a long time in large numbers whose fields can never lead back to the
+    record (so it can never be part of a reference cycle): a collection then skips it and
+    everything only it points at stays alive as its reference count says. The pure twin cannot
+    untrack; it returns the same value.
+    """
+    record = tuple.__new__(cls, fields)
+    PyObject_GC_UnTrack(record)
+    return record
 
 
 def ms_to_datetime(ms):

@@ -31,6 +31,7 @@ __all__ = [
     "VirtualClock",
     "datetime_to_ms",
     "ms_to_datetime",
+    "untracked_record",
 ]
 
 _I64_MIN = -(1 << 63)
@@ -61,6 +62,18 @@ def _i64(value: object, name: str) -> int:
 # --------------------------------------------------------------------------- time helpers
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def untracked_record(cls: type, *fields: object) -> tuple:
+    """``cls(*fields)`` for a tuple subclass ``cls`` (a NamedTuple, say), built with
+    ``tuple.__new__`` and, in the compiled core, not tracked by the garbage collector.
+
+    For records kept for a long time in large numbers whose fields can never lead back to the
+    record (so it can never be part of a reference cycle): a collection then skips it and
+    everything only it points at stays alive as its reference count says. The pure twin cannot
+    untrack; it returns the same value.
+    """
+    return tuple.__new__(cls, fields)
 
 
 def ms_to_datetime(ms: int) -> _dt.datetime:

@@ -47,7 +47,7 @@ from .execution import (
 )
 from .expressions import Expression
 from .flow import FlowControl
-from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
+from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime, untracked_record
 from .middleware import StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .step import Group, GroupSync, Step, StepSync
@@ -60,7 +60,6 @@ if typing.TYPE_CHECKING:
 
 T = typing.TypeVar("T")
 
-_new_tuple = tuple.__new__
 _SCALARS = (str, int, bool)  # step outputs encode_output passes through as they are
 
 #: delay before retry after failed attempt a (0-based), before jitter
@@ -1005,8 +1004,10 @@ class Engine:
     # records --------------------------------------------------------------------------------
     def _log(self, at_ms: int, run_id: str, fn_id: str, kind: str, step: str | None = None,
              detail: typing.Any = None) -> None:
-        # tuple.__new__ directly: a NamedTuple's own __new__ is a Python-level call
-        entry = _new_tuple(TraceEntry, (at_ms, run_id, fn_id, kind, step, detail))
+        # Built in the kernel (a NamedTuple's own __new__ is a Python-level call) and not
+        # tracked by the garbage collector: entries are kept for every run and point at
+        # nothing that could lead back to them.
+        entry = untracked_record(TraceEntry, at_ms, run_id, fn_id, kind, step, detail)
         if self.keep_trace:
             self.trace.append(entry)
         if self.trace_listener is not None:
