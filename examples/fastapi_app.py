@@ -1,36 +1,36 @@
-"""inngest_do inside a FastAPI service: the worker lives in the app's lifespan.
+"""A FastAPI app written for the Inngest Python SDK, running on inngest_do: only the imports
+differ (``import inngest`` -> ``import inngest_do as inngest``, and the same for
+``inngest.fast_api``). No Inngest server: ``serve`` runs the functions inside this app.
 
-    pip install fastapi uvicorn
-    python examples/fastapi_app.py              # or: uvicorn examples.fastapi_app:app
+    pip install 'inngest-do[fastapi]' uvicorn
+    uvicorn examples.fastapi_app:app             # or: python examples/fastapi_app.py
     curl -X POST localhost:8000/orders -H 'content-type: application/json' \\
          -d '{"order_id": 1, "amount": 30}'
-    curl localhost:8000/runs
+    curl -X POST localhost:8000/api/inngest -d '{"name": "shop/order.created",
+         "data": {"order_id": 2, "amount": 5}}'  # the Inngest event API's body
+    curl localhost:8000/api/inngest              # introspection: the functions served
 
-Run it as ONE process (no ``uvicorn --workers N``): the store file belongs to one worker at a
-time, and a second process would be refused with "... is in use by process N". Other
-processes (``inngest-do send``, a cron job) can still send events through the file's inbox.
-
-``lifespan`` is plain ASGI, so the same function works for Starlette
-(``Starlette(lifespan=lifespan)``) and anything else that takes an async context manager.
-FastAPI is imported only if it is installed; without it this module still defines the client,
-its function and ``lifespan``.
+``serve`` mounts ``/api/inngest`` and the Inngest event API (``POST /e/{event_key}``), and
+runs a worker in the app's lifespan. State is in memory here; ``store="shop.db"`` on the
+client keeps it in a SQLite file across restarts (then run ONE process: no ``--workers N``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
-import typing
+import logging
 
-import inngest_do as inngest
+import fastapi
 
-client = inngest.Inngest(app_id="shop", store="shop.db")
+import inngest_do as inngest  # was: import inngest
+import inngest_do.fast_api  # was: import inngest.fast_api
+
+inngest_client = inngest.Inngest(app_id="shop", logger=logging.getLogger("uvicorn"))
 
 
-@client.create_function(fn_id="process-order",
-                        trigger=inngest.TriggerEvent(event="shop/order.created"),
-                        retries=3)
+@inngest_client.create_function(fn_id="process-order",
+                                trigger=inngest.TriggerEvent(event="shop/order.created"),
+                                retries=3)
 async def process_order(ctx: inngest.Context) -> dict:
     order = ctx.event.data
 
@@ -39,53 +39,25 @@ async def process_order(ctx: inngest.Context) -> dict:
         return {"charged": order["amount"]}
 
     receipt = await ctx.step.run("charge", charge)
-    await ctx.step.sleep("cool-off", datetime.timedelta(seconds=2))
     await ctx.step.send_event("notify", inngest.Event(name="shop/order.charged",
                                                       data={"order_id": order["order_id"]}))
+    ctx.logger.info("order %s charged", order["order_id"])
     return receipt
 
 
-@contextlib.asynccontextmanager
-async def lifespan(app: typing.Any) -> typing.AsyncIterator[None]:
-    """Start the worker with the service; stop it gracefully (in-flight steps finish) when
-    the service stops."""
-    async with inngest.Worker(client, stop_timeout=20):
-        yield
+app = fastapi.FastAPI()
 
 
-try:
-    import fastapi
-except ImportError:  # FastAPI is optional for this example
-    fastapi = None  # type: ignore[assignment]
+@app.post("/orders")
+async def create_order(order: dict) -> dict:
+    ids = await inngest_client.send(inngest.Event(name="shop/order.created", data=order))
+    return {"event_ids": ids}
 
-app: typing.Any = None
-if fastapi is not None:
-    app = fastapi.FastAPI(lifespan=lifespan)
 
-    @app.post("/orders")
-    async def create_order(order: dict) -> dict:
-        # stored before it returns; the worker starts the run at once
-        ids = await client.send(inngest.Event(name="shop/order.created", data=order))
-        return {"event_ids": ids}
-
-    @app.get("/runs")
-    async def list_runs() -> list[dict]:
-        return [{"id": r.id, "function": r.fn_id, "status": r.status.value,
-                 "output": r.output} for r in client.runs()]
-
-    @app.get("/runs/{run_id}")
-    async def get_run(run_id: str) -> dict:
-        try:
-            run = client.get_run(run_id)
-        except KeyError:
-            raise fastapi.HTTPException(status_code=404, detail="no such run") from None
-        return {"id": run.id, "status": run.status.value, "output": run.output,
-                "steps": run.steps}
+inngest.fast_api.serve(app, inngest_client, [process_order])
 
 
 if __name__ == "__main__":
-    if fastapi is None:
-        raise SystemExit("this example needs FastAPI: pip install fastapi uvicorn")
     import uvicorn
 
     uvicorn.run(app, host="127.0.0.1", port=8000)

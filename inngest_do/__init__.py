@@ -48,6 +48,7 @@ __all__ = [
     "Context",
     "ContextSync",
     "Debounce",
+    "DevServer",
     "Event",
     "Function",
     "Group",
@@ -85,4 +86,8 @@ def __getattr__(name: str) -> object:
         from .worker import Worker
 
         return Worker
+    if name == "DevServer":  # an HTTP server: loaded only by those who use it
+        from .devserver import DevServer
+
+        return DevServer
     raise AttributeError(f"module 'inngest_do' has no attribute {name!r}")

@@ -642,6 +642,10 @@ cdef class MemoTable:
         return <object>p
 
     def next_id(self, step_id, /):
+        # A base id used again gets the first suffix ``:n`` not yet handed out in this
+        # replay (every id handed out is a key of the counters), so an explicit id such as
+        # "a:1" never aliases the automatic id of a second "a" (which then becomes "a:2").
+        # Deterministic: the ids depend only on the order of the step calls.
         cdef PyObject* p = _PyDict_GetItem(self._counters, step_id)  # borrowed
         cdef Py_ssize_t n
         cdef list names
@@ -651,8 +655,6 @@ cdef class MemoTable:
             self._counters[step_id] = 0
             return step_id
         n = <object>p
-        n += 1
-        self._counters[step_id] = n
         if self._names is None:
             self._names = {}
         p = _PyDict_GetItem(self._names, step_id)
@@ -661,10 +663,17 @@ cdef class MemoTable:
             self._names[step_id] = names
         else:
             names = <list>p
-        if n < len(names):
-            return names[n]
-        name = f"{step_id}:{n}"
-        names.append(name)
+        while True:
+            n += 1
+            if n < len(names):
+                name = names[n]
+            else:  # n == len(names): each suffix tried is kept, in order
+                name = f"{step_id}:{n}"
+                names.append(name)
+            if _PyDict_GetItem(self._counters, name) == NULL:
+                break
+        self._counters[step_id] = n
+        self._counters[name] = 0
         return name
 
     def reset_counter(self):

@@ -284,9 +284,17 @@ class MemoTable:
                 raise TypeError(f"step_id must be a str, got {type(step_id).__name__}")
             counters[step_id] = 0
             return step_id
-        n += 1
+        # A base id used again gets the first suffix ``:n`` not yet handed out in this
+        # replay (every id handed out is a key here), so an explicit "a:1" never aliases
+        # the automatic id of a second "a" (which then becomes "a:2").
+        while True:
+            n += 1
+            name = f"{step_id}:{n}"
+            if name not in counters:
+                break
         counters[step_id] = n
-        return f"{step_id}:{n}"
+        counters[name] = 0
+        return name
 
     def reset_counter(self) -> None:
         self._counters.clear()

@@ -75,7 +75,54 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", parents=[store], help="show one run and its step history",
                        description="One run's status, output and history.")
     p.add_argument("run_id", metavar="RUN_ID", help="a run id (or a prefix of one)")
+    _add_dev_parser(sub)
     return parser
+
+
+# dev ---------------------------------------------------------------------------------------
+def _add_dev_parser(sub: typing.Any) -> None:
+    p = sub.add_parser("dev", help="an Inngest server for apps on the official SDK",
+                       description="Serve Inngest's SDK protocol (sync, events, execution, "
+                       "GraphQL) over the inngest_do engine. Memory store unless --store.")
+    p.add_argument("-u", "--sdk-url", dest="urls", action="append", default=[],
+                   metavar="APP_URL", help="sync the app served at this URL at start "
+                   "(repeatable)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on "
+                   "(default 127.0.0.1)")
+    p.add_argument("-p", "--port", type=int, default=8288, help="port (default 8288)")
+    p.add_argument("--store", dest="dev_store", default=None, metavar="PATH",
+                   help="keep runs in this SQLite file (default: memory)")
+    p.add_argument("--virtual-clock", action="store_true",
+                   help="time moves only when told (POST /v0/sim/advance)")
+    p.add_argument("--seed", type=int, default=None, help="seed for run ids and jitter")
+    p.add_argument("--signing-key", default=os.environ.get("INNGEST_SIGNING_KEY"),
+                   help="sign requests to apps (default: $INNGEST_SIGNING_KEY; none: dev mode)")
+    p.add_argument("--request-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="seconds an app has to answer one call (default 60)")
+
+
+def _cmd_dev(args: argparse.Namespace, store: str) -> int:
+    import logging
+
+    from .devserver import DevServer
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port: expected 0..65535, got {args.port}")
+    for url in args.urls:
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"-u: expected an http(s) URL, got {url!r}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    server = DevServer(host=args.host, port=args.port, store=args.dev_store or None,
+                       virtual_clock=args.virtual_clock, seed=args.seed,
+                       signing_key=args.signing_key or None, app_urls=args.urls,
+                       request_timeout=args.request_timeout)
+    try:
+        server.start()
+    except OSError as err:
+        return _fail(f"cannot listen on {args.host}:{args.port}: {err}", 1)
+    print(f"{PROG} dev: serving on {server.url}", flush=True)
+    server.serve_forever()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,4 +350,5 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 _COMMANDS: dict[str, typing.Callable[[argparse.Namespace, str], int]] = {
     "run": _cmd_run, "send": _cmd_send, "runs": _cmd_runs, "show": _cmd_show,
+    "dev": _cmd_dev,
 }

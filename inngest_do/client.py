@@ -47,8 +47,10 @@ class SendEventsResult:
 class Inngest:
     """An app: its functions and the embedded engine that runs them.
 
-    Server-only options (``signing_key``, ``event_key``, ``is_production``, base URLs, ...)
-    are accepted and ignored so that code written for ``inngest`` constructs unchanged.
+    Server-only options (``is_production``, base URLs, ...) are accepted and ignored so that
+    code written for ``inngest`` constructs unchanged. ``signing_key`` and ``event_key`` (or
+    ``INNGEST_SIGNING_KEY``, ``INNGEST_SIGNING_KEY_FALLBACK``, ``INNGEST_EVENT_KEY``) guard
+    the routes ``serve()`` mounts.
     What we add: ``store`` -- None (memory), a SQLite file path, or a Store object;
     ``seed`` -- the random source of a wall-clock engine (a Simulation takes its own);
     ``inngest_limits`` -- enforce the Inngest server's limits so code headed for Inngest
@@ -82,6 +84,11 @@ class Inngest:
         self.app_version = app_version
         self.env = env
         self.is_production = bool(is_production)
+        # Read by serve(): requests to serve_path must be signed with the key (or its
+        # fallback) and the event API checks the event key. Env vars as in the SDK.
+        self.signing_key = signing_key or os.getenv("INNGEST_SIGNING_KEY") or None
+        self.signing_key_fallback = os.getenv("INNGEST_SIGNING_KEY_FALLBACK") or None
+        self.event_key = event_key or os.getenv("INNGEST_EVENT_KEY") or None
         self.logger = logger or logging.getLogger("inngest_do")
         self._middleware: list[UninitializedMiddleware] = list(middleware or [])
         self._store_spec = store

@@ -534,7 +534,8 @@ def _throttle(c: _Checker, value: object) -> ThrottleSpec | None:
     return ThrottleSpec(
         limit=c.int_(item.limit, "throttle.limit", 1),
         period_ms=c.ms(item.period, "throttle.period", max_ms=THROTTLE_MAX_PERIOD_MS),
-        burst=1 if item.burst is None else c.int_(item.burst, "throttle.burst", 1),
+        # burst=0 is allowed (SPEC section 3, as the SDK and Inngest): `limit` runs at once
+        burst=1 if item.burst is None else c.int_(item.burst, "throttle.burst", 0),
         key=c.opt_str(item.key, "throttle.key"),
     )
 

@@ -32,6 +32,7 @@ from .event import Event
 from .execution import (
     DONE,
     MISSING,
+    NO_LOCK,
     OP_INVOKE,
     OP_SLEEP,
     OP_WAIT,
@@ -44,8 +45,9 @@ from .execution import (
     enter_handler,
     exit_handler,
     fresh_copy,
+    passes_through,
 )
-from .expressions import Expression
+from .expressions import Expression, ExpressionError
 from .flow import FlowControl
 from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime, untracked_record
 from .middleware import StepMemos, TransformOutputResult, TransformOutputStepInfo
@@ -72,6 +74,8 @@ FAILED_EVENT = "inngest/function.failed"
 CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
 CRON_EVENT = "inngest/scheduled.timer"
+#: the outcome of an event whose trigger, cancel or wait expression failed to evaluate
+EXPRESSION_ERROR = "expression_error"
 
 
 class _Wait(typing.NamedTuple):
@@ -258,35 +262,56 @@ class Engine:
         waits = self.waits.get(name)
         if waits:
             for key, wait in list(waits.items()):
-                if wait.expr is None or wait.expr.evaluate_bool(
-                        {"event": wait.run.events[0], "async": payload}):
+                if wait.expr is None:
                     self._resolve_wait(key, wait, payload)
-        self.flow.on_event(payload)  # cancellations
+                    continue
+                try:
+                    hit = wait.expr.matches({"event": wait.run.events[0], "async": payload})
+                except ExpressionError as err:  # no match, but the event says why
+                    self.record_outcome(event_id, wait.run.fn_id, EXPRESSION_ERROR,
+                                        wait.run.id, str(err))
+                    continue
+                if hit:
+                    self._resolve_wait(key, wait, payload)
+        self.flow.on_event(payload, event_id)  # cancellations
         started: set[str] = set()
+        failed: dict[str, str] = {}  # fn id -> why its trigger expression could not decide
         for fn, trig in self._router.match(name):
             # several triggers of one function may match one event: it starts one run
-            if fn.id in started or (trig.expression is not None
-                                    and not trig.expression.evaluate_bool({"event": payload})):
+            if fn.id in started:
                 continue
+            if trig.expression is not None:
+                try:
+                    hit = trig.expression.matches({"event": payload})
+                except ExpressionError as err:
+                    failed.setdefault(fn.id, str(err))
+                    continue
+                if not hit:
+                    continue
             started.add(fn.id)
             self.flow.admit(fn, event_id, payload)
+        for fn_id, why in failed.items():
+            if fn_id not in started:  # an event that matches a trigger never vanishes
+                self.record_outcome(event_id, fn_id, EXPRESSION_ERROR, None, why)
 
     # An event's outcomes are a tuple of (fn id, outcome, run id) string tuples, replaced
     # rather than changed: one is kept per event for the engine's life, and the garbage
     # collector stops visiting tuples of strings (it visits every list and dict, every pass).
     def record_outcome(self, event_id: str, fn_id: str, outcome: str,
-                       run_id: str | None = None) -> None:
+                       run_id: str | None = None, error: str | None = None) -> None:
         """Say why an event did or did not start a run of ``fn_id`` (for queries)."""
         rec = self.events.get(event_id)
         if rec is not None:
-            rec["outcomes"] = (*rec["outcomes"], (fn_id, outcome, run_id))
+            entry = (fn_id, outcome, run_id) if error is None else (
+                fn_id, outcome, run_id, error)
+            rec["outcomes"] = (*rec["outcomes"], entry)
 
     def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None:
         """Change what ``event_id`` did for ``fn_id`` (a throttled run has now started)."""
         rec = self.events.get(event_id)
         if rec is not None:
             rec["outcomes"] = tuple(
-                (fn_id, outcome, run_id) if e[0] == fn_id and e[2] == run_id else e
+                (fn_id, outcome, run_id, *e[3:]) if e[0] == fn_id and e[2] == run_id else e
                 for e in rec["outcomes"])
 
     def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None:
@@ -294,7 +319,7 @@ class Engine:
         rec = self.events.get(event_id)
         if rec is not None:
             rec["outcomes"] = tuple(
-                (fn_id, e[1], run_id) if e[0] == fn_id and e[2] is None else e
+                (fn_id, e[1], run_id, *e[3:]) if e[0] == fn_id and e[2] is None else e
                 for e in rec["outcomes"])
 
     def record_run_note(self, run: RunState, kind: str, detail: typing.Any = None) -> None:
@@ -438,14 +463,14 @@ class Engine:
 
     def _call_sync_threaded(self, fn: Function[typing.Any],
                             ex: Execution) -> tuple[str, typing.Any]:
-        """A sync handler on a Worker's thread: it holds the engine lock, except while its
-        step bodies run, so bodies of different runs overlap."""
-        with self.lock:
-            ex.unlock_bodies = True
-            try:
-                return self._call_sync(fn, ex)
-            finally:
-                ex.unlock_bodies = False
+        """A sync handler on a Worker's thread. Its code runs without the engine lock (two
+        handlers blocking on each other, or on the loop, must not deadlock); each step call
+        into the engine's bookkeeping takes the lock for just that call (``ex.guard``)."""
+        ex.guard = self.lock
+        try:
+            return self._call_sync(fn, ex)
+        finally:
+            ex.guard = NO_LOCK
 
     def _call_sync(self, fn: Function[typing.Any], ex: Execution) -> tuple[str, typing.Any]:
         handler_token = enter_handler(ex)  # set here: a worker thread has its own context
@@ -496,8 +521,10 @@ class Engine:
         if isinstance(err, CancelRun):
             self._finalize_cancel(run, run.reason or "cancelled")
             return
-        if not isinstance(err, Exception):
-            raise err
+        if not isinstance(err, Exception) and passes_through(err):
+            raise err  # the Worker is cancelling this slice: it runs again later
+        # SystemExit, KeyboardInterrupt... raised by the handler fail this attempt like any
+        # error: one run must not stop the worker (again on every restart).
         self._function_failed(run, err)
 
     def _keep_live(self, ex: Execution) -> None:
@@ -606,7 +633,7 @@ class Engine:
             return err.delay_ms(self.now_ms())
         return BACKOFF_MS[min(failed_attempt, 9)] + self.rng.randbelow(JITTER_MS + 1)
 
-    def _function_failed(self, run: RunState, err: Exception) -> None:
+    def _function_failed(self, run: RunState, err: BaseException) -> None:
         fn = self.function(run.fn_id)
         attempt = run.attempt + 1
         if not errors.is_retriable(err) or attempt > fn.retries:
@@ -621,10 +648,11 @@ class Engine:
         run.status = RunStatus.RUNNING
         self._log(now, run.id, run.fn_id, "run.retrying", None,
                   {"attempt": attempt, "error": errors.describe_error(err)["message"],
-                   "at_ms": due})
+                   "type": type(err).__name__, "at_ms": due})
         self._save(run)
 
-    def step_failed(self, ex: Execution, full_id: str, err: Exception, op: str = "run") -> bool:
+    def step_failed(self, ex: Execution, full_id: str, err: BaseException,
+                    op: str = "run") -> bool:
         run = ex.run
         now = self.now_ms()
         pending = run.pending.get(full_id)
@@ -646,7 +674,8 @@ class Engine:
         run.attempt = attempt
         run.attempts += 1
         self._log(now, run.id, run.fn_id, "step.failed", full_id,
-                  {"attempt": attempt, "error": described["message"], "retry_at_ms": due})
+                  {"attempt": attempt, "error": described["message"],
+                   "type": described["name"], "retry_at_ms": due})
         self._save(run)
         return True
 
@@ -664,7 +693,8 @@ class Engine:
                                         step=TransformOutputStepInfo(id=full_id, op=op))
             ex.call_hooks_sync("transform_output", res, reverse=True)
             out = _transformed(res)
-        return self._checked_output(ex, full_id, out)
+        with ex.guard:  # the hooks ran unlocked; the size accounting touches run.keys
+            return self._checked_output(ex, full_id, out)
 
     async def prepare_output_async(self, ex: Execution, full_id: str, op: str,
                                    out: typing.Any) -> typing.Any:

@@ -457,5 +457,8 @@ def describe_error(err: BaseException) -> dict[str, str]:
     unknown.
     """
     if isinstance(err, Error):
-        return {"name": err.name, "message": err.message, "stack": err.stack or ""}
+        described = {"name": err.name, "message": err.message, "stack": err.stack or ""}
+        # Errors reported by a remote app (inngest-do dev) carry Inngest's extra fields.
+        described.update(getattr(err, "extra_details", None) or {})
+        return described
     return {"name": type(err).__name__, "message": str(err), "stack": get_traceback(err)}

@@ -14,6 +14,7 @@ private loop in a simulation.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 import json
@@ -103,6 +104,41 @@ class CancelRun(BaseException):
     """Unwinds a handler whose run was cancelled (or timed out) at a step boundary."""
 
 
+def passes_through(err: BaseException) -> bool:
+    """True for the exceptions that are not the user's code failing, so they must unwind
+    past the step or handler: the engine's own (park, nested step, cancelled run) and a real
+    cancellation of the task driving the slice (a Worker stopping). Everything else a step
+    body or handler raises -- ``SystemExit``, ``KeyboardInterrupt``, a ``CancelledError`` of
+    its own making, ``GeneratorExit`` -- is a failed attempt, so no run can stop the worker.
+    """
+    if isinstance(err, (SyncPark, NestedStep, CancelRun)):
+        return True
+    if isinstance(err, asyncio.CancelledError):
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no loop in this thread: a sync body raised it itself
+            return False
+        # cancelling() counts cancel() requests on the task; a body raising CancelledError
+        # by hand (or awaiting a future someone else cancelled) leaves it at 0.
+        return task is not None and task.cancelling() > 0
+    return False
+
+
+class _NoLock:
+    """Stands in for the engine lock where the caller already holds it (or needs none)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+NO_LOCK = _NoLock()
+
+
 class Drive:
     """Run ``coro`` until it parks or returns: ``(DONE, value)``, ``(RAISED, exc)``,
     ``(PARKED, None)``. Foreign awaitables are passed up to the awaiting task."""
@@ -164,13 +200,13 @@ class Execution:
         "ctx",
         "engine",
         "fn",
+        "guard",
         "in_body",
         "is_async",
         "memo_phase",
         "middleware",
         "publishes",
         "run",
-        "unlock_bodies",
     )
 
     def __init__(self, engine: Engine, run: RunState, fn: Function[typing.Any]) -> None:
@@ -186,7 +222,10 @@ class Execution:
         self.publishes = 0
         self.is_async = fn.is_handler_async
         self.busy_ms = 0  # virtual time the step body in progress declared (Simulation.busy)
-        self.unlock_bodies = False  # on a worker thread: release the engine lock in bodies
+        # The engine lock when the handler runs on a Worker's thread without it (sync
+        # handlers): every call into the engine's bookkeeping takes it, user code never holds
+        # it. NO_LOCK where the driver already holds the lock (async slices, simulations).
+        self.guard: typing.Any = NO_LOCK
         self.ctx = engine.make_context(self)
 
     # step boundaries -----------------------------------------------------------------------
@@ -194,15 +233,17 @@ class Execution:
         if self.in_body is not None:
             raise NestedStep(step_id)
         run = self.run
-        if run.cancel_requested or self.engine.finish_timed_out(run):
-            raise CancelRun()
-        full_id = run.memos.next_id(step_id)
-        if self.engine.limits and full_id not in run.memos:
-            limits.check_step_count(len(run.memos), full_id)
+        with self.guard:
+            if run.cancel_requested or self.engine.finish_timed_out(run):
+                raise CancelRun()
+            full_id = run.memos.next_id(step_id)
+            if self.engine.limits and full_id not in run.memos:
+                limits.check_step_count(len(run.memos), full_id)
         return full_id
 
     def lookup(self, full_id: str, op: str) -> typing.Any:
-        memo = self.run.memos.get(full_id, MISSING)
+        with self.guard:
+            memo = self.run.memos.get(full_id, MISSING)
         if memo is MISSING:
             return MISSING
         if memo[0] != op:
@@ -248,35 +289,34 @@ class Execution:
     def retry_not_due(self, full_id: str) -> bool:
         """True if the step must not run its body now: a retry not yet due, its previous
         execution still in flight, or no concurrency slot for it (it then waits for one)."""
-        pending = self.run.pending.get(full_id)
-        if pending is not None:
-            if pending.kind == "hold":
-                return True
-            if pending.kind == "retry" and pending.due_ms > self.engine.now_ms():
-                return True
-        return not self.engine.flow.before_body(self.run)
+        with self.guard:
+            pending = self.run.pending.get(full_id)
+            if pending is not None:
+                if pending.kind == "hold":
+                    return True
+                if pending.kind == "retry" and pending.due_ms > self.engine.now_ms():
+                    return True
+            return not self.engine.flow.before_body(self.run)
 
     def enter_body(self, full_id: str) -> str | None:
-        pending = self.run.pending.get(full_id)
-        self.ctx.attempt = pending.data if pending is not None and pending.kind == "retry" \
-            else self.run.attempt
+        with self.guard:
+            pending = self.run.pending.get(full_id)
+            self.ctx.attempt = pending.data if pending is not None and pending.kind == "retry" \
+                else self.run.attempt
         token = self.in_body
         self.in_body = full_id
         self.busy_ms = 0
         _CURRENT.set(self)
-        if self.unlock_bodies and token is None:
-            self.engine.lock.release()
         return token
 
     def exit_body(self, token: str | None) -> None:
-        if self.unlock_bodies and token is None:
-            self.engine.lock.acquire()
         self.in_body = token
 
-    def step_failed(self, full_id: str, err: Exception, op: str = OP_RUN) -> bool:
+    def step_failed(self, full_id: str, err: BaseException, op: str = OP_RUN) -> bool:
         """Record a failed attempt; True if a retry is scheduled (park), False if the
         step's error is now memoized."""
-        return self.engine.step_failed(self, full_id, err, op)
+        with self.guard:
+            return self.engine.step_failed(self, full_id, err, op)
 
     def prepare_output(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
         """Middleware's ``transform_output`` then the JSON round trip; raising here is a
@@ -288,21 +328,25 @@ class Execution:
         return await self.engine.prepare_output_async(self, full_id, op, out)
 
     def step_succeeded(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
-        return self.engine.step_succeeded(self, full_id, op, out)
+        with self.guard:
+            return self.engine.step_succeeded(self, full_id, op, out)
 
     def resolve_sync(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
         return self.engine.resolve(awaitable)
 
     # suspensions ---------------------------------------------------------------------------
     def park_sleep(self, full_id: str, ms: int, *, relative: bool) -> None:
-        self.engine.park_sleep(self, full_id, ms, relative)
+        with self.guard:
+            self.engine.park_sleep(self, full_id, ms, relative)
 
     def park_wait(self, full_id: str, event: str, if_exp: str | None, timeout_ms: int) -> None:
-        self.engine.park_wait(self, full_id, event, if_exp, timeout_ms)
+        with self.guard:
+            self.engine.park_wait(self, full_id, event, if_exp, timeout_ms)
 
     def park_invoke(self, full_id: str, app_id: str | None, function_id: str,
                     data: typing.Mapping[str, object] | None, timeout_ms: int | None) -> None:
-        self.engine.park_invoke(self, full_id, app_id, function_id, data, timeout_ms)
+        with self.guard:
+            self.engine.park_invoke(self, full_id, app_id, function_id, data, timeout_ms)
 
     def send_events(self, events: list[Event]) -> list[str]:
         return self.engine.accept(events, origin=self.run.id)

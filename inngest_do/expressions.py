@@ -13,8 +13,12 @@ Behaviour worth knowing:
 * Numbers keep their Python type: ``int`` stays a CEL ``int`` (or ``uint`` from 2**63 to
   2**64-1; beyond 64 bits the library turns it into a ``double``), ``float`` is a ``double``.
   Comparisons across int and double work (``event.data.n == 1`` is true for ``n = 1.0``;
-  ``<``/``>`` too), but arithmetic does not mix them (``event.data.price * 1.1`` fails for an
-  ``int`` price: write ``double(event.data.price) * 1.1``).
+  ``<``/``>`` too). CEL's arithmetic does not mix them, but Inngest reads every JSON number
+  as a double, so ``event.data.price * 1.1 > 10`` holds there for ``{"price": 20}``: when an
+  evaluation fails and the data holds ints, it is tried once more with every int as a double
+  (so int-only arithmetic such as ``event.data.n + 1`` or ``% 2`` keeps working as ints,
+  and mixed arithmetic works as in Inngest; one difference remains: ``event.data.a /
+  event.data.b`` over two ints divides as ints here).
 * A missing field is an evaluation error (use ``has(event.data.x)`` to test for it).
 
 Speed: the library converts every variable passed to it into CEL values on each call, which
@@ -414,6 +418,27 @@ def _fast_lookup(variables: Mapping[str, object], root: str, keys: tuple[str, ..
     return _DEFER
 
 
+def _ints_as_doubles(value: object) -> Any:
+    """A copy of ``value`` with every int (not bool) a float, as Inngest reads JSON numbers;
+    None when it holds no int (trying again would change nothing). O(size of value)."""
+    found = False
+
+    def conv(item: object) -> object:
+        nonlocal found
+        kind = type(item)
+        if kind is int:
+            found = True
+            return float(item)  # type: ignore[arg-type]
+        if kind is dict:
+            return {k: conv(v) for k, v in item.items()}  # type: ignore[attr-defined]
+        if kind is list or kind is tuple:
+            return [conv(v) for v in item]  # type: ignore[attr-defined]
+        return item
+
+    out = conv(value)
+    return out if found else None
+
+
 def _to_plain(value: object) -> object:
     """Convert a CEL result to plain Python (bool/int/float/str/None/list/dict).
 
@@ -608,10 +633,33 @@ class Expression:
         try:
             result = compiled.program.execute(context)
         except Exception as exc:  # the library raises KeyError, TypeError, RuntimeError, ...
+            # A missing field stays missing; anything else may be ints meeting doubles.
+            doubles = None if isinstance(exc, KeyError) else _ints_as_doubles(context)
+            if doubles is not None:
+                try:
+                    return _to_plain(compiled.program.execute(doubles))
+                except Exception:  # noqa: BLE001, S110 - report the first error, not this one
+                    pass
             raise ExpressionError(
                 f"{self.what}: cannot evaluate {self.source!r}: {type(exc).__name__}: {exc}"
             ) from exc
         return _to_plain(result)
+
+    def matches(self, variables: Mapping[str, object]) -> bool:
+        """Like :meth:`evaluate_bool`, but an evaluation error raises instead of counting as
+        False, so the caller can record it (a trigger, cancel or wait condition that cannot
+        be evaluated leaves an outcome saying why).
+
+        Raises:
+            ExpressionError: the evaluation failed (missing field, no such overload, ...).
+        """
+        compiled = self._compiled
+        if compiled.fast_root is not None:
+            result = _fast_lookup(variables, compiled.fast_root, compiled.fast_keys)
+            if result is not _MISSING and result is not _DEFER:
+                return result is True
+            # _MISSING: CEL raises the error with its own message
+        return self._evaluate_cel(variables) is True
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r}, what={self.what!r})"

@@ -27,7 +27,7 @@ import typing
 
 from sortedcontainers import SortedList
 
-from .expressions import Expression
+from .expressions import Expression, ExpressionError
 from .kernel import GCRA, KeyedCounter
 from .runs import RunStatus
 
@@ -526,8 +526,9 @@ class FlowControl:
             self._pump([k for k, _ in run.keys["concurrency"]])
 
     # cancellation ---------------------------------------------------------------------------
-    def on_event(self, payload: dict) -> None:
-        """Cancel the live runs whose ``cancel`` options match ``payload``."""
+    def on_event(self, payload: dict, event_id: str | None = None) -> None:
+        """Cancel the live runs whose ``cancel`` options match ``payload`` (``event_id``:
+        where a cancel expression that fails to evaluate records its outcome)."""
         flows = self.cancel_index.get(payload["name"])
         if not flows:
             return
@@ -540,9 +541,17 @@ class FlowControl:
                 for run in list(flow.live.values()):
                     if run.status.is_final or now - run.created_ms > timeout:
                         continue
-                    if expr is not None and not expr.evaluate_bool(
-                            {"event": run.events[0], "async": payload}):
-                        continue
+                    if expr is not None:
+                        try:
+                            hit = expr.matches({"event": run.events[0], "async": payload})
+                        except ExpressionError as err:
+                            if event_id is not None:
+                                self.engine.record_outcome(event_id, run.fn_id,
+                                                           "expression_error", run.id,
+                                                           str(err))
+                            continue
+                        if not hit:
+                            continue
                     self.engine.cancel_run(run, f"cancelled by event {payload['name']}")
 
     def finish_timed_out(self, run: RunState) -> bool:

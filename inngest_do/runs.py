@@ -168,12 +168,15 @@ class Run:
 class EventOutcome:
     """What one event did for one function: ``outcome`` is "started", "rate_limited",
     "deduplicated", "debounced", "batched", "skipped" or "throttled" (an idempotency
-    duplicate is "rate_limited", as the spec has it);
-    ``run_id`` is the run it started, joined or was skipped as (None if none)."""
+    duplicate is "rate_limited", as the spec has it), or "expression_error" when a trigger,
+    cancel or wait expression could not be evaluated over it (``error`` says why);
+    ``run_id`` is the run it started, joined or was skipped as (None if none; for a cancel
+    or wait expression, the run whose condition failed)."""
 
     fn_id: str
     outcome: str
     run_id: str | None
+    error: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

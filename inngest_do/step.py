@@ -32,6 +32,7 @@ from .execution import (
     Execution,
     NestedStep,
     SyncPark,
+    passes_through,
 )
 
 if typing.TYPE_CHECKING:
@@ -106,14 +107,13 @@ class Step:
             except NestedStep as nested:
                 ex.exit_body(token)
                 raise ex.nested_error(full_id, nested) from None
-            except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
+            except BaseException as err:  # any exception: a failed attempt of the step
                 ex.exit_body(token)
+                if passes_through(err):  # a Worker cancelling the slice
+                    raise
                 if ex.step_failed(full_id, err):
                     await PARK
                 continue
-            except BaseException:
-                ex.exit_body(token)
-                raise
             ex.exit_body(token)
             result = ex.step_succeeded(full_id, OP_RUN, out)
             if result is MISSING:  # a busy step: its result is recorded later
@@ -253,14 +253,13 @@ class StepSync:
         except NestedStep as nested:
             ex.exit_body(token)
             raise ex.nested_error(full_id, nested) from None
-        except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
+        except BaseException as err:  # any exception: a failed attempt of the step
             ex.exit_body(token)
+            if passes_through(err):
+                raise
             if ex.step_failed(full_id, err):
                 raise SyncPark() from None
             return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_RUN))
-        except BaseException:
-            ex.exit_body(token)
-            raise
         ex.exit_body(token)
         result = ex.step_succeeded(full_id, OP_RUN, out)
         if result is MISSING:  # a busy step: its result is recorded later

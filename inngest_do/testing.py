@@ -38,6 +38,12 @@ DEFAULT_START = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
 _active: weakref.WeakSet[Simulation] = weakref.WeakSet()
 
 
+#: The latest virtual time: the last millisecond a ``datetime`` can hold (9999-12-31). Run
+#: and event ids encode their time in 48 bits, which reach further, so every id still works.
+MAX_MS: typing.Final[int] = datetime_to_ms(
+    datetime.datetime.max.replace(tzinfo=datetime.timezone.utc))
+
+
 class SimulationError(RuntimeError):
     """The simulation could not do what was asked; the message carries the seed."""
 
@@ -109,13 +115,22 @@ class Simulation:
         """Run everything that becomes due in the next ``duration`` (ms or timedelta), in
         time order, and stop at ``now + duration``."""
         ms = to_ms(duration, what="duration", min_ms=0)
-        self.engine.run_until(self.clock.now_ms() + ms)
+        target = self.clock.now_ms() + ms
+        if target > MAX_MS:
+            raise ValueError(
+                f"duration: {duration!r} would move the clock from {self.now.isoformat()} "
+                f"past {ms_to_datetime(MAX_MS).isoformat()}, the latest time a Simulation "
+                "can reach")
+        self.engine.run_until(target)
 
     def advance_to(self, when: datetime.datetime) -> None:
         """Like :meth:`advance`, up to an absolute time (not in the past)."""
         target = datetime_to_ms(when)
         if target < self.clock.now_ms():
             raise ValueError(f"when: {when.isoformat()} is before now ({self.now.isoformat()})")
+        if target > MAX_MS:  # only reachable through a datetime with an odd offset
+            raise ValueError(f"when: {when.isoformat()} is past the latest time a Simulation "
+                             f"can reach ({ms_to_datetime(MAX_MS).isoformat()})")
         self.engine.run_until(target)
 
     def run_until_idle(self, max_iterations: int | None = None) -> None:
@@ -210,11 +225,14 @@ class Simulation:
         return woken
 
     def crash(self) -> None:
-        """Drop every in-memory structure and recover from the store, as after a restart."""
+        """Drop every in-memory structure and recover from the store, as after a restart.
+        :attr:`trace` goes on across the crash (the record of what happened is the test's,
+        not the process's)."""
         old = self.engine
         for ex in list(old.live.values()):
             old._close(ex)
         self.engine = self._new_engine()
+        self.engine.trace[:0] = old.trace
 
 
 def _function_list(functions: object) -> list[Function[typing.Any]]:

@@ -16,11 +16,18 @@ takes the events other processes sent from the store's inbox. Slices of differen
 overlap whenever a step body awaits real I/O.
 
 Threads. The engine's state is guarded by ``engine.lock``: the loop holds it while it touches
-the engine and each slice holds it for every stretch of handler code between two awaits (it is
-released while a step body awaits I/O), so ``client.send_sync`` from another thread (a sync
-web endpoint, say) is safe. Sync handlers (``def fn(ctx: ContextSync)``) run off the loop,
-in a bounded thread pool (``sync_workers``); such a thread holds the lock except while a step
-body runs, so blocking step bodies of different runs overlap.
+the engine and each async slice holds it for every stretch of handler code between two awaits
+(it is released while a step body awaits I/O), so ``client.send_sync`` from another thread (a
+sync web endpoint, say) is safe. Sync handlers (``def fn(ctx: ContextSync)``) run off the
+loop, in a bounded thread pool (``sync_workers``), without the lock: only their calls into the
+engine (a step starting, its result being recorded, a sleep being scheduled) take it, briefly.
+So sync handlers and their step bodies run truly concurrently, and two of them that wait on
+each other (or on the loop) cannot deadlock.
+
+Poison. Whatever a handler or step body raises -- ``SystemExit``, ``KeyboardInterrupt``, a
+``CancelledError`` of its own, ``GeneratorExit`` -- is a failed attempt of that step or run,
+retried as usual; it never reaches the loop. SIGINT and SIGTERM still stop :meth:`run`: they
+are handled by the loop, never raised inside user code.
 
 Stopping. :meth:`Worker.stop` stops taking work, waits up to ``stop_timeout`` seconds for the
 slices in flight, cancels the rest (their current step runs again later: nothing it did was
@@ -331,8 +338,12 @@ class Worker:
         try:
             await _Guarded(engine.slice(run), engine.lock)
         except asyncio.CancelledError:
-            cancelled = True
-        except Exception:  # noqa: BLE001 - an engine bug must not stop the worker
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                cancelled = True  # stop() is cancelling it: it runs again later
+            else:
+                _log.exception("inngest_do: internal error in a slice of run %s", run.id)
+        except BaseException:  # noqa: BLE001 - nothing in a slice may stop the worker
             _log.exception("inngest_do: internal error in a slice of run %s", run.id)
         finally:
             del self._tasks[run.id]

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 import inngest_do
@@ -18,3 +20,14 @@ def pytest_report_header(config: pytest.Config) -> str:
 def client() -> inngest_do.Inngest:
     """A new app with no functions (each test registers its own)."""
     return inngest_do.Inngest(app_id="test-app")
+
+
+@pytest.fixture
+def clients() -> typing.Iterator[list[inngest_do.Inngest]]:
+    """Append the clients a serve() test serves; their background workers stop after it."""
+    from inngest_do._serve import BackgroundWorker
+
+    made: list[inngest_do.Inngest] = []
+    yield made
+    for client in made:
+        BackgroundWorker.for_client(client).stop(30)

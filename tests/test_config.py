@@ -409,9 +409,10 @@ def test_throttle_rules() -> None:
         throttle=Throttle(limit=1, period=datetime.timedelta(days=8)),
     )
     invalid(
-        r"throttle\.burst: must be at least 1, got 0",
-        throttle=Throttle(limit=1, period=MINUTE, burst=0),
+        r"throttle\.burst: must be at least 0, got -1",
+        throttle=Throttle(limit=1, period=MINUTE, burst=-1),
     )
+    assert normalize(throttle=Throttle(limit=1, period=MINUTE, burst=0)).throttle.burst == 0
 
 
 def test_debounce_rules() -> None:

@@ -107,7 +107,7 @@ def test_an_event_whose_run_waits_on_the_throttle_shows_throttled_meanwhile():
 
 @pytest.mark.parametrize(("options", "match"), [
     (lambda: {"throttle": inngest.Throttle(limit=0, period=MIN)}, "throttle.limit"),
-    (lambda: {"throttle": inngest.Throttle(limit=1, period=MIN, burst=0)}, "throttle.burst"),
+    (lambda: {"throttle": inngest.Throttle(limit=1, period=MIN, burst=-1)}, "throttle.burst"),
     (lambda: {"throttle": inngest.Throttle(limit=1, period=0)}, "throttle.period"),
     (lambda: {"throttle": inngest.Throttle(limit=1, period=-MIN)}, "throttle.period"),
     (lambda: {"throttle": inngest.Throttle(limit=1, period=999)}, "throttle.period"),
@@ -127,7 +127,7 @@ def test_invalid_throttle_is_rejected_naming_the_field(options, match):
 
 
 @FLOW
-@given(data=st.data(), limit=st.integers(1, 12), burst=st.integers(1, 4), period_s=periods_s,
+@given(data=st.data(), limit=st.integers(1, 12), burst=st.integers(0, 4), period_s=periods_s,
        keyed_=st.booleans(), seed=seeds)
 def test_runs_match_the_model_and_none_is_dropped(data, limit, burst, period_s, keyed_, seed):
     period_ms = period_s * SECOND_MS

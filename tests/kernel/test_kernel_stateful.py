@@ -200,10 +200,22 @@ class MemoTableMachine(_Differential):
 
     @rule(base=BASE_IDS)
     def next_id(self, base):
-        n = self.counters.get(base)
-        n = 0 if n is None else n + 1
-        self.counters[base] = n
-        assert self.call("next_id", base) == ("ok", base if n == 0 else f"{base}:{n}")
+        # the reference rule: a base used again in this replay takes the first suffix not
+        # yet handed out (so an explicit "a:1" never aliases the second "a")
+        used = self.counters  # every id handed out since the last reset -> its last suffix
+        if base not in used:
+            used[base] = 0
+            expected = base
+        else:
+            n = used[base]
+            while True:
+                n += 1
+                expected = f"{base}:{n}"
+                if expected not in used:
+                    break
+            used[base] = n
+            used[expected] = 0
+        assert self.call("next_id", base) == ("ok", expected)
 
     @rule()
     def reset_counter(self):
