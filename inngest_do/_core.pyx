@@ -381,6 +381,10 @@ cdef class TimerHeap:
         cdef Py_ssize_t nslots = len(self._payloads)
         if self._live == 0:
             self._size = 0  # whatever is left in the heap is dead
+        elif (self._size - self._live) * 2 > self._size:
+            # pops take live timers and leave cancelled ones deeper down: compact here too,
+            # not only on cancel, so dead entries never outnumber live ones
+            self._compact()
         if nslots > 1024 and self._nfree * 4 > nslots * 3:
             self._compact_slots()
         while cap > 4096 and self._size < cap >> 2:

@@ -205,8 +205,17 @@ class TimerHeap:
             _heappop(heap)
             payload = live.pop(handle, _MISSING)
             if payload is not _MISSING:
+                self._after_pops()
                 return (due, handle, payload)
         return None
+
+    def _after_pops(self) -> None:
+        # pops take live timers and leave cancelled ones deeper down: compact here too, not
+        # only on cancel, so dead entries never outnumber live ones
+        heap, live = self._heap, self._live
+        if (len(heap) - len(live)) * 2 > len(heap):
+            heap[:] = [entry for entry in heap if entry[1] in live]
+            _heapify(heap)
 
     def pop_due(self, limit_ms: int) -> list[tuple[int, int, object]]:
         if type(limit_ms) is not int or not _I64_MIN <= limit_ms <= _I64_MAX:
@@ -222,6 +231,8 @@ class TimerHeap:
             payload = live.pop(handle, _MISSING)
             if payload is not _MISSING:
                 out.append((due, handle, payload))
+        if out:
+            self._after_pops()
         return out
 
     def peek_due(self) -> int | None:
