@@ -727,12 +727,14 @@ class Engine:
             run.pending[full_id] = Pending("hold", due, handle, [op, True, value])
             self._log(self.now_ms(), run.id, run.fn_id, "step.busy", full_id, {"until_ms": due})
             return MISSING
-        self._memoize(run, full_id, [op, True, value])
+        # A tuple: with a JSON scalar value the garbage collector stops visiting it (one is
+        # kept per step for the run's life); memos are only ever indexed, never changed.
+        self._memoize(run, full_id, (op, True, value))
         self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
         self.store.commit()  # recorded before the handler continues
         return fresh_copy(value)
 
-    def _memoize(self, run: RunState, full_id: str, memo: list) -> None:
+    def _memoize(self, run: RunState, full_id: str, memo: typing.Sequence[typing.Any]) -> None:
         # No commit here: callers commit at the end of what they are doing (a step, an
         # accepted event with all its deliveries, a batch of timers), so each is atomic.
         run.memos.set(full_id, memo)
@@ -877,7 +879,7 @@ class Engine:
                 self._memoize(run, step_id, pending.data)
                 self._log(now, run.id, run.fn_id, "step.completed", step_id)
             elif kind == "sleep":
-                self._memoize(run, step_id, [OP_SLEEP, True, None])
+                self._memoize(run, step_id, (OP_SLEEP, True, None))  # a tuple: see step_succeeded
                 self._log(now, run.id, run.fn_id, "sleep.completed", step_id)
             elif kind == "wait":
                 self._memoize(run, step_id, [OP_WAIT, True, None])
