@@ -27,7 +27,7 @@ import threading
 import typing
 
 from . import errors, limits
-from .context import Context, ContextSync
+from .context import Context, ContextSync, ReplayQuietLogger
 from .event import Event
 from .execution import (
     DONE,
@@ -50,7 +50,7 @@ from .execution import (
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
 from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime, untracked_record
-from .middleware import StepMemos, TransformOutputResult, TransformOutputStepInfo
+from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .step import Group, GroupSync, Step, StepSync
 from .triggers import CronSchedule, EventRouter
@@ -426,9 +426,10 @@ class Engine:
                 run.memos.reset_counter()
                 ex.publishes = 0
             ex.memo_phase = len(run.memos) > 0
+            ex.memos_seen = 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
-                                          StepMemos(dict(run.memos.items())))
+                                          StepMemos(_memo_lists(run)))
                 await ex.call_hooks_async("before_memoization" if ex.memo_phase
                                           else "before_execution")
             if not fresh and ex.memo_phase:
@@ -505,6 +506,11 @@ class Engine:
             self._save(run)
             return
         ex.coro = None
+        if run.cancel_requested:
+            # A Cancel matched while code outside any step ran: as on Inngest's server, the
+            # run ends Cancelled and whatever the handler returned or raised is discarded.
+            self._finalize_cancel(run, run.reason or "cancelled")
+            return
         if outcome == DONE:
             try:
                 if ex.middleware:
@@ -575,7 +581,7 @@ class Engine:
         fn = self._known_fns.get(run.fn_id)
         if fn is not None and not fn.is_failure_handler:
             self._accept_one({"name": FAILED_EVENT, "data": {
-                "error": error, "function_id": run.fn_id, "run_id": run.id,
+                "error": _failure_error(error), "function_id": run.fn_id, "run_id": run.id,
                 "event": run.events[0] if run.events else None}, "id": "", "ts": 0}, run.id)
 
     def cancel_run(self, run: RunState, reason: str) -> None:
@@ -689,8 +695,10 @@ class Engine:
 
     def prepare_output(self, ex: Execution, full_id: str, op: str, out: typing.Any) -> typing.Any:
         if ex.middleware:
-            res = TransformOutputResult(error=None, output=out,
-                                        step=TransformOutputStepInfo(id=full_id, op=op))
+            # the request that ran the step ends here (see middleware.py)
+            ex.call_hooks_sync("after_execution", reverse=True)
+            res = TransformOutputResult(error=None, output=out, step=TransformOutputStepInfo(
+                id=full_id, op=OPCODES.get(op, op)))  # type: ignore[arg-type]
             ex.call_hooks_sync("transform_output", res, reverse=True)
             out = _transformed(res)
         with ex.guard:  # the hooks ran unlocked; the size accounting touches run.keys
@@ -699,11 +707,34 @@ class Engine:
     async def prepare_output_async(self, ex: Execution, full_id: str, op: str,
                                    out: typing.Any) -> typing.Any:
         if ex.middleware:
-            res = TransformOutputResult(error=None, output=out,
-                                        step=TransformOutputStepInfo(id=full_id, op=op))
+            await ex.call_hooks_async("after_execution", reverse=True)
+            res = TransformOutputResult(error=None, output=out, step=TransformOutputStepInfo(
+                id=full_id, op=OPCODES.get(op, op)))  # type: ignore[arg-type]
             await ex.call_hooks_async("transform_output", res, reverse=True)
             out = _transformed(res)
         return self._checked_output(ex, full_id, out)
+
+    def _new_request_hooks(self, ex: Execution) -> list[tuple[str, tuple, bool]]:
+        # A recorded step ends a request against Inngest's server and the handler's going on
+        # is the next one: fresh middleware instances hear it begin (see middleware.py).
+        serving = self.client_of(ex.fn)
+        ex.middleware = [mw(serving, None) for mw in serving._middleware + ex.fn.middleware]
+        steps = StepMemos(_memo_lists(ex.run))
+        return [("transform_input", (ex.ctx, ex.fn, steps), False),
+                ("before_memoization", (), False), ("after_memoization", (), True),
+                ("before_execution", (), False)]
+
+    def step_request_ended(self, ex: Execution) -> None:
+        if ex.middleware:
+            ex.call_hooks_sync("before_response")
+            for name, args, rev in self._new_request_hooks(ex):
+                ex.call_hooks_sync(name, *args, reverse=rev)
+
+    async def step_request_ended_async(self, ex: Execution) -> None:
+        if ex.middleware:
+            await ex.call_hooks_async("before_response")
+            for name, args, rev in self._new_request_hooks(ex):
+                await ex.call_hooks_async(name, *args, reverse=rev)
 
     def _checked_output(self, ex: Execution, full_id: str, out: typing.Any) -> typing.Any:
         if (out is None or type(out) in _SCALARS) and not self.limits:
@@ -885,9 +916,12 @@ class Engine:
                 self._memoize(run, step_id, [OP_WAIT, True, None])
                 self._log(now, run.id, run.fn_id, "wait.timed_out", step_id)
             else:
+                # The SDK's error for an invoke that timed out (the handler sees a StepError)
                 self._memoize(run, step_id, [OP_INVOKE, False, {
-                    "name": "InvokeTimeoutError",
-                    "message": f"invoke '{step_id}' timed out", "stack": None}])
+                    "code": errors.ErrorCode.STEP_ERRORED.value,
+                    "name": "InngestInvokeTimeoutError",
+                    "message": "Timed out waiting for invoked function to complete",
+                    "stack": None}])
                 self._log(now, run.id, run.fn_id, "invoke.timed_out", step_id)
         self._save(run)
         self.wake(run)
@@ -1023,7 +1057,7 @@ class Engine:
     def make_context(self, ex: Execution) -> Context | ContextSync:
         run = ex.run
         events = [Event.from_payload(p) for p in run.events]
-        logger = self.client_of(ex.fn).logger
+        logger = ReplayQuietLogger(self.client_of(ex.fn), ex)
         if ex.is_async:
             return Context(attempt=run.attempt, event=events[0], events=events, group=Group(ex),
                            logger=logger, run_id=run.id, step=Step(ex))
@@ -1135,6 +1169,19 @@ async def _wrap(awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
 
 def _ensure(awaitable: typing.Any) -> typing.Coroutine:
     return awaitable if inspect.iscoroutine(awaitable) else _wrap(awaitable)
+
+
+def _failure_error(error: dict) -> dict:
+    """``data.error`` of an ``inngest/function.failed`` event, with the keys Inngest's server
+    gives it: its "error" is what the server saw when the SDK's request failed (a 500)."""
+    return {"error": "invalid status code: 500", "message": error.get("message", ""),
+            "name": error.get("name", "Error"), "stack": error.get("stack")}
+
+
+def _memo_lists(run: RunState) -> dict[str, list]:
+    """The run's memos as middleware sees them: ``[op, ok, value]`` lists (the engine keeps
+    some as tuples), copies, so a hook cannot change what was recorded."""
+    return {full_id: list(memo) for full_id, memo in run.memos.items()}
 
 
 def run_record(run: RunState) -> dict:
