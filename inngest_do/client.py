@@ -114,6 +114,21 @@ class Inngest:
         self._served: list[Function[typing.Any]] | None = None
         self._engine: Engine | None = None
 
+    # logging and middleware (as in the SDK) ---------------------------------------------------
+    def set_logger(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+        """Log through ``logger`` from now on (``ctx.logger`` of runs in flight too)."""
+        if not isinstance(logger, (logging.Logger, logging.LoggerAdapter)):
+            raise TypeError(f"logger: expected a logging.Logger or LoggerAdapter, got "
+                            f"{type(logger).__name__}")
+        self.logger = logger
+
+    def add_middleware(self, middleware: UninitializedMiddleware) -> None:
+        """Add a middleware class (or factory) after those given at construction."""
+        if not callable(middleware):
+            raise TypeError(f"middleware: expected a middleware class, got "
+                            f"{type(middleware).__name__}")
+        self._middleware.append(middleware)
+
     # functions ------------------------------------------------------------------------------
     def create_function(
         self,

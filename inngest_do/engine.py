@@ -27,7 +27,7 @@ import threading
 import typing
 
 from . import errors, limits
-from .context import Context, ContextSync
+from .context import Context, ContextSync, ReplayQuietLogger
 from .event import Event
 from .execution import (
     DONE,
@@ -49,8 +49,8 @@ from .execution import (
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
-from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
-from .middleware import StepMemos, TransformOutputResult, TransformOutputStepInfo
+from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime, untracked_record
+from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .step import Group, GroupSync, Step, StepSync
 from .storage.base import StoreError
@@ -62,6 +62,8 @@ if typing.TYPE_CHECKING:
     from .storage import Store
 
 T = typing.TypeVar("T")
+
+_SCALARS = (str, int, bool)  # step outputs encode_output passes through as they are
 
 #: delay before retry after failed attempt a (0-based), before jitter
 BACKOFF_MS = (15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_200_000, 2_400_000,
@@ -374,7 +376,7 @@ class Engine:
             payload["id"] = event_id
         if not payload.get("ts"):
             payload["ts"] = now
-        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": [],
+        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": (),
                                  "user_id": user_id}
         self.store.save_event(event_id, payload, now)
         return event_id
@@ -416,32 +418,34 @@ class Engine:
             if fn_id not in started:  # an event that matches a trigger never vanishes
                 self.record_outcome(event_id, fn_id, EXPRESSION_ERROR, None, why)
 
+    # An event's outcomes are a tuple of (fn id, outcome, run id) string tuples, replaced
+    # rather than changed: one is kept per event for the engine's life, and the garbage
+    # collector stops visiting tuples of strings (it visits every list and dict, every pass).
     def record_outcome(self, event_id: str, fn_id: str, outcome: str,
                        run_id: str | None = None, error: str | None = None) -> None:
         """Say why an event did or did not start a run of ``fn_id`` (for queries)."""
         rec = self.events.get(event_id)
         if rec is not None:
-            entry = [fn_id, outcome, run_id]
-            if error is not None:
-                entry.append(error)
-            rec["outcomes"].append(entry)
+            entry = (fn_id, outcome, run_id) if error is None else (
+                fn_id, outcome, run_id, error)
+            rec["outcomes"] = (*rec["outcomes"], entry)
 
     def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None:
         """Change what ``event_id`` did for ``fn_id`` (a throttled run has now started)."""
         rec = self.events.get(event_id)
         if rec is not None:
-            for entry in rec["outcomes"]:
-                if entry[0] == fn_id and entry[2] == run_id:
-                    entry[1] = outcome
+            rec["outcomes"] = tuple(
+                (fn_id, outcome, run_id, *e[3:]) if e[0] == fn_id and e[2] == run_id else e
+                for e in rec["outcomes"])
             self._store_event(event_id)
 
     def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None:
         """A debounced or batched event's run now exists."""
         rec = self.events.get(event_id)
         if rec is not None:
-            for outcome in rec["outcomes"]:
-                if outcome[0] == fn_id and outcome[2] is None:
-                    outcome[2] = run_id
+            rec["outcomes"] = tuple(
+                (fn_id, e[1], run_id, *e[3:]) if e[0] == fn_id and e[2] is None else e
+                for e in rec["outcomes"])
             self._store_event(event_id)
 
     def record_run_note(self, run: RunState, kind: str, detail: typing.Any = None) -> None:
@@ -550,9 +554,10 @@ class Engine:
                 run.memos.reset_counter()
                 ex.publishes = 0
             ex.memo_phase = len(run.memos) > 0
+            ex.memos_seen = 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
-                                          StepMemos(dict(run.memos.items())))
+                                          StepMemos(_memo_lists(run)))
                 await ex.call_hooks_async("before_memoization" if ex.memo_phase
                                           else "before_execution")
             if not fresh and ex.memo_phase:
@@ -636,6 +641,11 @@ class Engine:
             self._save(run)
             return
         ex.coro = None
+        if run.cancel_requested:
+            # A Cancel matched while code outside any step ran: as on Inngest's server, the
+            # run ends Cancelled and whatever the handler returned or raised is discarded.
+            self._finalize_cancel(run, run.reason or "cancelled")
+            return
         if outcome == DONE:
             try:
                 if ex.middleware:
@@ -706,7 +716,7 @@ class Engine:
         fn = self._known_fns.get(run.fn_id)
         if fn is not None and not fn.is_failure_handler:
             self._accept_one({"name": FAILED_EVENT, "data": {
-                "error": error, "function_id": run.fn_id, "run_id": run.id,
+                "error": _failure_error(error), "function_id": run.fn_id, "run_id": run.id,
                 "event": run.events[0] if run.events else None}, "id": "", "ts": 0}, run.id)
 
     def cancel_run(self, run: RunState, reason: str) -> None:
@@ -821,8 +831,10 @@ class Engine:
 
     def prepare_output(self, ex: Execution, full_id: str, op: str, out: typing.Any) -> typing.Any:
         if ex.middleware:
-            res = TransformOutputResult(error=None, output=out,
-                                        step=TransformOutputStepInfo(id=full_id, op=op))
+            # the request that ran the step ends here (see middleware.py)
+            ex.call_hooks_sync("after_execution", reverse=True)
+            res = TransformOutputResult(error=None, output=out, step=TransformOutputStepInfo(
+                id=full_id, op=OPCODES.get(op, op)))  # type: ignore[arg-type]
             ex.call_hooks_sync("transform_output", res, reverse=True)
             out = _transformed(res)
         with ex.guard:  # the hooks ran unlocked; the size accounting touches run.keys
@@ -831,13 +843,38 @@ class Engine:
     async def prepare_output_async(self, ex: Execution, full_id: str, op: str,
                                    out: typing.Any) -> typing.Any:
         if ex.middleware:
-            res = TransformOutputResult(error=None, output=out,
-                                        step=TransformOutputStepInfo(id=full_id, op=op))
+            await ex.call_hooks_async("after_execution", reverse=True)
+            res = TransformOutputResult(error=None, output=out, step=TransformOutputStepInfo(
+                id=full_id, op=OPCODES.get(op, op)))  # type: ignore[arg-type]
             await ex.call_hooks_async("transform_output", res, reverse=True)
             out = _transformed(res)
         return self._checked_output(ex, full_id, out)
 
+    def _new_request_hooks(self, ex: Execution) -> list[tuple[str, tuple, bool]]:
+        # A recorded step ends a request against Inngest's server and the handler's going on
+        # is the next one: fresh middleware instances hear it begin (see middleware.py).
+        serving = self.client_of(ex.fn)
+        ex.middleware = [mw(serving, None) for mw in serving._middleware + ex.fn.middleware]
+        steps = StepMemos(_memo_lists(ex.run))
+        return [("transform_input", (ex.ctx, ex.fn, steps), False),
+                ("before_memoization", (), False), ("after_memoization", (), True),
+                ("before_execution", (), False)]
+
+    def step_request_ended(self, ex: Execution) -> None:
+        if ex.middleware:
+            ex.call_hooks_sync("before_response")
+            for name, args, rev in self._new_request_hooks(ex):
+                ex.call_hooks_sync(name, *args, reverse=rev)
+
+    async def step_request_ended_async(self, ex: Execution) -> None:
+        if ex.middleware:
+            await ex.call_hooks_async("before_response")
+            for name, args, rev in self._new_request_hooks(ex):
+                await ex.call_hooks_async(name, *args, reverse=rev)
+
     def _checked_output(self, ex: Execution, full_id: str, out: typing.Any) -> typing.Any:
+        if (out is None or type(out) in _SCALARS) and not self.limits:
+            return out  # what encode_output would return, without formatting its label
         if self.limits:
             size = len(json.dumps(out, allow_nan=False, default=str))
             limits.check_output_size(size, ex.run.keys.get("state_bytes", 0),
@@ -858,13 +895,15 @@ class Engine:
             run.pending[full_id] = Pending("hold", due, handle, [op, True, value])
             self._log(self.now_ms(), run.id, run.fn_id, "step.busy", full_id, {"until_ms": due})
             return MISSING
-        self._memoize(run, full_id, [op, True, value])
+        # A tuple: with a JSON scalar value the garbage collector stops visiting it (one is
+        # kept per step for the run's life); memos are only ever indexed, never changed.
+        self._memoize(run, full_id, (op, True, value))
         self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
         if not defer:  # deferred: the caller awaits commit_async() before going on
             self.commit()  # recorded before the handler continues
         return fresh_copy(value)
 
-    def _memoize(self, run: RunState, full_id: str, memo: list) -> None:
+    def _memoize(self, run: RunState, full_id: str, memo: typing.Sequence[typing.Any]) -> None:
         # No commit here: callers commit at the end of what they are doing (a step, an
         # accepted event with all its deliveries, a batch of timers), so each is atomic.
         run.memos.set(full_id, memo)
@@ -1009,15 +1048,18 @@ class Engine:
                 self._memoize(run, step_id, pending.data)
                 self._log(now, run.id, run.fn_id, "step.completed", step_id)
             elif kind == "sleep":
-                self._memoize(run, step_id, [OP_SLEEP, True, None])
+                self._memoize(run, step_id, (OP_SLEEP, True, None))  # a tuple: see step_succeeded
                 self._log(now, run.id, run.fn_id, "sleep.completed", step_id)
             elif kind == "wait":
                 self._memoize(run, step_id, [OP_WAIT, True, None])
                 self._log(now, run.id, run.fn_id, "wait.timed_out", step_id)
             else:
+                # The SDK's error for an invoke that timed out (the handler sees a StepError)
                 self._memoize(run, step_id, [OP_INVOKE, False, {
-                    "name": "InvokeTimeoutError",
-                    "message": f"invoke '{step_id}' timed out", "stack": None}])
+                    "code": errors.ErrorCode.STEP_ERRORED.value,
+                    "name": "InngestInvokeTimeoutError",
+                    "message": "Timed out waiting for invoked function to complete",
+                    "stack": None}])
                 self._log(now, run.id, run.fn_id, "invoke.timed_out", step_id)
         self._save(run)
         self.wake(run)
@@ -1153,7 +1195,7 @@ class Engine:
     def make_context(self, ex: Execution) -> Context | ContextSync:
         run = ex.run
         events = [Event.from_payload(p) for p in run.events]
-        logger = self.client_of(ex.fn).logger
+        logger = ReplayQuietLogger(self.client_of(ex.fn), ex)
         if ex.is_async:
             return Context(attempt=run.attempt, event=events[0], events=events, group=Group(ex),
                            logger=logger, run_id=run.id, step=Step(ex))
@@ -1166,7 +1208,10 @@ class Engine:
     # records --------------------------------------------------------------------------------
     def _log(self, at_ms: int, run_id: str, fn_id: str, kind: str, step: str | None = None,
              detail: typing.Any = None) -> None:
-        entry = TraceEntry(at_ms, run_id, fn_id, kind, step, detail)
+        # Built in the kernel (a NamedTuple's own __new__ is a Python-level call) and not
+        # tracked by the garbage collector: entries are kept for every run and point at
+        # nothing that could lead back to them.
+        entry = untracked_record(TraceEntry, at_ms, run_id, fn_id, kind, step, detail)
         if self.keep_trace:
             self.trace.append(entry)
         if self.trace_listener is not None:
@@ -1307,11 +1352,25 @@ def _store_logger() -> typing.Any:
     return logging.getLogger("inngest_do")
 
 
+def _failure_error(error: dict) -> dict:
+    """``data.error`` of an ``inngest/function.failed`` event, with the keys Inngest's server
+    gives it: its "error" is what the server saw when the SDK's request failed (a 500)."""
+    return {"error": "invalid status code: 500", "message": error.get("message", ""),
+            "name": error.get("name", "Error"), "stack": error.get("stack")}
+
+
+def _memo_lists(run: RunState) -> dict[str, list]:
+    """The run's memos as middleware sees them: ``[op, ok, value]`` lists (the engine keeps
+    some as tuples), copies, so a hook cannot change what was recorded."""
+    return {full_id: list(memo) for full_id, memo in run.memos.items()}
+
+
 def run_record(run: RunState) -> dict:
     """The JSON-friendly record a store keeps for ``run`` (memos and history apart)."""
     return {
         "id": run.id, "fn_id": run.fn_id, "events": run.events, "created_ms": run.created_ms,
-        "status": run.status.value, "started_ms": run.started_ms, "ended_ms": run.ended_ms,
+        # _value_: the enum's ``value`` is a property, a Python-level call (3 saves a slice)
+        "status": run.status._value_, "started_ms": run.started_ms, "ended_ms": run.ended_ms,
         "output": run.output, "error": run.error, "attempt": run.attempt,
         "attempts": run.attempts, "priority": run.priority,
         "invoker": list(run.invoker) if run.invoker else None,

@@ -12,6 +12,7 @@ boundaries.
 from __future__ import annotations
 
 import datetime
+import enum
 import traceback
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +22,9 @@ from inngest_do.durations import DAY_MS, SECOND_MS, format_ms, to_ms, until_ms
 __all__ = [
     "RETRY_AFTER_MAX_MS",
     "RETRY_AFTER_MIN_MS",
+    "CodedError",
     "Error",
+    "ErrorCode",
     "FunctionConfigInvalidError",
     "FunctionNotFoundError",
     "InvokeTimeoutError",
@@ -43,6 +46,32 @@ RETRY_AFTER_MIN_MS = SECOND_MS
 RETRY_AFTER_MAX_MS = DAY_MS
 
 
+class ErrorCode(str, enum.Enum):
+    """The SDK's error codes (``inngest._internal.server_lib.ErrorCode``), as ``code`` on every
+    error and in failed runs' output. A ``str`` enum: it compares and serializes as its value."""
+
+    ASYNC_UNSUPPORTED = "async_unsupported"
+    BODY_INVALID = "body_invalid"
+    EVENT_KEY_UNSPECIFIED = "event_key_unspecified"
+    FUNCTION_CONFIG_INVALID = "function_config_invalid"
+    FUNCTION_NOT_FOUND = "function_not_found"
+    HEADER_MISSING = "header_missing"
+    NON_RETRIABLE_ERROR = "non_retriable_error"
+    OUTPUT_UNSERIALIZABLE = "output_unserializable"
+    QUERY_PARAM_MISSING = "query_param_missing"
+    REGISTRATION_FAILED = "registration_failed"
+    RETRY_AFTER_ERROR = "retry_after_error"
+    SEND_EVENT_FAILED = "send_event_failed"
+    SERVER_KIND_MISMATCH = "server_kind_mismatch"
+    SIGNING_KEY_UNSPECIFIED = "signing_key_unspecified"
+    SIG_VERIFICATION_FAILED = "sig_verification_failed"
+    STEP_ERRORED = "step_errored"
+    STEP_NESTED = "step_nested"
+    STEP_UNEXPECTED = "step_unexpected"
+    UNKNOWN = "unknown"
+    URL_INVALID = "url_invalid"
+
+
 def _restore(cls: type[Error], args: tuple[Any, ...]) -> Error:
     """Recreate an :class:`Error` without calling its ``__init__`` (see ``Error.__reduce__``)."""
     err = cls.__new__(cls)
@@ -58,6 +87,8 @@ def get_traceback(err: BaseException) -> str:
 class Error(Exception):
     """Base class of all errors defined by inngest_do."""
 
+    #: The SDK's code for this kind of error (failed runs report it as ``"code"``).
+    code: ErrorCode = ErrorCode.UNKNOWN
     #: Whether the engine retries the attempt that raised this error.
     is_retriable: bool = True
     #: Whether :attr:`stack` returns the traceback (``None`` otherwise).
@@ -96,9 +127,24 @@ class Error(Exception):
         return get_traceback(self)
 
 
+class CodedError(Error):
+    """An error with a code chosen when it is raised (the SDK's ``CodedError``)."""
+
+    def __init__(self, code: ErrorCode, message: str, *, is_retriable: bool = True) -> None:
+        """Args:
+        code: The error's :class:`ErrorCode`.
+        message: What happened.
+        is_retriable: Whether the engine retries the attempt that raised it.
+        """
+        super().__init__(message)
+        self.code = ErrorCode(code)
+        self.is_retriable = is_retriable
+
+
 class NonRetriableError(Error):
     """Raise this (in or out of a step) to fail the step or run at once, without retries."""
 
+    code = ErrorCode.NON_RETRIABLE_ERROR
     is_retriable = False
 
     def __init__(self, message: str | None = None, quiet: bool = False) -> None:
@@ -128,6 +174,8 @@ class RetryAfterError(Error):
 
     Use :meth:`delay_ms` to resolve the clamped delay against the engine's current time.
     """
+
+    code = ErrorCode.RETRY_AFTER_ERROR
 
     def __init__(
         self,
@@ -183,6 +231,7 @@ class StepError(Error):
     :attr:`name`, :attr:`message` and :attr:`stack` are the original error's.
     """
 
+    code = ErrorCode.STEP_ERRORED
     is_retriable = False
 
     def __init__(self, message: str, name: str, stack: str | None) -> None:
@@ -232,6 +281,7 @@ class FunctionConfigInvalidError(Error, ValueError):
     :attr:`field` names the offending option when known, e.g. ``"concurrency[0].limit"``.
     """
 
+    code = ErrorCode.FUNCTION_CONFIG_INVALID
     is_retriable = False
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -249,6 +299,7 @@ class StepNestedError(Error):
     Build the standard message with :meth:`for_steps`.
     """
 
+    code = ErrorCode.STEP_NESTED
     is_retriable = False
 
     def __init__(
@@ -284,6 +335,7 @@ class NonDeterminismError(Error):
     Build the standard message with :meth:`for_step`.
     """
 
+    code = ErrorCode.STEP_UNEXPECTED
     is_retriable = False
 
     def __init__(self, message: str, *, step_id: str | None = None) -> None:
@@ -314,8 +366,11 @@ class OutputUnserializableError(Error):
 
     Retriable by default (the attempt fails and is retried, since the step body may return
     something else next time); pass ``is_retriable=False`` to fail at once. Build the
-    standard message with :meth:`for_output`.
+    standard message with :meth:`for_output`. Like the SDK's, it reports no stack.
     """
+
+    code = ErrorCode.OUTPUT_UNSERIALIZABLE
+    include_stack = False
 
     def __init__(
         self,
@@ -391,6 +446,7 @@ class FunctionNotFoundError(Error):
     Build the standard message with :meth:`for_id`.
     """
 
+    code = ErrorCode.FUNCTION_NOT_FOUND
     is_retriable = False
 
     def __init__(self, message: str, *, function_id: str | None = None) -> None:
@@ -449,16 +505,22 @@ def is_quiet(err: BaseException) -> bool:
     return getattr(err, "quiet", False) is True
 
 
-def describe_error(err: BaseException) -> dict[str, str]:
-    """Describe ``err`` as ``{"name", "message", "stack"}``.
+def describe_error(err: BaseException) -> dict[str, str | None]:
+    """Describe ``err`` as the SDK reports an error: ``{"code", "name", "message", "stack"}``.
 
-    Used for memoized step errors and ``on_failure`` payloads. For a :class:`StepError` the
-    name, message and stack are the original userland error's; ``stack`` is ``""`` when
-    unknown.
+    Used for failed runs' ``error``, memoized step errors and ``on_failure`` payloads. ``code``
+    is the error's :class:`ErrorCode` value (``"unknown"`` for errors not of this module). For
+    a :class:`StepError` the name, message and stack are the original userland error's
+    (``stack`` is ``None`` when unknown); errors that hide their stack (``include_stack =
+    False``) have no ``"stack"`` key, as in the SDK.
     """
     if isinstance(err, Error):
-        described = {"name": err.name, "message": err.message, "stack": err.stack or ""}
+        out: dict[str, str | None] = {"code": ErrorCode(err.code).value, "name": err.name,
+                                      "message": err.message}
+        if err.include_stack:
+            out["stack"] = err.stack
         # Errors reported by a remote app (inngest-do dev) carry Inngest's extra fields.
-        described.update(getattr(err, "extra_details", None) or {})
-        return described
-    return {"name": type(err).__name__, "message": str(err), "stack": get_traceback(err)}
+        out.update(getattr(err, "extra_details", None) or {})
+        return out
+    return {"code": ErrorCode.UNKNOWN.value, "name": type(err).__name__, "message": str(err),
+            "stack": get_traceback(err)}

@@ -119,6 +119,22 @@ class Event(pydantic.BaseModel):
         }
 
     @classmethod
+    def from_raw(cls, raw: object) -> Event | Exception:
+        """The SDK's way in: validate ``raw`` (e.g. ``data["event"]`` of a failure event); a
+        bad one is *returned* as the validation error, not raised, as in the SDK."""
+        try:
+            return cls.model_validate(raw, strict=False)
+        except Exception as err:  # noqa: BLE001 - the SDK's MaybeError contract
+            return err
+
+    def to_dict(self) -> dict[str, object] | Exception:
+        """A JSON-ready dict of the event (the SDK returns, not raises, a failure)."""
+        try:
+            return self.model_dump(mode="json")
+        except Exception as err:  # noqa: BLE001 - the SDK's MaybeError contract
+            return err
+
+    @classmethod
     def from_payload(cls, payload: Mapping[str, typing.Any]) -> Event:
         """Build (and validate) an event from a :meth:`to_payload`-style mapping."""
         return cls.model_validate(payload)

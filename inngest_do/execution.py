@@ -56,6 +56,20 @@ class _Park:
 PARK = _Park()
 
 
+class _Round(_Park):
+    """Yielded by a branch of a ``ParallelMode.WAIT`` group after each new step it ran: the
+    group moves on to the next branch, so the branches' steps run in rounds (a.1, b.1, a.2,
+    b.2), as Inngest plans them."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ROUND"
+
+
+ROUND = _Round()
+
+
 class SyncPark(BaseException):
     """A sync handler parks: unwind it; it replays from its memos when resumed.
 
@@ -211,8 +225,10 @@ class Execution:
         "in_body",
         "is_async",
         "memo_phase",
+        "memos_seen",
         "middleware",
         "publishes",
+        "rounds",
         "run",
     )
 
@@ -224,6 +240,8 @@ class Execution:
         self.in_body: str | None = None
         self.middleware: list[typing.Any] = []
         self.memo_phase = False  # replaying memos, before new code runs
+        self.memos_seen = 0  # memos this replay has handed back (it ends at the last one)
+        self.rounds = 0  # depth of ParallelMode.WAIT groups the handler is inside
         # realtime publishes made by handler code (outside step bodies) in this pass: a
         # replaying pass skips the first run.keys["published"] of them (experimental.realtime)
         self.publishes = 0
@@ -266,15 +284,23 @@ class Execution:
     async def lookup_async(self, full_id: str, op: str) -> typing.Any:
         """:meth:`lookup`, telling middleware when a replay runs out of memos."""
         memo = self.lookup(full_id, op)
-        if memo is MISSING and self.memo_phase:
+        if self.memo_phase and self._replay_done(memo):
             self.memo_phase = False
             await self.engine.new_code_reached(self)
         return memo
 
+    def _replay_done(self, memo: typing.Any) -> bool:
+        # As in the SDK, new code starts right after the last recorded step is handed back
+        # (not at the next step), so logs and middleware between the two count as new.
+        if memo is MISSING:
+            return True
+        self.memos_seen += 1
+        return self.memos_seen >= len(self.run.memos)
+
     def lookup_sync(self, full_id: str, op: str) -> typing.Any:
         """:meth:`lookup`, telling middleware when a replay runs out of memos."""
         memo = self.lookup(full_id, op)
-        if memo is MISSING and self.memo_phase:
+        if self.memo_phase and self._replay_done(memo):
             self.memo_phase = False
             self.engine.new_code_reached_sync(self)
         return memo
@@ -289,11 +315,15 @@ class Execution:
         payload = self.unwrap(full_id, memo)
         return None if payload is None else Event.from_payload(payload)
 
-    def nested_error(self, full_id: str, nested: NestedStep) -> errors.StepNestedError:
-        return errors.StepNestedError(
-            f"Nested steps are not supported: step '{nested.step_id}' was started inside "
-            f"the body of step '{full_id}'"
-        )
+    def nested_error(self) -> errors.CodedError:
+        """What a step whose body started another step fails with (the SDK's error)."""
+        return errors.CodedError(errors.ErrorCode.STEP_NESTED, "Nested steps are not supported.",
+                                 is_retriable=False)
+
+    def unserializable_error(self, step_id: str) -> errors.OutputUnserializableError:
+        """A step returned what JSON can't hold: the run fails at once, as in the SDK."""
+        return errors.OutputUnserializableError(
+            f'"{step_id}" returned unserializable data', step_id=step_id, is_retriable=False)
 
     # step bodies ---------------------------------------------------------------------------
     def retry_not_due(self, full_id: str) -> bool:

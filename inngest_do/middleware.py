@@ -1,7 +1,11 @@
 """Middleware with the Inngest SDK's hooks.
 
-A middleware class is instantiated once per execution slice (the SDK does it once per
-request: the same thing) as ``cls(client, raw_request)``, with ``raw_request=None`` here.
+A middleware class is instantiated once per request, as ``cls(client, raw_request)`` with
+``raw_request=None`` here. Against Inngest's server a request ends after each step, so here
+a request is each time the handler resumes: at the start of a slice, and after each step a
+handler records and goes on from (``after_execution``, ``transform_output`` of the step,
+``before_response``, then a new instance's ``transform_input``, ``before_memoization``,
+``after_memoization``, ``before_execution``).
 "Before" hooks run in registration order (client middleware, then the function's); "after"
 hooks (``after_execution``, ``after_send_events``, ``transform_output``,
 ``after_memoization``) run in reverse.
@@ -10,6 +14,7 @@ hooks (``after_execution``, ``after_send_events``, ``transform_output``,
 from __future__ import annotations
 
 import dataclasses
+import enum
 import typing
 
 if typing.TYPE_CHECKING:
@@ -19,12 +24,32 @@ if typing.TYPE_CHECKING:
     from .function import Function
 
 
+class Opcode(enum.Enum):
+    """The SDK's step opcodes (``inngest._internal.server_lib.Opcode``), as
+    :attr:`TransformOutputStepInfo.op` reports them."""
+
+    AI_GATEWAY = "AIGateway"
+    INVOKE = "InvokeFunction"
+    PLANNED = "StepPlanned"
+    SLEEP = "Sleep"
+    STEP_RUN = "StepRun"
+    STEP_ERROR = "StepError"
+    WAIT_FOR_EVENT = "WaitForEvent"
+    STEP_FAILED = "StepFailed"
+
+
+#: our step kinds -> the SDK's opcode (send_event is a step.run in the SDK)
+OPCODES: dict[str, Opcode] = {"run": Opcode.STEP_RUN, "send": Opcode.STEP_RUN,
+                              "sleep": Opcode.SLEEP, "wait": Opcode.WAIT_FOR_EVENT,
+                              "invoke": Opcode.INVOKE, "ai": Opcode.AI_GATEWAY}
+
+
 @dataclasses.dataclass
 class TransformOutputStepInfo:
     """The step whose output is being transformed (changes to it are discarded)."""
 
     id: str
-    op: str
+    op: Opcode
     opts: dict[str, object] | None = None
 
 

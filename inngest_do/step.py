@@ -18,6 +18,7 @@ import functools
 import inspect
 import typing
 
+from . import errors
 from .config import ParallelMode
 from .durations import to_ms, until_ms
 from .event import Event
@@ -29,6 +30,7 @@ from .execution import (
     OP_SLEEP,
     OP_WAIT,
     PARK,
+    ROUND,
     Execution,
     NestedStep,
     SyncPark,
@@ -104,9 +106,25 @@ class Step:
                 if inspect.isawaitable(out):
                     out = await out
                 out = await ex.prepare_output_async(full_id, OP_RUN, out)
-            except NestedStep as nested:
+            except NestedStep:
+                # As in the SDK, the outer step fails for good with "Nested steps are not
+                # supported." and the handler sees it as a StepError.
                 ex.exit_body(token)
-                raise ex.nested_error(full_id, nested) from None
+                ex.step_failed(full_id, ex.nested_error())
+                continue
+            except errors.OutputUnserializableError:
+                ex.exit_body(token)
+                raise ex.unserializable_error(step_id) from None
+            except errors.NonRetriableError as err:
+                # As in the SDK, it goes up to the function, which fails at once (the step is
+                # not recorded). (The SDK does the same with RetryAfterError; here that one
+                # stays a retry of the step, after its delay.) step.ai's own errors stay
+                # the step's.
+                ex.exit_body(token)
+                if not getattr(err, "step_level", False):
+                    raise
+                ex.step_failed(full_id, err)
+                continue
             except BaseException as err:  # any exception: a failed attempt of the step
                 ex.exit_body(token)
                 if passes_through(err):  # a Worker cancelling the slice
@@ -122,6 +140,9 @@ class Step:
             if result is MISSING:  # a busy step: its result is recorded later
                 await PARK
                 continue
+            await ex.engine.step_request_ended_async(ex)
+            if ex.rounds:
+                await ROUND
             return result
 
     async def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
@@ -179,10 +200,14 @@ class Step:
                     await PARK
                 continue
             await ex.after_send_async(ids)
-            group = ex.engine.group_commit
+            ids = await ex.prepare_output_async(full_id, OP_SEND, ids)
+            group = ex.engine.group_commit  # a commit shared with other runs, awaited
             result = ex.step_succeeded(full_id, OP_SEND, ids, group)
             if group:
                 await ex.engine.commit_async()
+            await ex.engine.step_request_ended_async(ex)
+            if ex.rounds:
+                await ROUND
             return result
 
     async def invoke(
@@ -257,9 +282,20 @@ class StepSync:
             if inspect.isawaitable(out):
                 out = ex.resolve_sync(out)
             out = ex.prepare_output(full_id, OP_RUN, out)
-        except NestedStep as nested:
+        except NestedStep:
+            # As in the SDK, the outer step fails for good (see Step.run).
             ex.exit_body(token)
-            raise ex.nested_error(full_id, nested) from None
+            ex.step_failed(full_id, ex.nested_error())
+            return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_RUN))
+        except errors.OutputUnserializableError:
+            ex.exit_body(token)
+            raise ex.unserializable_error(step_id) from None
+        except errors.NonRetriableError as err:
+            ex.exit_body(token)  # to the function, as in the SDK (see Step.run)
+            if not getattr(err, "step_level", False):
+                raise
+            ex.step_failed(full_id, err)
+            return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_RUN))
         except BaseException as err:  # any exception: a failed attempt of the step
             ex.exit_body(token)
             if passes_through(err):
@@ -271,6 +307,7 @@ class StepSync:
         result = ex.step_succeeded(full_id, OP_RUN, out)
         if result is MISSING:  # a busy step: its result is recorded later
             raise SyncPark()
+        ex.engine.step_request_ended(ex)
         return result
 
     def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
@@ -326,7 +363,10 @@ class StepSync:
                 raise SyncPark() from None
             return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_SEND))
         ex.after_send_sync(ids)
-        return ex.step_succeeded(full_id, OP_SEND, ids)
+        ids = ex.prepare_output(full_id, OP_SEND, ids)
+        result = ex.step_succeeded(full_id, OP_SEND, ids)
+        ex.engine.step_request_ended(ex)
+        return result
 
     def invoke(
         self,
@@ -384,8 +424,10 @@ class Group:
         """Run the step callables concurrently; their results in order.
 
         Each callable gets its own coroutine; when one parks (a sleep, a wait, a retry delay)
-        the others go on. ``ParallelMode.RACE`` returns as soon as one finishes: a tuple
-        holding that result alone; the others are abandoned.
+        the others go on. ``ParallelMode.WAIT`` runs the branches' steps in rounds (each
+        branch's next step, then the next round: a.1, b.1, a.2, b.2); ``ParallelMode.RACE``
+        lets each branch go on to its next step without waiting for the others. Both return
+        every branch's result, in order.
         """
         if not isinstance(parallel_mode, ParallelMode):
             raise TypeError("parallel_mode: expected a ParallelMode")
@@ -394,7 +436,14 @@ class Group:
             if not callable(cb):
                 raise TypeError(f"callables[{i}]: expected a callable, got {cb!r}")
             children.append(_child(cb))
-        return await _Parallel(children, parallel_mode is ParallelMode.RACE)
+        wait = parallel_mode is ParallelMode.WAIT
+        if wait:
+            self._ex.rounds += 1
+        try:
+            return await _Parallel(children)
+        finally:
+            if wait:
+                self._ex.rounds -= 1
 
 
 async def _child(cb: typing.Callable[[], typing.Awaitable[T]]) -> T:
@@ -404,14 +453,14 @@ async def _child(cb: typing.Callable[[], typing.Awaitable[T]]) -> T:
 class _Parallel:
     """Drives child coroutines in turn, parking upward only when all of them park."""
 
-    def __init__(self, children: list[typing.Coroutine], race: bool) -> None:
+    def __init__(self, children: list[typing.Coroutine]) -> None:
         self._children = children
-        self._race = race
 
     def __await__(self) -> typing.Generator[typing.Any, typing.Any, tuple]:
         children = self._children
         results: list[typing.Any] = [MISSING] * len(children)
         live = list(range(len(children)))
+        parked: list[int] = []
         try:
             while live:
                 still: list[int] = []
@@ -425,8 +474,13 @@ class _Parallel:
                         except StopIteration as stop:
                             results[i] = stop.value
                             break
+                        if y is ROUND:
+                            # a new step done: the next branch's turn (see _Round)
+                            still.append(i)
+                            break
                         if y is PARK:
                             still.append(i)
+                            parked.append(i)
                             break
                         # a foreign awaitable (real I/O in a step body): pass it up
                         exc = None
@@ -434,11 +488,10 @@ class _Parallel:
                             send = yield y
                         except BaseException as e:  # noqa: BLE001 - forwarded into the child
                             exc, send = e, None
-                    if self._race and results[i] is not MISSING:
-                        return (results[i],)
                 live = still
-                if live:
-                    yield PARK
+                if live and len(parked) == len(live):
+                    yield PARK  # every branch waits: the run parks
+                parked.clear()
             return tuple(results)
         finally:
             for coro in children:
@@ -469,8 +522,6 @@ class GroupSync:
             except SyncPark:
                 parked = True
                 continue
-            if parallel_mode is ParallelMode.RACE:
-                return (value,)
             results.append(value)
         if parked:
             raise SyncPark()

@@ -223,7 +223,9 @@ def _outcome(req: _Request, res: AIResponse) -> typing.Any:
         if delay is not None:
             raise errors.RetryAfterError(message, delay)
         raise AIInferError(message)
-    raise errors.NonRetriableError(message)
+    err = errors.NonRetriableError(message)
+    err.step_level = True  # type: ignore[attr-defined] - fails the step (a StepError), not the run
+    raise err
 
 
 def _retry_after_ms(headers: typing.Mapping[str, str]) -> int | None:

@@ -19,7 +19,7 @@ depend on time is predicted (such functions never wait for events).
 The rules used (SPEC section 2): steps run in zero virtual time; a step body that fails is
 retried up to ``retries`` times (``retries + 1`` attempts), after ``RetryAfterError``'s delay
 clamped to 1 s .. 24 h; after the last attempt the handler gets a ``StepError`` (catchable);
-``NonRetriableError`` is not retried; code outside steps that raises is retried the same way
+``NonRetriableError`` is not retried and fails the run (the step is not recorded); code outside steps that raises is retried the same way
 with a counter that starts again after each step, and fails the run when attempts run out;
 a wait returns the first matching event arriving strictly after it starts and strictly before
 its timeout, else None at the timeout; a memoized step never runs again; an id used again
@@ -162,10 +162,12 @@ def predict_run(fn: FunctionSpec, trigger: Trigger, externals: list[External]) -
             wait_delays(op.failures, op.retry_after_ms)
         elif isinstance(op, RunOp):
             sid = full_id(op.name)
-            steps.append(sid)
             if op.non_retriable:
+                # NonRetriableError goes up to the function (as in the SDK): the step is
+                # never recorded and the run fails at once
                 calls[pos] = 1
                 return failed("NonRetriableError", f"{op.name}#nr")
+            steps.append(sid)
             if op.failures < attempts:
                 calls[pos] = op.failures + 1
                 wait_delays(op.failures, op.retry_after_ms)

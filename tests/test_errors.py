@@ -231,12 +231,14 @@ def test_describe_plain_exception() -> None:
     assert info["name"] == "KeyError"
     assert info["message"] == "'user_id'"
     assert "Traceback" in info["stack"]
-    assert set(info) == {"name", "message", "stack"}
+    assert set(info) == {"code", "name", "message", "stack"}
+    assert info["code"] == "unknown"
 
 
 def test_describe_step_error_keeps_userland_name() -> None:
     info = describe_error(StepError("boom", "ZeroDivisionError", None))
-    assert info == {"name": "ZeroDivisionError", "message": "boom", "stack": ""}
+    assert info == {"code": "step_errored", "name": "ZeroDivisionError", "message": "boom",
+                    "stack": None}
 
 
 def test_describe_own_error() -> None:

@@ -56,7 +56,9 @@ def recorder(tag: str, log: list, *, use_async: bool = False, real_io: bool = Fa
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["MiddlewareSync", "Middleware"])
 @pytest.mark.parametrize("sync_handler", [False, True], ids=["async-fn", "sync-fn"])
-def test_single_pass_hook_order(use_async, sync_handler):
+def test_hook_order_one_request_per_step(use_async, sync_handler):
+    # Against Inngest's server a request ends after each step: the step's run is one request
+    # and the handler's going on from it the next (fresh instances, memo hooks and all).
     log: list = []
     client = inngest.Inngest(app_id="mw", middleware=[recorder("c", log, use_async=use_async)])
     fn_mw = [recorder("f", log, use_async=use_async)]
@@ -79,7 +81,13 @@ def test_single_pass_hook_order(use_async, sync_handler):
         ("c", "before_send_events", ["go"]),
         ("c", "transform_input", 0), ("f", "transform_input", 0),
         ("c", "before_execution"), ("f", "before_execution"),
+        ("f", "after_execution"), ("c", "after_execution"),
         ("f", "transform_output", ("a", 1)), ("c", "transform_output", ("a", 1)),
+        ("c", "before_response"), ("f", "before_response"),
+        ("c", "transform_input", 1), ("f", "transform_input", 1),
+        ("c", "before_memoization"), ("f", "before_memoization"),
+        ("f", "after_memoization"), ("c", "after_memoization"),
+        ("c", "before_execution"), ("f", "before_execution"),
         ("f", "after_execution"), ("c", "after_execution"),
         ("f", "transform_output", (None, 2)), ("c", "transform_output", (None, 2)),
         ("c", "before_response"), ("f", "before_response"),
@@ -120,7 +128,15 @@ REPLAYED = [
 
 
 def test_hooks_on_a_replayed_slice():
-    assert replayed_hooks(tail_step=True) == REPLAYED
+    # the replayed request, then step "b" ends it and the next request begins
+    assert replayed_hooks(tail_step=True) == REPLAYED[:-4] + [
+        ("f", "after_execution"), ("c", "after_execution"),
+        ("c", "before_response"), ("f", "before_response"),
+        ("c", "transform_input", 3), ("f", "transform_input", 3),
+        ("c", "before_memoization"), ("f", "before_memoization"),
+        ("f", "after_memoization"), ("c", "after_memoization"),
+        ("c", "before_execution"), ("f", "before_execution"),
+    ] + REPLAYED[-4:]
 
 
 def test_hooks_on_a_replayed_slice_that_ends_after_its_memos():

@@ -141,7 +141,8 @@ def test_parallel_waits_for_events(client):
     assert only_run(sim).output == [None, "b"]
 
 
-def test_race_returns_the_first_to_finish(client):
+def test_race_returns_every_result_in_order(client):
+    # as the SDK's group.parallel: every branch's output, whatever the mode
     @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
     async def f(ctx: inngest.Context):
         async def slow():
@@ -158,13 +159,15 @@ def test_race_returns_the_first_to_finish(client):
     sim = Simulation(client)
     sim.send(ev())
     sim.advance(MIN)
+    assert only_run(sim).status == "Sleeping"  # the slow branch still runs
+    sim.advance(9 * MIN)
     run = only_run(sim)
     assert run.status == "Completed"
-    assert run.output == ["fast"]
-    assert run.ended_at == START + datetime.timedelta(minutes=1)
+    assert run.output == ["slow", "fast"]
+    assert run.ended_at == START + datetime.timedelta(minutes=10)
 
 
-def test_sync_race_returns_the_first_to_finish(client):
+def test_sync_race_returns_every_result_in_order(client):
     @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
     def f(ctx: inngest.ContextSync):
         def slow():
@@ -179,9 +182,37 @@ def test_sync_race_returns_the_first_to_finish(client):
 
     sim = Simulation(client)
     sim.send(ev("go"))
-    sim.advance(MIN)
+    sim.advance(10 * MIN)
     run = only_run(sim)
-    assert (run.status, run.output) == ("Completed", ["fast"])
+    assert (run.status, run.output) == ("Completed", ["slow", "fast"])
+
+
+@pytest.mark.parametrize("mode", ["wait", "race"])
+def test_wait_runs_branches_in_rounds_and_race_lets_each_go_on(client, mode):
+    order: list[str] = []
+
+    def note(name: str):
+        def body() -> str:
+            order.append(name)
+            return name
+        return body
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
+    async def f(ctx: inngest.Context):
+        async def a():
+            return [await ctx.step.run("a.1", note("a.1")), await ctx.step.run("a.2", note("a.2"))]
+
+        async def b():
+            return [await ctx.step.run("b.1", note("b.1")), await ctx.step.run("b.2", note("b.2"))]
+
+        return list(await ctx.group.parallel((a, b), parallel_mode=inngest.ParallelMode(mode)))
+
+    sim = Simulation(client)
+    sim.send(ev("go"))
+    run = only_run(sim)
+    assert run.output == [["a.1", "a.2"], ["b.1", "b.2"]]
+    assert order == (["a.1", "b.1", "a.2", "b.2"] if mode == "wait"
+                     else ["a.1", "a.2", "b.1", "b.2"])
 
 
 def test_sync_handler_parallel(client):
