@@ -95,6 +95,8 @@ def trigger(
         client._engine = saved[0]
         if owner is not None:
             owner._engine = saved[1]
+    if engine.stub_error is not None:
+        raise engine.stub_error
     if engine.unstubbed is not None:
         raise UnstubbedStepError(engine.unstubbed)
     if state.status is RunStatus.COMPLETED:
@@ -183,6 +185,7 @@ class _MockEngine(Engine):
 
     stubs: dict[str, object]
     unstubbed: str | None = None
+    stub_error: TypeError | None = None
 
     def register_only(self, fn: Function[typing.Any], client: _Inngest) -> None:
         """Make ``fn`` runnable with ``client``'s middleware, without its triggers (no
@@ -226,29 +229,29 @@ class _MockEngine(Engine):
     def stub_memo(self, ex: Execution, step_id: str, full_id: str, op: str) -> list:
         """Record step ``full_id``'s stub as its memo (as if the step had completed)."""
         stub = self.stubs[step_id]
-        value: object
+        value: object = None
         if op == OP_WAIT:
-            if stub is Timeout or stub is None:
-                value = None
-            elif isinstance(stub, Event):
+            if isinstance(stub, Event):
                 value = stub.to_payload()
-            elif isinstance(stub, collections.abc.Mapping):
-                value = Event.model_validate(dict(stub), strict=False).to_payload()
-            else:
-                raise TypeError(f"step_stubs[{step_id!r}]: a wait_for_event stub must be an "
-                                f"Event or mocked.Timeout, got {type(stub).__name__}")
-        elif stub is Timeout:
-            value = None
-        else:
+            elif stub is not Timeout and stub is not None:
+                self.bad_stub(TypeError(
+                    f"step_stubs[{step_id!r}]: a wait_for_event stub must be an Event or "
+                    f"mocked.Timeout, got {type(stub).__name__}"))
+        elif stub is not Timeout:
             try:
                 value = encode_output(stub, f"step_stubs[{step_id!r}]")
             except errors.OutputUnserializableError as err:
-                raise TypeError(str(err)) from None
+                self.bad_stub(TypeError(str(err)))
         memo = [op, True, value]
         self._memoize(ex.run, full_id, memo)
         self._log(self.now_ms(), ex.run.id, ex.run.fn_id, "step.stubbed", full_id)
         self.store.commit()
         return memo
+
+    def bad_stub(self, err: TypeError) -> typing.NoReturn:
+        """A stub that can't answer its step: ``trigger`` raises ``err`` (not the run)."""
+        self.stub_error = err
+        raise _Unstubbed()
 
     def must_stub(self, step_id: str) -> typing.NoReturn:
         self.unstubbed = step_id
