@@ -53,3 +53,34 @@ def test_get_config_without_on_failure_and_over_websocket() -> None:
     assert cfg.on_failure is None
     assert cfg.main.steps["step"].runtime.type == "ws"
     assert cfg.main.triggers[0].cron == "0 * * * *"  # type: ignore[union-attr]
+
+
+def test_send_events_result_defaults() -> None:
+    from inngest_do.client import SendEventsResult
+
+    res = SendEventsResult()
+    assert res.ids == [] and res.error is None
+    assert SendEventsResult(ids=["a"]).ids == ["a"]
+
+
+def test_step_memos_pop_and_from_raw() -> None:
+    import hashlib
+
+    from inngest_do.middleware import EmptySentinel, StepMemos
+
+    memos = StepMemos({"a": ["run", True, 1], "b": ["run", False, {"name": "ValueError",
+                                                                   "message": "no"}]})
+    first = memos.pop("a")
+    assert not isinstance(first, EmptySentinel) and first.data == 1 and memos.size == 1
+    assert isinstance(memos.pop("a"), EmptySentinel)
+    failed = memos.pop(hashlib.sha1(b"b").hexdigest())  # the SDK's hashed id
+    assert not isinstance(failed, EmptySentinel)
+    assert failed.error is not None and failed.error.name == "ValueError"
+    assert memos.size == 0
+
+    raw = StepMemos.from_raw({"x": {"data": [1]}, "w": {"name": "evt", "data": {}}})
+    outs = list(raw.values())
+    assert outs[0].data == [1]
+    assert outs[1].data == {"name": "evt", "data": {}}  # not a wrapper: kept whole
+    with pytest.raises(TypeError, match="raw:"):
+        StepMemos.from_raw([])  # type: ignore[arg-type]
