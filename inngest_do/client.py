@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import inspect
 import logging
 import os
 import typing
+
+import pydantic
 
 from .config import (
     Batch,
@@ -36,12 +37,11 @@ if typing.TYPE_CHECKING:
 T = typing.TypeVar("T")
 
 
-@dataclasses.dataclass
-class SendEventsResult:
-    """What ``after_send_events`` middleware hooks receive."""
+class SendEventsResult(pydantic.BaseModel):
+    """What ``after_send_events`` middleware hooks receive (defaults as in the SDK)."""
 
-    ids: list[str]
     error: str | None = None
+    ids: list[str] = pydantic.Field(default_factory=list)
 
 
 class Inngest:

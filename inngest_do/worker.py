@@ -291,13 +291,16 @@ class Worker:
                     if take_inbox is not None:
                         self._pull_inbox(engine, take_inbox)
                     next_poll = loop.time() + self.poll_interval
-                engine.fire_due(engine.now_ms())
+                # A timer is due when the wall clock has passed its millisecond: a sleep's
+                # due time is the floored millisecond it started in plus its duration, so
+                # firing within that millisecond could be up to 1 ms early by datetime.now().
+                engine.fire_due(engine.now_ms() - 1)
                 self._dispatch(engine, loop)
                 self._report()
                 timeout = _MAX_SLEEP
                 due = engine.next_due()
                 if due is not None:
-                    timeout = min(timeout, max((due - engine.now_ms()) / 1000, 0.001))
+                    timeout = min(timeout, max((due + 1 - engine.now_ms()) / 1000, 0.001))
             if polls:
                 timeout = min(timeout, max(next_poll - loop.time(), 0.0))
             if not wake.is_set():
