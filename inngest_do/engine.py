@@ -411,7 +411,7 @@ class Engine:
                 ex = Execution(self, run, fn)
             if self.client_of(fn).execution == "requests":
                 ex.requests = True
-                ex.target = _next_target(run)
+                ex.target = _next_target(run, now)
             if run.started_ms is None:
                 run.started_ms = now
                 self._log(now, run.id, run.fn_id, "run.started")
@@ -500,8 +500,8 @@ class Engine:
         self._save(run)
         if keys.get("discover"):
             return True
-        if queue:
-            return queue[0] not in run.pending  # a retry not yet due waits for its timer
+        if queue:  # a planned step with a retry not yet due waits for its timer
+            return any(_ready_target(run, t, self.now_ms()) for t in queue)
         # A discovery request follows a recorded step, unless the run waits on something
         # (as Inngest's server waits for every step of a parallel group in WAIT mode).
         return ex.progressed and not run.pending
@@ -1214,15 +1214,25 @@ def _ensure(awaitable: typing.Any) -> typing.Coroutine:
     return awaitable if inspect.iscoroutine(awaitable) else _wrap(awaitable)
 
 
-def _next_target(run: RunState) -> str | None:
+def _next_target(run: RunState, now_ms: int) -> str | None:
     """The planned step the next request targets (``execution="requests"``); None for a
-    discovery request."""
+    discovery request. A planned step whose retry is not yet due lets the others go first,
+    as the server runs each planned step on its own."""
     if run.keys.pop("discover", False):
         return None
+    waiting = None
     for target in run.keys.get("targets", ()):
-        if target not in run.memos:
+        if target in run.memos:
+            continue
+        if _ready_target(run, target, now_ms):
             return target
-    return None
+        waiting = waiting or target
+    return waiting
+
+
+def _ready_target(run: RunState, target: str, now_ms: int) -> bool:
+    pending = run.pending.get(target)
+    return pending is None or (pending.kind == "retry" and pending.due_ms <= now_ms)
 
 
 def _failure_error(error: dict) -> dict:

@@ -262,3 +262,31 @@ def test_sleep_and_parallel_sleeps_in_requests(rclient, sync) -> None:
     # both sleeps start in the first request, each wake-up is a request, then "after" runs
     # and a last request returns
     assert len(calls) == 4
+
+
+def test_a_planned_step_waiting_for_its_retry_lets_the_others_run(rclient) -> None:
+    done: list[str] = []
+    tries: list[int] = []
+
+    def flaky() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise RuntimeError("not yet")
+        done.append("flaky")
+        return "flaky"
+
+    def steady() -> str:
+        done.append("steady")
+        return "steady"
+
+    @rclient.create_function(fn_id="p", trigger=inngest.TriggerEvent(event="go"), retries=1)
+    async def p(ctx: inngest.Context) -> list:
+        return list(await ctx.group.parallel((lambda: ctx.step.run("flaky", flaky),
+                                              lambda: ctx.step.run("steady", steady))))
+
+    sim = Simulation(rclient)
+    sim.send(ev())
+    sim.run_until_idle()
+    # the steady step ran before the flaky one's retry was due
+    assert done == ["steady", "flaky"]
+    assert only_run(sim).output == ["flaky", "steady"]
