@@ -32,6 +32,7 @@ __all__ = [
     "VirtualClock",
     "datetime_to_ms",
     "ms_to_datetime",
+    "untracked_record",
 ]
 
 cdef extern from "Python.h":
@@ -50,6 +51,7 @@ cdef extern from "Python.h":
     void _Py_DECREF "Py_DECREF" (PyObject* o)
     void _Py_XDECREF "Py_XDECREF" (PyObject* o)
     PyObject* _PyDict_GetItem "PyDict_GetItem" (object d, object key)
+    void PyObject_GC_UnTrack(object o)
 
 cdef extern from *:
     """
@@ -99,6 +101,20 @@ cdef inline int64_t _now(object now_ms) except? -1:
 # --------------------------------------------------------------------------- time helpers
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def untracked_record(type cls, *fields):
+    """``cls(*fields)`` for a tuple subclass ``cls`` (a NamedTuple, say), built with
+    ``tuple.__new__`` and, in the compiled core, not tracked by the garbage collector.
+
+    For records kept for a long time in large numbers whose fields can never lead back to the
+    record (so it can never be part of a reference cycle): a collection then skips it and
+    everything only it points at stays alive as its reference count says. The pure twin cannot
+    untrack; it returns the same value.
+    """
+    record = tuple.__new__(cls, fields)
+    PyObject_GC_UnTrack(record)
+    return record
 
 
 def ms_to_datetime(ms):
@@ -365,6 +381,10 @@ cdef class TimerHeap:
         cdef Py_ssize_t nslots = len(self._payloads)
         if self._live == 0:
             self._size = 0  # whatever is left in the heap is dead
+        elif (self._size - self._live) * 2 > self._size:
+            # pops take live timers and leave cancelled ones deeper down: compact here too,
+            # not only on cancel, so dead entries never outnumber live ones
+            self._compact()
         if nslots > 1024 and self._nfree * 4 > nslots * 3:
             self._compact_slots()
         while cap > 4096 and self._size < cap >> 2:
@@ -596,77 +616,72 @@ cdef class TimerHeap:
 # --------------------------------------------------------------------------- memo table
 
 
-@cython.final
-cdef class _StepCounter:
-    # uses of one base step id in the current replay (-1: not used yet) and the full ids
-    # made so far, so that replays hand out the same strings without formatting them again
-    cdef Py_ssize_t n
-    cdef list names
-
-
 cdef class MemoTable:
     """A run's step id -> recorded outcome table, plus the per-replay step id counters.
 
-    ``get`` is the underlying dict's own ``get`` (so ``default`` is positional-only): a memo
-    lookup costs exactly a dict lookup.
+    ``get(full_id, default=None, /)`` is a dict lookup (``default`` positional-only, as in
+    ``dict.get``). A table holds as few objects the garbage collector must visit as it can
+    (it lives as long as its run): the counters are plain ints, and the full ids a replay hands
+    out again (``id:1``, ``id:2``...) are kept, to reuse the strings, only for reused ids.
 
     Complexity: next_id, get, set, ``in``, pop and len are O(1) (hash lookups); items is O(n);
     reset_counter is O(number of distinct base ids).
     """
 
     cdef dict _data
-    cdef dict _counters
-    cdef readonly object get
+    cdef dict _counters  # base step id -> uses in this replay minus one
+    cdef dict _names  # base step id -> [id, id:1, id:2, ...] made so far (None until reused)
 
     def __cinit__(self):
         self._data = {}
         self._counters = {}
-        self.get = self._data.get
+        self._names = None
+
+    def get(self, full_id, default=None, /):
+        cdef PyObject* p = _PyDict_GetItem(self._data, full_id)  # borrowed
+        if p == NULL:
+            if not PyUnicode_Check(full_id):
+                hash(full_id)  # an unhashable id raises TypeError, as dict.get does
+            return default
+        return <object>p
 
     def next_id(self, step_id, /):
         # A base id used again gets the first suffix ``:n`` not yet handed out in this
-        # replay, so an explicit id such as "a:1" never aliases the automatic id of a
-        # second "a" (which then becomes "a:2"). Deterministic: the ids depend only on the
-        # order of the step calls, the same on every replay.
-        cdef _StepCounter c
-        cdef _StepCounter d
+        # replay (every id handed out is a key of the counters), so an explicit id such as
+        # "a:1" never aliases the automatic id of a second "a" (which then becomes "a:2").
+        # Deterministic: the ids depend only on the order of the step calls.
         cdef PyObject* p = _PyDict_GetItem(self._counters, step_id)  # borrowed
+        cdef Py_ssize_t n
+        cdef list names
         if p == NULL:
             if not PyUnicode_Check(step_id):
                 raise TypeError(f"step_id must be a str, got {type(step_id).__name__}")
-            c = _StepCounter.__new__(_StepCounter)
-            c.n = 0
-            c.names = [step_id]
-            self._counters[step_id] = c
+            self._counters[step_id] = 0
             return step_id
-        c = <_StepCounter>p
-        if c.n < 0:  # first use in this replay
-            c.n = 0
-            return step_id
+        n = <object>p
+        if self._names is None:
+            self._names = {}
+        p = _PyDict_GetItem(self._names, step_id)
+        if p == NULL:
+            names = [step_id]
+            self._names[step_id] = names
+        else:
+            names = <list>p
         while True:
-            c.n += 1
-            if c.n < len(c.names):
-                name = c.names[c.n]
-            else:
-                name = f"{step_id}:{c.n}"
-                c.names.append(name)
-            p = _PyDict_GetItem(self._counters, name)
-            if p == NULL:
-                d = _StepCounter.__new__(_StepCounter)
-                d.n = 0
-                d.names = [name]
-                self._counters[name] = d
-                return name
-            d = <_StepCounter>p
-            if d.n < 0:
-                d.n = 0
-                return name
+            n += 1
+            if n < len(names):
+                name = names[n]
+            else:  # n == len(names): each suffix tried is kept, in order
+                name = f"{step_id}:{n}"
+                names.append(name)
+            if _PyDict_GetItem(self._counters, name) == NULL:
+                break
+        self._counters[step_id] = n
+        self._counters[name] = 0
+        return name
 
     def reset_counter(self):
-        cdef _StepCounter c
-        for value in self._counters.values():
-            c = <_StepCounter>value
-            c.n = -1
+        self._counters.clear()
 
     def __contains__(self, full_id):
         return full_id in self._data

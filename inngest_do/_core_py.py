@@ -31,6 +31,7 @@ __all__ = [
     "VirtualClock",
     "datetime_to_ms",
     "ms_to_datetime",
+    "untracked_record",
 ]
 
 _I64_MIN = -(1 << 63)
@@ -61,6 +62,18 @@ def _i64(value: object, name: str) -> int:
 # --------------------------------------------------------------------------- time helpers
 
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def untracked_record(cls: type, *fields: object) -> tuple:
+    """``cls(*fields)`` for a tuple subclass ``cls`` (a NamedTuple, say), built with
+    ``tuple.__new__`` and, in the compiled core, not tracked by the garbage collector.
+
+    For records kept for a long time in large numbers whose fields can never lead back to the
+    record (so it can never be part of a reference cycle): a collection then skips it and
+    everything only it points at stays alive as its reference count says. The pure twin cannot
+    untrack; it returns the same value.
+    """
+    return tuple.__new__(cls, fields)
 
 
 def ms_to_datetime(ms: int) -> _dt.datetime:
@@ -192,8 +205,17 @@ class TimerHeap:
             _heappop(heap)
             payload = live.pop(handle, _MISSING)
             if payload is not _MISSING:
+                self._after_pops()
                 return (due, handle, payload)
         return None
+
+    def _after_pops(self) -> None:
+        # pops take live timers and leave cancelled ones deeper down: compact here too, not
+        # only on cancel, so dead entries never outnumber live ones
+        heap, live = self._heap, self._live
+        if (len(heap) - len(live)) * 2 > len(heap):
+            heap[:] = [entry for entry in heap if entry[1] in live]
+            _heapify(heap)
 
     def pop_due(self, limit_ms: int) -> list[tuple[int, int, object]]:
         if type(limit_ms) is not int or not _I64_MIN <= limit_ms <= _I64_MAX:
@@ -209,6 +231,8 @@ class TimerHeap:
             payload = live.pop(handle, _MISSING)
             if payload is not _MISSING:
                 out.append((due, handle, payload))
+        if out:
+            self._after_pops()
         return out
 
     def peek_due(self) -> int | None:
@@ -243,19 +267,22 @@ class TimerHeap:
 class MemoTable:
     """A run's step id -> recorded outcome table, plus the per-replay step id counters.
 
-    ``get`` is the underlying dict's own ``get`` (so ``default`` is positional-only): a memo
-    lookup costs exactly a dict lookup.
+    ``get(full_id, default=None, /)`` is a dict lookup (``default`` positional-only, as in
+    ``dict.get``). A table holds as few objects the garbage collector must visit as it can
+    (it lives as long as its run): the counters are plain ints.
 
     Complexity: next_id, get, set, ``in``, pop and len are O(1) (hash lookups); items is O(n);
     reset_counter is O(number of distinct base ids).
     """
 
-    __slots__ = ("_counters", "_data", "get")
+    __slots__ = ("_counters", "_data")
 
     def __init__(self) -> None:
         self._data: dict[str, object] = {}
         self._counters: dict[str, int] = {}
-        self.get = self._data.get  # get(full_id, default=None, /)
+
+    def get(self, full_id: str, default: object = None, /) -> object:
+        return self._data.get(full_id, default)
 
     def next_id(self, step_id: str, /) -> str:
         counters = self._counters

@@ -51,7 +51,7 @@ from .execution import (
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
-from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
+from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime, untracked_record
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .step import Group, GroupSync, Step, StepSync
@@ -63,6 +63,8 @@ if typing.TYPE_CHECKING:
     from .storage import Store
 
 T = typing.TypeVar("T")
+
+_SCALARS = (str, int, bool)  # step outputs encode_output passes through as they are
 
 #: delay before retry after failed attempt a (0-based), before jitter
 BACKOFF_MS = (15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_200_000, 2_400_000,
@@ -252,7 +254,7 @@ class Engine:
             payload["id"] = event_id
         if not payload.get("ts"):
             payload["ts"] = now
-        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": [],
+        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": (),
                                  "user_id": user_id}
         self.store.save_event(event_id, payload, now)
         return event_id
@@ -294,31 +296,33 @@ class Engine:
             if fn_id not in started:  # an event that matches a trigger never vanishes
                 self.record_outcome(event_id, fn_id, EXPRESSION_ERROR, None, why)
 
+    # An event's outcomes are a tuple of (fn id, outcome, run id) string tuples, replaced
+    # rather than changed: one is kept per event for the engine's life, and the garbage
+    # collector stops visiting tuples of strings (it visits every list and dict, every pass).
     def record_outcome(self, event_id: str, fn_id: str, outcome: str,
                        run_id: str | None = None, error: str | None = None) -> None:
         """Say why an event did or did not start a run of ``fn_id`` (for queries)."""
         rec = self.events.get(event_id)
         if rec is not None:
-            entry = [fn_id, outcome, run_id]
-            if error is not None:
-                entry.append(error)
-            rec["outcomes"].append(entry)
+            entry = (fn_id, outcome, run_id) if error is None else (
+                fn_id, outcome, run_id, error)
+            rec["outcomes"] = (*rec["outcomes"], entry)
 
     def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None:
         """Change what ``event_id`` did for ``fn_id`` (a throttled run has now started)."""
         rec = self.events.get(event_id)
         if rec is not None:
-            for entry in rec["outcomes"]:
-                if entry[0] == fn_id and entry[2] == run_id:
-                    entry[1] = outcome
+            rec["outcomes"] = tuple(
+                (fn_id, outcome, run_id, *e[3:]) if e[0] == fn_id and e[2] == run_id else e
+                for e in rec["outcomes"])
 
     def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None:
         """A debounced or batched event's run now exists."""
         rec = self.events.get(event_id)
         if rec is not None:
-            for outcome in rec["outcomes"]:
-                if outcome[0] == fn_id and outcome[2] is None:
-                    outcome[2] = run_id
+            rec["outcomes"] = tuple(
+                (fn_id, e[1], run_id, *e[3:]) if e[0] == fn_id and e[2] is None else e
+                for e in rec["outcomes"])
 
     def record_run_note(self, run: RunState, kind: str, detail: typing.Any = None) -> None:
         """Flow control notes something about ``run`` in its history."""
@@ -431,7 +435,7 @@ class Engine:
             ex.memos_seen = 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
-                                          StepMemos(dict(run.memos.items())))
+                                          StepMemos(_memo_lists(run)))
                 await ex.call_hooks_async("before_memoization" if ex.memo_phase
                                           else "before_execution")
             if not fresh and ex.memo_phase:
@@ -767,7 +771,7 @@ class Engine:
         # is the next one: fresh middleware instances hear it begin (see middleware.py).
         serving = self.client_of(ex.fn)
         ex.middleware = [mw(serving, None) for mw in serving._middleware + ex.fn.middleware]
-        steps = StepMemos(dict(ex.run.memos.items()))
+        steps = StepMemos(_memo_lists(ex.run))
         return [("transform_input", (ex.ctx, ex.fn, steps), False),
                 ("before_memoization", (), False), ("after_memoization", (), True),
                 ("before_execution", (), False)]
@@ -787,6 +791,8 @@ class Engine:
                 await ex.call_hooks_async(name, *args, reverse=rev)
 
     def _checked_output(self, ex: Execution, full_id: str, out: typing.Any) -> typing.Any:
+        if (out is None or type(out) in _SCALARS) and not self.limits:
+            return out  # what encode_output would return, without formatting its label
         if self.limits:
             size = len(json.dumps(out, allow_nan=False, default=str))
             limits.check_output_size(size, ex.run.keys.get("state_bytes", 0),
@@ -806,12 +812,14 @@ class Engine:
             run.pending[full_id] = Pending("hold", due, handle, [op, True, value])
             self._log(self.now_ms(), run.id, run.fn_id, "step.busy", full_id, {"until_ms": due})
             return MISSING
-        self._memoize(run, full_id, [op, True, value])
+        # A tuple: with a JSON scalar value the garbage collector stops visiting it (one is
+        # kept per step for the run's life); memos are only ever indexed, never changed.
+        self._memoize(run, full_id, (op, True, value))
         self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
         self.store.commit()  # recorded before the handler continues
         return fresh_copy(value)
 
-    def _memoize(self, run: RunState, full_id: str, memo: list) -> None:
+    def _memoize(self, run: RunState, full_id: str, memo: typing.Sequence[typing.Any]) -> None:
         # No commit here: callers commit at the end of what they are doing (a step, an
         # accepted event with all its deliveries, a batch of timers), so each is atomic.
         run.memos.set(full_id, memo)
@@ -956,7 +964,7 @@ class Engine:
                 self._memoize(run, step_id, pending.data)
                 self._log(now, run.id, run.fn_id, "step.completed", step_id)
             elif kind == "sleep":
-                self._memoize(run, step_id, [OP_SLEEP, True, None])
+                self._memoize(run, step_id, (OP_SLEEP, True, None))  # a tuple: see step_succeeded
                 self._log(now, run.id, run.fn_id, "sleep.completed", step_id)
             elif kind == "wait":
                 self._memoize(run, step_id, [OP_WAIT, True, None])
@@ -1116,7 +1124,10 @@ class Engine:
     # records --------------------------------------------------------------------------------
     def _log(self, at_ms: int, run_id: str, fn_id: str, kind: str, step: str | None = None,
              detail: typing.Any = None) -> None:
-        entry = TraceEntry(at_ms, run_id, fn_id, kind, step, detail)
+        # Built in the kernel (a NamedTuple's own __new__ is a Python-level call) and not
+        # tracked by the garbage collector: entries are kept for every run and point at
+        # nothing that could lead back to them.
+        entry = untracked_record(TraceEntry, at_ms, run_id, fn_id, kind, step, detail)
         if self.keep_trace:
             self.trace.append(entry)
         if self.trace_listener is not None:
@@ -1242,11 +1253,18 @@ def _failure_error(error: dict) -> dict:
             "name": error.get("name", "Error"), "stack": error.get("stack")}
 
 
+def _memo_lists(run: RunState) -> dict[str, list]:
+    """The run's memos as middleware sees them: ``[op, ok, value]`` lists (the engine keeps
+    some as tuples), copies, so a hook cannot change what was recorded."""
+    return {full_id: list(memo) for full_id, memo in run.memos.items()}
+
+
 def run_record(run: RunState) -> dict:
     """The JSON-friendly record a store keeps for ``run`` (memos and history apart)."""
     return {
         "id": run.id, "fn_id": run.fn_id, "events": run.events, "created_ms": run.created_ms,
-        "status": run.status.value, "started_ms": run.started_ms, "ended_ms": run.ended_ms,
+        # _value_: the enum's ``value`` is a property, a Python-level call (3 saves a slice)
+        "status": run.status._value_, "started_ms": run.started_ms, "ended_ms": run.ended_ms,
         "output": run.output, "error": run.error, "attempt": run.attempt,
         "attempts": run.attempts, "priority": run.priority,
         "invoker": list(run.invoker) if run.invoker else None,

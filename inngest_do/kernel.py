@@ -7,7 +7,7 @@ have the same interface and produce identical results; ``IMPLEMENTATION`` tells 
 use, and ``load(pure)`` returns either module (for tests that compare them).
 
 Exports: VirtualClock, RealClock, TimerHeap, MemoTable, ReadyQueue, GCRA, KeyedCounter,
-SeededRandom, ms_to_datetime, datetime_to_ms. All times are integer milliseconds.
+SeededRandom, ms_to_datetime, datetime_to_ms, untracked_record. All times are integer milliseconds.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = [
     "datetime_to_ms",
     "load",
     "ms_to_datetime",
+    "untracked_record",
 ]
 
 _FALLBACK_WARNING = "inngest_do: compiled core unavailable, using the pure-Python kernel"
@@ -64,3 +65,4 @@ KeyedCounter = _core.KeyedCounter
 SeededRandom = _core.SeededRandom
 ms_to_datetime = _core.ms_to_datetime
 datetime_to_ms = _core.datetime_to_ms
+untracked_record = _core.untracked_record

@@ -85,9 +85,13 @@ class Pending:
     data: typing.Any = None
 
 
-@dataclasses.dataclass(eq=False)
+@dataclasses.dataclass(eq=False, slots=True)
 class RunState:
-    """The engine's mutable record of one run (what a store persists)."""
+    """The engine's mutable record of one run (what a store persists).
+
+    Slotted: one is kept per run for the engine's life, so its size counts (no per-instance
+    dict) and so does a misspelt attribute (an AttributeError, not a silent new field).
+    """
 
     id: str
     fn_id: str

@@ -10,6 +10,7 @@ and the field, and nothing of that sync is applied.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import typing
 import urllib.parse
@@ -21,7 +22,7 @@ from ..function import Function
 if typing.TYPE_CHECKING:
     from .remote import RemoteExecutor
 
-__all__ = ["App", "Registry", "RemoteFunction", "SyncError"]
+__all__ = ["App", "Registry", "RemoteFunction", "SyncError", "SyncPlan"]
 
 FAILED_EVENT = "inngest/function.failed"
 
@@ -33,12 +34,16 @@ class SyncError(ValueError):
 class RemoteFunction(Function[typing.Any]):
     """A synced function: its id is the app's composite id, verbatim."""
 
-    def __init__(self, *, full_id: str, app: App, url: str, **kwargs: typing.Any) -> None:
+    def __init__(self, *, full_id: str, app: App, url: str, config_key: str = "",
+                 **kwargs: typing.Any) -> None:
         super().__init__(**kwargs)
         self._full_id = full_id
         self.app = app
         #: where the app serves this function (its ``fnId``/``stepId`` query stripped)
         self.url = url
+        #: the synced config minus its URL, canonical: a re-sync that changes it replaces
+        #: the function; one that only moves the app keeps it (and its flow-control state)
+        self.config_key = config_key
 
     @property
     def id(self) -> str:
@@ -190,11 +195,14 @@ def _parse_function(conf: dict[str, typing.Any], app: App, full_id: str,
     local_id = full_id[len(app.id) + 1:] if full_id.startswith(app.id + "-") else full_id
     is_failure = (len(triggers) == 1 and isinstance(triggers[0], cfg.TriggerEvent)
                   and triggers[0].event == FAILED_EVENT and full_id.endswith("-failure"))
+    config_key = json.dumps({**{k: v for k, v in conf.items() if k != "steps"},
+                             "retries": retries}, sort_keys=True, default=str)
     try:
         opts = cfg.normalize_function_options(local_id, trigger=triggers, retries=retries,
                                               **kwargs)
         return RemoteFunction(
             full_id=full_id, app=app, url=_strip_query(url), app_id=app.id, opts=opts,
+            config_key=config_key,
             handler=_placeholder, name=conf.get("name") or local_id, middleware=None,
             is_failure_handler=is_failure)
     except (ValueError, TypeError) as err:
@@ -212,6 +220,22 @@ def _strip_query(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+@dataclasses.dataclass
+class SyncPlan:
+    """What one sync changes (see :meth:`Registry.apply`)."""
+
+    app: App
+    #: functions the engine has never served
+    new: list[RemoteFunction]
+    #: functions served before whose config changed (or that come back after a removal)
+    changed: list[RemoteFunction]
+    #: ids the app declared before and no longer does
+    removed: list[str]
+    #: every function id the app declares now
+    ids: list[str]
+    modified: bool
+
+
 class Registry:
     """Every synced app and its functions; thread-safe."""
 
@@ -219,8 +243,10 @@ class Registry:
         self._executor = executor
         self._lock = threading.Lock()
         self.apps: dict[str, App] = {}
-        #: every function ever synced, by id (the engine keeps serving them)
+        #: every function ever synced, by id (its latest config)
         self.functions: dict[str, RemoteFunction] = {}
+        #: ids a re-sync of their app dropped (no longer triggered)
+        self.removed: set[str] = set()
 
     def parse(self, body: object, *, url: str | None = None) -> tuple[App, list[RemoteFunction]]:
         """A sync request body (``appname``/``app_id``, ``url``, ``functions``) -> the app
@@ -244,26 +270,32 @@ class Registry:
             fn.handler = self._executor.handler_for(fn.id)
         return app, fns
 
-    def apply(self, app: App, fns: list[RemoteFunction]) -> tuple[list[RemoteFunction], bool]:
-        """Record a parsed sync. Returns the functions new to the engine and whether
-        anything changed. A function synced again keeps its engine identity (its URL and
-        app follow the latest sync)."""
+    def apply(self, app: App, fns: list[RemoteFunction]) -> SyncPlan:
+        """Record a parsed sync; what the engine must do about it. A function synced again
+        with the same config keeps its engine identity (its URL and app follow the latest
+        sync); one with a changed config is replaced."""
         with self._lock:
             old = self.apps.get(app.id)
-            modified = old is None or old.url != app.url or set(old.functions) != {
-                f.id for f in fns}
+            old_ids = set(old.functions) if old is not None else set()
             new: list[RemoteFunction] = []
+            changed: list[RemoteFunction] = []
             for fn in fns:
                 known = self.functions.get(fn.id)
                 if known is None:
-                    self.functions[fn.id] = fn
                     new.append(fn)
-                    app.functions[fn.id] = fn
+                elif known.config_key != fn.config_key or fn.id in self.removed:
+                    changed.append(fn)
                 else:
                     known.app, known.url = app, fn.url
-                    app.functions[fn.id] = known
+                    fn = known
+                self.functions[fn.id] = fn
+                app.functions[fn.id] = fn
+            removed = sorted(old_ids - set(app.functions))
+            self.removed.difference_update(app.functions)
+            self.removed.update(removed)
             self.apps[app.id] = app
-            return new, modified
+            modified = (old is None or old.url != app.url or bool(new or changed or removed))
+            return SyncPlan(app, new, changed, removed, list(app.functions), modified)
 
     def get(self, fn_id: str) -> RemoteFunction | None:
         with self._lock:

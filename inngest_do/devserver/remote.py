@@ -36,12 +36,13 @@ import urllib.parse
 from .. import errors
 from ..config import ParallelMode
 from ..durations import parse_duration_str
-from ..execution import CancelRun
+from ..execution import CancelRun, SyncPark
 from . import signing
 
 if typing.TYPE_CHECKING:
     from ..context import Context
     from ..execution import Execution
+    from ..runs import RunState
     from .registry import Registry, RemoteFunction
 
 __all__ = ["RemoteError", "RemoteExecutor"]
@@ -72,6 +73,8 @@ class RemoteError(errors.Error):
             "name": name, "message": message, "stack": stack}
         #: fields added to the run's error record (and so to inngest/function.failed)
         self.extra_details: dict[str, str] = {}
+        #: the error body of a 4xx/5xx answer: a failed run's output, as Inngest shows it
+        self.app_body: dict | None = None
 
     @property
     def message(self) -> str:
@@ -106,10 +109,14 @@ class RemoteRetryAfter(errors.RetryAfterError):
         return self.source.stack
 
 
-class _FunctionLevel(BaseException):
+class _FunctionLevel(SyncPark):
     """A targeted step call answered with a function-level error (the SDK bubbles
     ``NonRetriableError``/``RetryAfterError`` out of steps): unwinds the step without
-    recording it, so the run itself fails or retries."""
+    recording it, so the run itself fails or retries.
+
+    A :class:`SyncPark` only so that ``step.run`` lets it through as it does the engine's
+    own unwinding signals (any other exception from a step body is a failed attempt of the
+    step); :meth:`RemoteExecutor.run` always catches it before the engine sees it."""
 
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
@@ -164,13 +171,23 @@ class RemoteExecutor:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_threads, thread_name_prefix="inngest_do-dev-http")
         self._lock = threading.Lock()
-        #: run id -> hashed step id -> the step's name as the user wrote it
-        self.step_names: dict[str, dict[str, str]] = {}
-        #: run id -> the error body the app answered with when the run failed
-        self.run_errors: dict[str, dict] = {}
+        # The only per-run state kept here: requests in flight, so a cancel can drop them.
+        # A step's display name and the error body an app answered with are kept with the
+        # run (``run.keys``, saved with it), so they cost nothing once it is forgotten and
+        # survive a restart.
+        #: run id -> the futures of its requests to apps now in flight
+        self.in_flight: dict[str, set[asyncio.Future[typing.Any]]] = {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def cancel_in_flight(self, run: RunState) -> None:
+        """``run`` was cancelled: abandon its requests in flight (any thread), so the run
+        is cancelled now rather than when the app answers (whose answer is dropped)."""
+        with self._lock:
+            futures = list(self.in_flight.get(run.id, ()))
+        for fut in futures:
+            fut.get_loop().call_soon_threadsafe(fut.cancel)
 
     def handler_for(self, fn_id: str) -> typing.Callable[[Context], typing.Awaitable[typing.Any]]:
         async def remote_handler(ctx: Context) -> typing.Any:
@@ -196,6 +213,7 @@ class RemoteExecutor:
             answer = await self.call(fn, ex, step_id=None, disable_immediate=disable_immediate)
             result = self._classify(fn, run.id, answer, step_id=None)
             if isinstance(result, Exception):
+                _note_error(run, result)
                 raise result
             if not isinstance(result, list):
                 return result[0]
@@ -210,6 +228,7 @@ class RemoteExecutor:
                                      for op in ops)
                     await ctx.group.parallel(children, mode)
             except _FunctionLevel as signal:
+                _note_error(run, signal.error)
                 raise signal.error from None
             except errors.StepError:
                 pass  # recorded; the app raises it inside the function on the next call
@@ -222,10 +241,10 @@ class RemoteExecutor:
 
     async def _op(self, fn: RemoteFunction, ctx: Context, op: dict, planned: bool) -> None:
         sid = op["id"]
-        run_id = ctx.run_id
         name = op.get("displayName") or op.get("name") or sid
-        with self._lock:
-            self.step_names.setdefault(run_id, {})[sid] = str(name)
+        names = ctx.step._ex.run.keys.setdefault("step_names", {})
+        if names.get(sid) != name:
+            names[sid] = str(name)
         opcode = op.get("op")
         opts = op.get("opts") or {}
         if opcode in ("StepRun", "StepError", "StepFailed"):
@@ -381,19 +400,37 @@ class RemoteExecutor:
         if self.signing_key:
             headers["x-inngest-signature"] = signing.sign(body, self.signing_key)
         loop = asyncio.get_running_loop()
+        run = ex.run
+        if run.cancel_requested:
+            raise CancelRun()
+        fut = loop.run_in_executor(self._pool, _http_post, url, body, headers, self.timeout)
+        with self._lock:
+            self.in_flight.setdefault(run.id, set()).add(fut)
         try:
-            answer = await loop.run_in_executor(self._pool, _http_post, url, body, headers,
-                                                self.timeout)
-            if ex.run.cancel_requested:
+            answer = await fut
+            if run.cancel_requested:
                 # Cancelled while the app worked: its answer is dropped, as Inngest does.
                 raise CancelRun()
             return answer
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if run.cancel_requested and not (task is not None and task.cancelling()):
+                # cancel_in_flight abandoned the request: the run is cancelled now.
+                raise CancelRun() from None
+            raise
         except TimeoutError:
             return RemoteError(f"app '{fn.app.id}' did not answer within {self.timeout:g} s "
                                f"({url})", name="AppTimeoutError")
         except OSError as err:
             return RemoteError(f"could not reach app '{fn.app.id}' at {url}: {err}",
                                name="AppUnreachableError")
+        finally:
+            with self._lock:
+                futures = self.in_flight.get(run.id)
+                if futures is not None:
+                    futures.discard(fut)
+                    if not futures:
+                        del self.in_flight[run.id]
 
     def _classify(self, fn: RemoteFunction, run_id: str, answer: Answer | Exception,
                   step_id: str | None) -> tuple[typing.Any] | list[dict] | Exception:
@@ -445,8 +482,7 @@ class RemoteExecutor:
                               retriable=not no_retry, body=info)
             # as Inngest words it in the inngest/function.failed event
             err.extra_details["error"] = f"invalid status code: {status}"
-            with self._lock:
-                self.run_errors[run_id] = info
+            err.app_body = info
             retry_at = headers.get("retry-after")
             if retry_at and not no_retry:
                 when = _parse_time(retry_at)
@@ -459,6 +495,17 @@ class RemoteExecutor:
                           name="BodyInvalidError")
         log.error("inngest-do dev: %s", err)
         return err
+
+
+def _note_error(run: RunState, err: BaseException) -> None:
+    """Keep the error body the app answered with (a failed run's output) with the run, or
+    forget an older one when this attempt failed otherwise."""
+    source = getattr(err, "source", err)
+    body = getattr(source, "app_body", None)
+    if body is not None:
+        run.keys["app_error"] = body
+    else:
+        run.keys.pop("app_error", None)
 
 
 def _canonical_header(name: str) -> str:

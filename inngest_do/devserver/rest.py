@@ -51,7 +51,7 @@ class Views:
         if run.status is RunStatus.COMPLETED:
             return json.dumps(run.output)
         if run.status is RunStatus.FAILED:
-            body = self.executor.run_errors.get(run.id) or run.error
+            body = run.keys.get("app_error") or run.error
             return json.dumps(body)
         return None
 
@@ -64,7 +64,7 @@ class Views:
                 "run_id": run.id, "function_id": run.fn_id,
                 "status": API_STATUS[run.status], "state": run.status.value,
                 "output": run.output if run.status is RunStatus.COMPLETED else None,
-                "error": (self.executor.run_errors.get(run.id) or run.error)
+                "error": (run.keys.get("app_error") or run.error)
                 if run.status is RunStatus.FAILED else None,
                 "event_ids": [e.get("id") for e in run.events],
                 "attempts": run.attempts + (0 if run.started_ms is None else 1),
@@ -87,7 +87,7 @@ class Views:
 
     def steps(self, run: RunState) -> list[dict]:
         """The run's recorded steps in the order they were recorded."""
-        names = self.executor.step_names.get(run.id, {})
+        names = run.keys.get("step_names") or {}
         out = []
         for sid, memo in run.memos.items():
             op, ok, value = memo

@@ -27,10 +27,12 @@ Routes:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import http.server
 import json
 import logging
+import socket
 import socketserver
 import threading
 import typing
@@ -42,16 +44,16 @@ from ..kernel import RealClock, VirtualClock, datetime_to_ms, ms_to_datetime
 from ..worker import Worker
 from . import clock as clock_control
 from . import signing
+from .dev_engine import DevEngine
 from .events import EventBodyError, parse_events
 from .gql import GraphQL
-from .registry import App, Registry, RemoteFunction, SyncError
+from .registry import App, Registry, RemoteFunction, SyncError, SyncPlan
 from .remote import RemoteExecutor, _http_post
 from .rest import Views
 
 if typing.TYPE_CHECKING:
     from typing_extensions import Self
 
-    from ..engine import Engine
     from ..storage import Store
 
 __all__ = ["DevServer"]
@@ -59,6 +61,8 @@ __all__ = ["DevServer"]
 log = logging.getLogger("inngest_do.devserver")
 
 DEV_APP_ID = "inngest-do-dev"
+#: store meta key prefix under which each app's last accepted sync is kept
+APP_META = "devserver:app:"
 MAX_BODY = 16 * 1024 * 1024  # bytes: a larger request is refused (413)
 
 
@@ -73,16 +77,15 @@ class _EngineWorker(Worker):
         self._seed = seed
         self._dev_store = store
 
-    def _install_engine(self) -> Engine:
-        from ..engine import Engine
+    def _install_engine(self) -> DevEngine:
         from ..storage import open_store
 
         if self.client._engine is not None:
             return self.client._engine
         store = self.client.new_store() if self._dev_store is None else open_store(
             self._dev_store)
-        engine = Engine(self.client, clock=self._clock, store=store, seed=self._seed,
-                        functions=[])
+        engine = DevEngine(self.client, clock=self._clock, store=store, seed=self._seed,
+                           functions=[])
         self.client._engine = engine
         return engine
 
@@ -161,13 +164,19 @@ class DevServer:
         return f"http://{self.host}:{self.port}"
 
     @property
-    def engine(self) -> Engine:
-        return self.worker.engine
+    def engine(self) -> DevEngine:
+        return typing.cast(DevEngine, self.worker.engine)
 
     def start(self) -> Self:
         """Start the engine and the HTTP server, then sync ``app_urls``. Returns self."""
         if self._engine_thread is not None:
             raise RuntimeError("DevServer: already started")
+        # Listen first: a sync (or event) that arrives while the engine recovers its store
+        # waits in the socket's backlog and is served once the engine is up, instead of
+        # being refused.
+        self._http = _HTTPServer((self.host, self.port), _Handler)
+        self._http.dev = self
+        self.port = self._http.server_address[1]
         started = threading.Event()
         failure: list[BaseException] = []
 
@@ -193,12 +202,13 @@ class DevServer:
         if failure:
             self._engine_thread.join()
             self._engine_thread = None
+            self._http.server_close()
+            self._http = None
             raise failure[0]
+        self.engine.on_cancel = self.executor.cancel_in_flight
         self._views = Views(self.engine, self.executor)
         self._gql = GraphQL(self._views)
-        self._http = _HTTPServer((self.host, self.port), _Handler)
-        self._http.dev = self
-        self.port = self._http.server_address[1]
+        self._restore_apps()
         self._http_thread = threading.Thread(target=self._http.serve_forever,
                                              name="inngest_do-dev-http", daemon=True)
         self._http_thread.start()
@@ -214,8 +224,10 @@ class DevServer:
     def stop(self) -> None:
         """Stop serving HTTP, let runs in flight finish (bounded), close the store."""
         if self._http is not None:
-            self._http.shutdown()
+            if self._http_thread is not None:
+                self._http.shutdown()
             self._http.server_close()
+            self._http.close_connections()
             self._http = None
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
@@ -246,16 +258,57 @@ class DevServer:
     # apps -----------------------------------------------------------------------------------
     def register(self, body: object, *, url: str | None = None) -> dict:
         """Apply a sync request body; ``{"ok": True, "modified": bool}``. ``SyncError``
-        (nothing applied) when the body or a function config is not acceptable."""
+        (nothing applied) when the body or a function config is not acceptable.
+
+        New functions are served, ones whose config changed are replaced (runs that start
+        from now on follow the new config), ones the app no longer declares stop being
+        triggered, and runs parked waiting for these functions (after a restart) go on."""
         app, fns = self.registry.parse(body, url=url)
-        new, modified = self.registry.apply(app, fns)
         engine = self.engine
         with engine.lock:
-            engine.serve(new)
-        log.info("inngest-do dev: synced app '%s' at %s (%d functions%s)", app.id, app.url,
-                 len(fns), ", changed" if modified else "")
+            plan = self._apply(app, fns)
+            woken = engine.set_live(plan.ids)
+            # Kept so that after a restart from the store the app's functions are served
+            # (their runs parked) until it syncs again.
+            engine.store.save_meta(APP_META + app.id, {"body": body, "url": url})
+            engine.store.commit()
+        log.info("inngest-do dev: synced app '%s' at %s (%d functions%s%s%s%s)", app.id,
+                 app.url, len(fns), ", changed" if plan.modified else "",
+                 f", {len(plan.changed)} reconfigured" if plan.changed else "",
+                 f", removed {', '.join(plan.removed)}" if plan.removed else "",
+                 f", {woken} parked runs resumed" if woken else "")
         self.worker._on_work()
-        return {"ok": True, "modified": modified}
+        return {"ok": True, "modified": plan.modified}
+
+    def _apply(self, app: App, fns: list[RemoteFunction]) -> SyncPlan:
+        """Record a parsed sync and serve it (engine lock held)."""
+        engine = self.engine
+        plan = self.registry.apply(app, fns)
+        engine.serve(plan.new)
+        for fn in plan.changed:
+            engine.replace_function(fn)
+        for fn_id in plan.removed:
+            engine.unserve(fn_id)
+        return plan
+
+    def _restore_apps(self) -> None:
+        """Serve the functions of every app synced before a restart (from the store), not
+        live: their runs (recovered or new) wait until the app syncs again."""
+        engine = self.engine
+        with engine.lock:
+            for key, value in sorted(engine.recovered_meta.items()):
+                if not key.startswith(APP_META) or not isinstance(value, dict):
+                    continue
+                try:
+                    app, fns = self.registry.parse(value.get("body"), url=value.get("url"))
+                    self._apply(app, fns)
+                except (SyncError, ValueError) as err:
+                    log.error("inngest-do dev: the stored sync of app '%s' is not usable "
+                              "(%s); its runs wait until it syncs again", key[len(APP_META):],
+                              err)
+                    continue
+                log.info("inngest-do dev: serving app '%s' from the store (%d functions) "
+                         "until it syncs again", app.id, len(fns))
 
     def sync_app(self, url: str) -> App:
         """Sync the app served at ``url`` (a PUT, as Inngest's dev server does): in-band
@@ -514,6 +567,30 @@ class _HTTPServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     dev: DevServer
+
+    def __init__(self, *args: typing.Any, **kwargs: typing.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._conn_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+
+    def process_request(self, request: typing.Any, client_address: typing.Any) -> None:
+        with self._conn_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: typing.Any) -> None:
+        with self._conn_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """End every kept-alive connection: a client's pooled connection must not reach a
+        stopped server (whose store is closed) after another took over the port."""
+        with self._conn_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

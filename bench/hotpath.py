@@ -1,0 +1,237 @@
+"""Workloads of issue 12 (the engine's hot path), as plain functions returning measurements.
+
+Shared by ``bench/test_hotpath_bench.py`` (pytest-benchmark) and by subprocesses that need a
+fresh interpreter: the pure-Python twin (``INNGEST_DO_PURE_PYTHON=1``) and peak RSS. Run as a
+script it prints one JSON object, so another process can compare kernels side by side:
+
+    python bench/hotpath.py dispatch 2000        # {"kernel": ..., "seconds": ..., ...}
+    python bench/hotpath.py cron_year 365        # days of a once-a-minute cron, peak RSS
+
+Every workload builds its client and Simulation/Worker outside the timed part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import pathlib
+import resource
+import sys
+import time
+import tracemalloc
+import typing
+
+# Run as a script, measure the checkout this file is in (not whatever copy of inngest_do an
+# editable install points at), or the one INNGEST_DO_BENCH_ROOT names (before/after figures
+# from one run: point it at a checkout of the older commit, its kernel built in place).
+sys.path.insert(0, os.environ.get("INNGEST_DO_BENCH_ROOT")
+                or str(pathlib.Path(__file__).resolve().parent.parent))
+
+import inngest_do as inngest  # after the path above
+from inngest_do.testing import Simulation
+
+MINUTE_MS = 60_000
+
+
+def dispatch_app(n: int) -> tuple[inngest.Inngest, list[inngest.Event]]:
+    """A function of one trivial step and ``n`` events, each of which starts one run."""
+    client = inngest.Inngest(app_id="bench")
+
+    @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
+    async def one(ctx: inngest.Context) -> int:
+        return await ctx.step.run("only", lambda: 1)
+
+    return client, [inngest.Event(name="go", data={"i": i}) for i in range(n)]
+
+
+def sim_dispatch(n: int) -> float:
+    """Seconds for ``n`` ``sim.send`` calls, each run to completion (one trivial step)."""
+    client, events = dispatch_app(n)
+    sim = Simulation(client)
+    gc.collect()
+    send = sim.send
+    t0 = time.perf_counter()
+    for event in events:
+        send(event)
+    elapsed = time.perf_counter() - t0
+    runs = sim.runs()
+    assert len(runs) == n and all(r.status == "Completed" for r in runs), "dispatch failed"
+    return elapsed
+
+
+def worker_dispatch(n: int) -> float:
+    """Seconds from the first ``await client.send`` until all ``n`` runs completed, on a
+    Worker with the memory store (the wall clock; the loop polls for completion every ms)."""
+    client, events = dispatch_app(n)
+
+    async def main() -> float:
+        async with inngest.Worker(client, store=None) as worker:
+            engine = worker.engine
+            gc.collect()
+            t0 = time.perf_counter()
+            for event in events:
+                await client.send(event)
+            while True:
+                done = sum(1 for r in engine.runs.values() if r.status.is_final)
+                if done == n:
+                    break
+                await asyncio.sleep(0.001)
+            return time.perf_counter() - t0
+
+    return asyncio.run(main())
+
+
+def sleeps_app(n: int) -> Simulation:
+    client = inngest.Inngest(app_id="bench")
+
+    @client.create_function(fn_id="sleeper", trigger=inngest.TriggerEvent(event="go"))
+    async def sleeper(ctx: inngest.Context) -> int:
+        for _ in range(n):
+            await ctx.step.sleep("z", 1_000)
+        return n
+
+    return Simulation(client)
+
+
+def sim_sleeps(n: int) -> float:
+    """Seconds for one run of ``n`` one-second ``step.sleep``s, start to completion."""
+    sim = sleeps_app(n)
+    gc.collect()
+    t0 = time.perf_counter()
+    sim.send(inngest.Event(name="go"))
+    sim.run_until_idle(max_iterations=n + 10)
+    elapsed = time.perf_counter() - t0
+    [run] = sim.runs()
+    assert run.status == "Completed" and run.output == n
+    return elapsed
+
+
+def simpy_timeouts(n: int) -> float:
+    """Seconds for one SimPy process that yields ``n`` one-second bare timeouts."""
+    import simpy
+
+    env = simpy.Environment()
+
+    def proc(env: simpy.Environment) -> typing.Generator[typing.Any, None, None]:
+        for _ in range(n):
+            yield env.timeout(1)
+
+    env.process(proc(env))
+    gc.collect()
+    t0 = time.perf_counter()
+    env.run()
+    elapsed = time.perf_counter() - t0
+    assert env.now == n
+    return elapsed
+
+
+def steps_app(n: int) -> Simulation:
+    client = inngest.Inngest(app_id="bench")
+
+    @client.create_function(fn_id="seq", trigger=inngest.TriggerEvent(event="go"))
+    async def seq(ctx: inngest.Context) -> int:
+        total = 0
+        for _ in range(n):
+            total += await ctx.step.run("s", int, 1)
+        return total
+
+    return Simulation(client)
+
+
+def sim_steps(n: int) -> float:
+    """Seconds for one run of ``n`` sequential trivial ``step.run``s."""
+    sim = steps_app(n)
+    gc.collect()
+    t0 = time.perf_counter()
+    sim.send(inngest.Event(name="go"))
+    elapsed = time.perf_counter() - t0
+    [run] = sim.runs()
+    assert run.status == "Completed" and run.output == n
+    return elapsed
+
+
+def cron_app() -> Simulation:
+    client = inngest.Inngest(app_id="bench")
+
+    @client.create_function(fn_id="tick", trigger=inngest.TriggerCron(cron="* * * * *"))
+    async def tick(ctx: inngest.Context) -> None:
+        return None
+
+    return Simulation(client)
+
+
+def cron_days(days: int) -> float:
+    """Seconds to advance a Simulation ``days`` days with a once-a-minute cron."""
+    sim = cron_app()
+    gc.collect()
+    t0 = time.perf_counter()
+    sim.advance(days * 24 * 60 * MINUTE_MS)
+    elapsed = time.perf_counter() - t0
+    runs = sim.runs()
+    assert len(runs) == days * 24 * 60, f"{len(runs)} cron runs for {days} days"
+    return elapsed
+
+
+def bytes_per_run(n: int, parked: bool) -> float:
+    """Bytes still allocated (tracemalloc) per run after ``n`` runs of one step finished, or
+    (``parked``) after each ran one step and parked on a one-hour sleep. Includes the event,
+    the run, its memo, history and trace entries and the memory store's copies."""
+    client = inngest.Inngest(app_id="bench")
+
+    @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
+    async def one(ctx: inngest.Context) -> int:
+        out = await ctx.step.run("only", lambda: 1)
+        if parked:
+            await ctx.step.sleep("nap", 3_600_000)
+        return out
+
+    sim = Simulation(client)
+    events = [inngest.Event(name="go", data={"i": i}) for i in range(n)]
+    sim.send(inngest.Event(name="go", data={"i": -1}))  # warm caches outside the count
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for event in events:
+        sim.send(event)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    want = "Sleeping" if parked else "Completed"
+    assert sum(1 for r in sim.runs() if r.status == want) == n + 1
+    return (after - before) / n
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+WORKLOADS: dict[str, typing.Callable[[int], float]] = {
+    "dispatch": sim_dispatch,
+    "worker_dispatch": worker_dispatch,
+    "sleeps": sim_sleeps,
+    "steps": sim_steps,
+    "cron_days": cron_days,
+}
+
+
+def main(argv: list[str]) -> None:
+    name, n = argv[0], int(argv[1])
+    repeat = int(argv[2]) if len(argv) > 2 else 1
+    if name == "cron_year":
+        name = "cron_days"
+    out: dict[str, typing.Any] = {
+        "kernel": inngest._core_impl, "workload": name, "n": n,
+        "root": str(pathlib.Path(inngest.__file__).resolve().parent.parent)}
+    if name in ("bytes_finished", "bytes_parked"):  # repeat is ignored: one count
+        out["bytes_per_run"] = round(bytes_per_run(n, parked=name == "bytes_parked"))
+    else:
+        best = min(WORKLOADS[name](n) for _ in range(repeat))
+        out.update(seconds=best, per_s=round(n / best), peak_rss_mib=round(peak_rss_mib()))
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
