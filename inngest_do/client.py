@@ -75,6 +75,7 @@ class Inngest:
         store: Store | str | os.PathLike[str] | None = None,
         seed: int | None = None,
         inngest_limits: bool = False,
+        execution: str | None = None,
     ) -> None:
         if not isinstance(app_id, str) or not app_id:
             raise ValueError("app_id: must be a non-empty string")
@@ -95,6 +96,11 @@ class Inngest:
         self._seed = seed
         #: enforce the Inngest server's limits (steps, sizes, durations): see limits.py
         self.inngest_limits = inngest_limits
+        #: how handlers execute: "coroutines" (default: a suspended async handler keeps its
+        #: coroutine, code outside steps runs once) or "requests" (Inngest's request model:
+        #: each resumption replays the handler from the start and runs at most one new step;
+        #: parallel groups plan their steps and later requests target each one)
+        self.execution = _execution_mode(execution)
         # Every function created on this client, in order; ids may repeat until served.
         self._created: list[Function[typing.Any]] = []
         #: what ``serve()`` last served for this client (the CLI's ``run`` serves the same)
@@ -306,3 +312,18 @@ def _as_events(events: Event | list[Event]) -> list[Event]:
                 raise TypeError(f"events[{i}]: expected an Event, got {type(e).__name__}")
         return list(events)
     raise TypeError(f"events: expected an Event or a list of Events, got {type(events).__name__}")
+
+
+EXECUTION_MODES = ("coroutines", "requests")
+
+
+def _execution_mode(value: str | None) -> str:
+    if value is None:
+        value = os.getenv("INNGEST_DO_EXECUTION") or "coroutines"
+        what = "INNGEST_DO_EXECUTION"
+    else:
+        what = "execution"
+    if value not in EXECUTION_MODES:
+        raise ValueError(f"{what}: expected one of {', '.join(map(repr, EXECUTION_MODES))}, "
+                         f"got {value!r}")
+    return value
