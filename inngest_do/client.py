@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import inspect
 import logging
 import os
 import typing
+
+import pydantic
 
 from .config import (
     Batch,
@@ -37,12 +38,11 @@ if typing.TYPE_CHECKING:
 T = typing.TypeVar("T")
 
 
-@dataclasses.dataclass
-class SendEventsResult:
-    """What ``after_send_events`` middleware hooks receive."""
+class SendEventsResult(pydantic.BaseModel):
+    """What ``after_send_events`` middleware hooks receive (defaults as in the SDK)."""
 
-    ids: list[str]
     error: str | None = None
+    ids: list[str] = pydantic.Field(default_factory=list)
 
 
 #: how long finished runs are kept by default
@@ -83,6 +83,7 @@ class Inngest:
         seed: int | None = None,
         inngest_limits: bool = False,
         retention: int | datetime.timedelta | None = DEFAULT_RETENTION,
+        execution: str | None = None,
     ) -> None:
         if not isinstance(app_id, str) or not app_id:
             raise ValueError("app_id: must be a non-empty string")
@@ -108,6 +109,11 @@ class Inngest:
         self.retention_given = retention is not DEFAULT_RETENTION
         self.retention_ms: int | None = None if retention is None else to_ms(
             retention, what="retention", min_ms=1)
+        #: how handlers execute: "coroutines" (default: a suspended async handler keeps its
+        #: coroutine, code outside steps runs once) or "requests" (Inngest's request model:
+        #: each resumption replays the handler from the start and runs at most one new step;
+        #: parallel groups plan their steps and later requests target each one)
+        self.execution = _execution_mode(execution)
         # Every function created on this client, in order; ids may repeat until served.
         self._created: list[Function[typing.Any]] = []
         #: what ``serve()`` last served for this client (the CLI's ``run`` serves the same)
@@ -319,3 +325,18 @@ def _as_events(events: Event | list[Event]) -> list[Event]:
                 raise TypeError(f"events[{i}]: expected an Event, got {type(e).__name__}")
         return list(events)
     raise TypeError(f"events: expected an Event or a list of Events, got {type(events).__name__}")
+
+
+EXECUTION_MODES = ("coroutines", "requests")
+
+
+def _execution_mode(value: str | None) -> str:
+    if value is None:
+        value = os.getenv("INNGEST_DO_EXECUTION") or "coroutines"
+        what = "INNGEST_DO_EXECUTION"
+    else:
+        what = "execution"
+    if value not in EXECUTION_MODES:
+        raise ValueError(f"{what}: expected one of {', '.join(map(repr, EXECUTION_MODES))}, "
+                         f"got {value!r}")
+    return value

@@ -37,9 +37,11 @@ from .execution import (
     OP_SLEEP,
     OP_WAIT,
     PARKED,
+    RAISED,
     CancelRun,
     Drive,
     Execution,
+    SkipStep,
     SyncPark,
     encode_output,
     enter_handler,
@@ -533,11 +535,15 @@ class Engine:
         now = self.now_ms()
         generation = self.generation
         self.executing.add(run.id)
+        requeue = False
         try:
             ex = self.live.pop(run.id, None)
             fresh = ex is None or ex.coro is None
             if ex is None:
                 ex = Execution(self, run, fn)
+            if self.client_of(fn).execution == "requests":
+                ex.requests = True
+                ex.target = _next_target(run, now)
             if run.started_ms is None:
                 run.started_ms = now
                 self._log(now, run.id, run.fn_id, "run.started")
@@ -583,19 +589,61 @@ class Engine:
                 raise self._store_failure or StoreError(
                     f"store {self.store.location}: a commit failed while run {run.id} "
                     "executed; it goes on from its last commit")
+            if ex.requests and outcome == RAISED:
+                if isinstance(value, SyncPark):  # an async handler's request ended
+                    outcome, value = PARKED, None
+                elif isinstance(value, SkipStep):
+                    # As the SDK reports it: a targeted request met another new step.
+                    value = errors.StepUnexpectedError(
+                        f'found step "{value.step_id}" when targeting a different step')
             if ex.memo_phase:  # the handler ended right after its last memo
                 ex.memo_phase = False
                 await self.new_code_reached(ex)
-            if ex.middleware:
+            if ex.middleware and not ex.hooks_ended:
                 await ex.call_hooks_async("after_execution", reverse=True)
             await self._finish_slice(ex, outcome, value)
+            if ex.requests and outcome == PARKED:
+                requeue = self._request_ended(ex)
             if ex.middleware:
                 await ex.call_hooks_async("before_response")
         finally:
             self.executing.discard(run.id)
             if self.generation == generation:
                 self.flow.on_slice_end(run)
+                if requeue:  # the next request goes at once (after the slots went back)
+                    self.wake(run)
                 await self.commit_async()
+
+    def _request_ended(self, ex: Execution) -> bool:
+        """``execution="requests"``: a request ended without finishing the run. Queue the
+        steps it planned to be targeted, one request each (``ParallelMode.RACE``: before the
+        older ones, after a discovery request that follows each targeted step); True if the
+        next request should go at once, False if a timer or event wakes the run."""
+        run = ex.run
+        ex.coro = None
+        if run.status.is_final:
+            return False
+        keys = run.keys
+        queue = [t for t in keys.get("targets", ()) if t not in run.memos]
+        new = [t for t in ex.planned if t not in queue and t not in run.memos]
+        race = bool(keys.get("race"))
+        queue = new + queue if race else queue + new
+        if race and ex.target is not None and ex.target in run.memos:
+            keys["discover"] = True
+        if queue:
+            keys["targets"] = queue
+        else:
+            keys.pop("targets", None)
+            if not keys.get("discover"):
+                keys.pop("race", None)
+        self._save(run)
+        if keys.get("discover"):
+            return True
+        if queue:  # a planned step with a retry not yet due waits for its timer
+            return any(_ready_target(run, t, self.now_ms()) for t in queue)
+        # A discovery request follows a recorded step, unless the run waits on something
+        # (as Inngest's server waits for every step of a parallel group in WAIT mode).
+        return ex.progressed and not run.pending
 
     def _call_sync_threaded(self, fn: Function[typing.Any],
                             ex: Execution) -> tuple[str, typing.Any]:
@@ -633,6 +681,8 @@ class Engine:
     async def _finish_slice(self, ex: Execution, outcome: str, value: typing.Any) -> None:
         run = ex.run
         if outcome == PARKED:
+            if ex.requests:
+                ex.coro = None  # nothing is kept: the next request replays from the start
             if run.cancel_requested:
                 self._finalize_cancel(run, run.reason or "cancelled")
                 return
@@ -833,6 +883,7 @@ class Engine:
         if ex.middleware:
             # the request that ran the step ends here (see middleware.py)
             ex.call_hooks_sync("after_execution", reverse=True)
+            ex.hooks_ended = ex.requests
             res = TransformOutputResult(error=None, output=out, step=TransformOutputStepInfo(
                 id=full_id, op=OPCODES.get(op, op)))  # type: ignore[arg-type]
             ex.call_hooks_sync("transform_output", res, reverse=True)
@@ -844,6 +895,7 @@ class Engine:
                                    out: typing.Any) -> typing.Any:
         if ex.middleware:
             await ex.call_hooks_async("after_execution", reverse=True)
+            ex.hooks_ended = ex.requests
             res = TransformOutputResult(error=None, output=out, step=TransformOutputStepInfo(
                 id=full_id, op=OPCODES.get(op, op)))  # type: ignore[arg-type]
             await ex.call_hooks_async("transform_output", res, reverse=True)
@@ -861,12 +913,14 @@ class Engine:
                 ("before_execution", (), False)]
 
     def step_request_ended(self, ex: Execution) -> None:
+        ex.request_ended()  # execution="requests": the request ends here
         if ex.middleware:
             ex.call_hooks_sync("before_response")
             for name, args, rev in self._new_request_hooks(ex):
                 ex.call_hooks_sync(name, *args, reverse=rev)
 
     async def step_request_ended_async(self, ex: Execution) -> None:
+        ex.request_ended()
         if ex.middleware:
             await ex.call_hooks_async("before_response")
             for name, args, rev in self._new_request_hooks(ex):
@@ -1350,6 +1404,27 @@ def _store_logger() -> typing.Any:
     import logging
 
     return logging.getLogger("inngest_do")
+
+
+def _next_target(run: RunState, now_ms: int) -> str | None:
+    """The planned step the next request targets (``execution="requests"``); None for a
+    discovery request. A planned step whose retry is not yet due lets the others go first,
+    as the server runs each planned step on its own."""
+    if run.keys.pop("discover", False):
+        return None
+    waiting = None
+    for target in run.keys.get("targets", ()):
+        if target in run.memos:
+            continue
+        if _ready_target(run, target, now_ms):
+            return target
+        waiting = waiting or target
+    return waiting
+
+
+def _ready_target(run: RunState, target: str, now_ms: int) -> bool:
+    pending = run.pending.get(target)
+    return pending is None or (pending.kind == "retry" and pending.due_ms <= now_ms)
 
 
 def _failure_error(error: dict) -> dict:

@@ -35,6 +35,7 @@ __all__ = [
     "RunCancelledError",
     "StepError",
     "StepNestedError",
+    "StepUnexpectedError",
     "describe_error",
     "get_traceback",
     "is_quiet",
@@ -327,6 +328,18 @@ class StepNestedError(Error):
             step_id=step_id,
             parent_step_id=parent_step_id,
         )
+
+
+class StepUnexpectedError(Error):
+    """``execution="requests"``: a request that targets one planned step met another new
+    step (the handler is not deterministic), as the SDK reports it."""
+
+    code = ErrorCode.STEP_UNEXPECTED
+
+    @property
+    def stack(self) -> str | None:
+        """Always ``None``: the SDK reports this error with a null stack."""
+        return None
 
 
 class NonDeterminismError(Error):

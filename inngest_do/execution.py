@@ -77,6 +77,16 @@ class SyncPark(BaseException):
     """
 
 
+class SkipStep(BaseException):
+    """``execution="requests"``: a request targets one planned step and the handler reached
+    a different new one. A parallel group skips that branch; anywhere else the run fails with
+    the SDK's ``StepUnexpectedError``."""
+
+    def __init__(self, step_id: str) -> None:
+        super().__init__(step_id)
+        self.step_id = step_id
+
+
 class NestedStep(BaseException):
     """A step was started inside another step's body."""
 
@@ -131,7 +141,7 @@ def passes_through(err: BaseException) -> bool:
     body or handler raises -- ``SystemExit``, ``KeyboardInterrupt``, a ``CancelledError`` of
     its own making, ``GeneratorExit`` -- is a failed attempt, so no run can stop the worker.
     """
-    if isinstance(err, (SyncPark, NestedStep, CancelRun, Abandoned)):
+    if isinstance(err, (SyncPark, NestedStep, CancelRun, SkipStep, Abandoned)):
         return True
     if isinstance(err, asyncio.CancelledError):
         try:
@@ -222,14 +232,21 @@ class Execution:
         "fn",
         "generation",
         "guard",
+        "hooks_ended",
         "in_body",
         "is_async",
         "memo_phase",
         "memos_seen",
         "middleware",
+        "parallel",
+        "planned",
+        "progressed",
         "publishes",
+        "requests",
         "rounds",
         "run",
+        "step_name",
+        "target",
     )
 
     def __init__(self, engine: Engine, run: RunState, fn: Function[typing.Any]) -> None:
@@ -252,6 +269,17 @@ class Execution:
         # handlers): every call into the engine's bookkeeping takes it, user code never holds
         # it. NO_LOCK where the driver already holds the lock (async slices, simulations).
         self.guard: typing.Any = NO_LOCK
+        # execution="requests" (see engine.Engine.slice): each slice is one request, as
+        # against Inngest's server. ``target`` is the planned step this request runs (None: a
+        # discovery request), ``planned`` the parallel steps this request planned,
+        # ``progressed`` whether it recorded a step or planned some (the run is requeued).
+        self.requests = False
+        self.target: str | None = None
+        self.planned: list[str] = []
+        self.progressed = False
+        self.parallel = 0  # depth of parallel groups the handler is inside
+        self.hooks_ended = False  # after_execution already heard this request end
+        self.step_name = ""  # the user's id of the step being started (error messages)
         self.ctx = engine.make_context(self)
 
     # step boundaries -----------------------------------------------------------------------
@@ -260,6 +288,7 @@ class Execution:
             raise NestedStep(step_id)
         if self.generation != self.engine.generation:
             raise Abandoned()
+        self.step_name = step_id
         run = self.run
         with self.guard:
             if run.cancel_requested or self.engine.finish_timed_out(run):
@@ -273,6 +302,8 @@ class Execution:
         with self.guard:
             memo = self.run.memos.get(full_id, MISSING)
         if memo is MISSING:
+            if self.requests:
+                self._new_step(full_id, op)
             return MISSING
         if memo[0] != op:
             raise errors.NonDeterminismError(
@@ -288,6 +319,32 @@ class Execution:
             self.memo_phase = False
             await self.engine.new_code_reached(self)
         return memo
+
+    def _new_step(self, full_id: str, op: str) -> None:
+        """``execution="requests"``: the handler reached a step with no memo. As the SDK
+        decides: a request targeting another step skips it; a discovery request inside a
+        parallel group plans it (a run or send step is queued to be targeted; a sleep, wait
+        or invoke parks as it would alone) and goes on with the next branch."""
+        if self.target is not None and full_id != self.target:
+            raise SkipStep(self.step_name)
+        if self.parallel and self.target is None and op in (OP_RUN, OP_SEND):
+            if full_id not in self.planned:
+                self.planned.append(full_id)
+            self.progressed = True
+            raise SyncPark()
+
+    async def park(self) -> None:
+        """Suspend here: an async handler keeps its place (PARK); with
+        ``execution="requests"`` the request ends and the next one replays."""
+        if self.requests:
+            raise SyncPark()
+        await PARK
+
+    def request_ended(self) -> None:
+        """A step was recorded: with ``execution="requests"`` the request ends here."""
+        if self.requests:
+            self.progressed = True
+            raise SyncPark()
 
     def _replay_done(self, memo: typing.Any) -> bool:
         # As in the SDK, new code starts right after the last recorded step is handed back
@@ -356,7 +413,13 @@ class Execution:
         """Record a failed attempt; True if a retry is scheduled (park), False if the
         step's error is now memoized."""
         with self.guard:
-            return self.engine.step_failed(self, full_id, err, op)
+            retrying = self.engine.step_failed(self, full_id, err, op)
+        if self.requests:
+            # the request reports the failure and ends; a recorded error lets the next
+            # request go on (a retry waits for its timer)
+            self.progressed = self.progressed or not retrying
+            raise SyncPark()
+        return retrying
 
     def prepare_output(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
         """Middleware's ``transform_output`` then the JSON round trip; raising here is a

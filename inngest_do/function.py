@@ -11,6 +11,7 @@ from .triggers import CronSchedule, EventPattern
 
 if typing.TYPE_CHECKING:
     from .client import Inngest
+    from .function_config import Config
     from .middleware import UninitializedMiddleware
 
 T = typing.TypeVar("T")
@@ -108,6 +109,23 @@ class Function(typing.Generic[T]):
     @property
     def options(self) -> FunctionOptions:
         return self._opts
+
+    def get_id(self) -> str:
+        """The fully qualified id (``f"{app_id}-{fn_id}"``), as the SDK's ``get_id``."""
+        return self.id
+
+    def get_config(self, app_url: str) -> Config:
+        """The function's registration document as the SDK builds it for Inngest's server
+        (``.main`` and ``.on_failure``), its root step's URL under ``app_url``."""
+        from .function_config import Config, failure_config, function_config
+
+        if not isinstance(app_url, str):
+            raise TypeError(f"app_url: expected a str, got {type(app_url).__name__}")
+        main = function_config(self.id, self.name, self._opts, app_url)
+        on_failure = None
+        if self.on_failure_fn_id is not None:
+            on_failure = failure_config(self.on_failure_fn_id, self.name, self.id, app_url)
+        return Config(main=main, on_failure=on_failure)
 
     def __repr__(self) -> str:
         return f"<Function {self.id}>"

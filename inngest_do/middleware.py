@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import typing
+
+import pydantic
 
 if typing.TYPE_CHECKING:
     from .client import Inngest, SendEventsResult
@@ -66,18 +69,86 @@ class TransformOutputResult:
         return self.error is None
 
 
-class StepMemos:
-    """The memoized steps a handler is about to replay (``transform_input``'s ``steps``)."""
+class MemoizedError(pydantic.BaseModel):
+    """A step's recorded failure, as ``Output.error`` holds it."""
 
-    def __init__(self, memos: dict[str, object]) -> None:
+    message: str
+    name: str
+    stack: str | None = None
+
+
+class Output(pydantic.BaseModel):
+    """One memoized step: its ``data``, or its ``error``."""
+
+    # Extra fields are refused so that a user's dict is never mistaken for a wrapper.
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+    data: object = None
+    error: MemoizedError | None = None
+
+
+class EmptySentinel:
+    """What :meth:`StepMemos.pop` returns for an id it does not hold (as in the SDK)."""
+
+
+empty_sentinel = EmptySentinel()
+
+
+def _as_output(memo: object) -> Output:
+    if isinstance(memo, Output):
+        return memo
+    if isinstance(memo, list) and len(memo) == 3:  # the engine's [op, ok, value]
+        if memo[1]:
+            return Output(data=memo[2])
+        err = memo[2] if isinstance(memo[2], dict) else {}
+        return Output(error=MemoizedError(message=str(err.get("message", "")),
+                                          name=str(err.get("name", "Error")),
+                                          stack=err.get("stack")))
+    return Output(data=memo)
+
+
+class StepMemos:
+    """The memoized steps a handler is about to replay (``transform_input``'s ``steps``),
+    keyed by step id (``"a"``, ``"a:1"``); :meth:`pop` also takes the SDK's hashed ids
+    (SHA-1 of the step id)."""
+
+    def __init__(self, memos: dict[str, typing.Any]) -> None:
+        # Values are converted to Output when read, so building one per request stays cheap.
         self._memos = memos
 
     @property
     def size(self) -> int:
         return len(self._memos)
 
-    def values(self) -> typing.Iterator[object]:
-        return iter(self._memos.values())
+    def values(self) -> typing.Iterator[Output]:
+        return (_as_output(m) for m in self._memos.values())
+
+    def pop(self, step_id: str) -> Output | EmptySentinel:
+        """Remove and return the memo of ``step_id`` (or of its SHA-1 hex digest)."""
+        key = step_id
+        if key not in self._memos:
+            key = next((k for k in self._memos
+                        if hashlib.sha1(k.encode()).hexdigest() == step_id), "")
+            if not key:
+                return empty_sentinel
+        memo = self._memos[key]
+        # a new dict: the caller's mapping (the run's memo table copy) is not changed
+        self._memos = {k: v for k, v in self._memos.items() if k != key}
+        return _as_output(memo)
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, object]) -> StepMemos:
+        """Memos from the wire shape: ``{"data": ...}``/``{"error": ...}`` wrappers, or bare
+        values (a wait's event is not wrapped)."""
+        if not isinstance(raw, dict):
+            raise TypeError(f"raw: expected a dict of step id to memo, got {type(raw).__name__}")
+        memos: dict[str, typing.Any] = {}
+        for key, value in raw.items():
+            try:
+                memos[key] = Output.model_validate(value)
+            except pydantic.ValidationError:
+                memos[key] = Output(data=value)
+        return cls(memos)
 
 
 class Middleware:

@@ -33,6 +33,7 @@ from .execution import (
     ROUND,
     Execution,
     NestedStep,
+    SkipStep,
     SyncPark,
     passes_through,
 )
@@ -74,6 +75,12 @@ class Step:
     def __init__(self, execution: Execution) -> None:
         self._ex = execution
 
+    @property
+    def _target_hashed_id(self) -> str | None:
+        # The SDK's attribute, read by code that tells a targeted request apart: the step
+        # this request runs with execution="requests" (ids are not hashed here), else None.
+        return self._ex.target
+
     @functools.cached_property
     def ai(self) -> AI:
         """Model calls as steps (``ctx.step.ai.infer``); imported on first use (httpx)."""
@@ -96,7 +103,7 @@ class Step:
             if memo is not MISSING:
                 return ex.unwrap(full_id, memo)
             if ex.retry_not_due(full_id):
-                await PARK
+                await ex.park()
                 continue
             token = ex.enter_body(full_id)
             try:
@@ -130,7 +137,7 @@ class Step:
                 if passes_through(err):  # a Worker cancelling the slice
                     raise
                 if ex.step_failed(full_id, err):
-                    await PARK
+                    await ex.park()
                 continue
             ex.exit_body(token)
             group = ex.engine.group_commit  # a commit shared with other runs, awaited
@@ -138,7 +145,7 @@ class Step:
             if group:
                 await ex.engine.commit_async()  # recorded before the handler continues
             if result is MISSING:  # a busy step: its result is recorded later
-                await PARK
+                await ex.park()
                 continue
             await ex.engine.step_request_ended_async(ex)
             if ex.rounds:
@@ -152,7 +159,7 @@ class Step:
         full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
         while (await ex.lookup_async(full_id, OP_SLEEP)) is MISSING:
             ex.park_sleep(full_id, ms, relative=True)
-            await PARK
+            await ex.park()
 
     async def sleep_until(self, step_id: str, until: datetime.datetime) -> None:
         """Sleep until ``until`` (naive datetimes are UTC)."""
@@ -162,7 +169,7 @@ class Step:
         full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
         while (await ex.lookup_async(full_id, OP_SLEEP)) is MISSING:
             ex.park_sleep(full_id, until_ms(until), relative=False)
-            await PARK
+            await ex.park()
 
     async def wait_for_event(
         self,
@@ -181,7 +188,7 @@ class Step:
             if memo is not MISSING:
                 return ex.unwrap_event(full_id, memo)
             ex.park_wait(full_id, event, if_exp, ms)
-            await PARK
+            await ex.park()
 
     async def send_event(self, step_id: str, events: Event | list[Event]) -> list[str]:
         """Send events, once: on replay the recorded ids come back and nothing is resent."""
@@ -197,7 +204,7 @@ class Step:
                 ids = ex.send_events(evs)
             except Exception as err:  # noqa: BLE001 - a failed attempt of the user's step
                 if ex.step_failed(full_id, err, OP_SEND):
-                    await PARK
+                    await ex.park()
                 continue
             await ex.after_send_async(ids)
             ids = await ex.prepare_output_async(full_id, OP_SEND, ids)
@@ -243,7 +250,7 @@ class Step:
             if memo is not MISSING:
                 return ex.unwrap(full_id, memo)
             ex.park_invoke(full_id, app_id, function_id, data, ms)
-            await PARK
+            await ex.park()
 
 
 class StepSync:
@@ -251,6 +258,12 @@ class StepSync:
 
     def __init__(self, execution: Execution) -> None:
         self._ex = execution
+
+    @property
+    def _target_hashed_id(self) -> str | None:
+        # The SDK's attribute, read by code that tells a targeted request apart: the step
+        # this request runs with execution="requests" (ids are not hashed here), else None.
+        return self._ex.target
 
     @functools.cached_property
     def ai(self) -> AISync:
@@ -431,11 +444,12 @@ class Group:
         """
         if not isinstance(parallel_mode, ParallelMode):
             raise TypeError("parallel_mode: expected a ParallelMode")
-        children = []
         for i, cb in enumerate(callables):
             if not callable(cb):
                 raise TypeError(f"callables[{i}]: expected a callable, got {cb!r}")
-            children.append(_child(cb))
+        if self._ex.requests:
+            return await _parallel_requests(self._ex, callables, parallel_mode)
+        children = [_child(cb) for cb in callables]
         wait = parallel_mode is ParallelMode.WAIT
         if wait:
             self._ex.rounds += 1
@@ -444,6 +458,36 @@ class Group:
         finally:
             if wait:
                 self._ex.rounds -= 1
+
+
+async def _parallel_requests(ex: Execution, callables: tuple[typing.Callable[[], typing.Any], ...],
+                             mode: ParallelMode) -> tuple:
+    """``execution="requests"``: the SDK's group. Each branch runs until its first new step,
+    which it plans (a discovery request) or runs (the request's target) or skips (another
+    step is targeted); if any branch did one of those the request ends there."""
+    results: list[typing.Any] = []
+    ended = False
+    ex.parallel += 1
+    try:
+        for cb in callables:
+            try:
+                results.append(await cb())
+            except SyncPark:
+                ended = True
+            except SkipStep:
+                pass
+    finally:
+        ex.parallel -= 1
+    if ended:
+        _note_mode(ex, mode)
+        raise SyncPark()
+    return tuple(results)
+
+
+def _note_mode(ex: Execution, mode: ParallelMode) -> None:
+    # RACE: after each targeted step a discovery request plans the branch's next step
+    if mode is ParallelMode.RACE:
+        ex.run.keys["race"] = True
 
 
 async def _child(cb: typing.Callable[[], typing.Awaitable[T]]) -> T:
@@ -512,11 +556,14 @@ class GroupSync:
         """Run the step callables; their results in order (see :meth:`Group.parallel`)."""
         if not isinstance(parallel_mode, ParallelMode):
             raise TypeError("parallel_mode: expected a ParallelMode")
-        results = []
-        parked = False
         for i, cb in enumerate(callables):
             if not callable(cb):
                 raise TypeError(f"callables[{i}]: expected a callable, got {cb!r}")
+        if self._ex.requests:
+            return _parallel_requests_sync(self._ex, callables, parallel_mode)
+        results = []
+        parked = False
+        for cb in callables:
             try:
                 value = cb()
             except SyncPark:
@@ -526,3 +573,25 @@ class GroupSync:
         if parked:
             raise SyncPark()
         return tuple(results)
+
+
+def _parallel_requests_sync(ex: Execution, callables: tuple[typing.Callable[[], typing.Any], ...],
+                            mode: ParallelMode) -> tuple:
+    """:func:`_parallel_requests` for sync handlers."""
+    results: list[typing.Any] = []
+    ended = False
+    ex.parallel += 1
+    try:
+        for cb in callables:
+            try:
+                results.append(cb())
+            except SyncPark:
+                ended = True
+            except SkipStep:
+                pass
+    finally:
+        ex.parallel -= 1
+    if ended:
+        _note_mode(ex, mode)
+        raise SyncPark()
+    return tuple(results)

@@ -180,11 +180,19 @@ def _client() -> httpx.AsyncClient:
     return client
 
 
+def _wire_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Header names as Inngest's gateway (Go's net/http) sends them: ``X-Api-Key``,
+    ``Content-Type``. Names are case-insensitive in HTTP, but a provider (or a test double)
+    that reads them raw sees what it would see behind Inngest."""
+    return {"-".join(part[:1].upper() + part[1:].lower() for part in name.split("-")): value
+            for name, value in headers.items()}
+
+
 async def _post(req: _Request) -> AIResponse:
     import httpx
 
     try:
-        res = await _client().post(req.url, headers=req.headers,
+        res = await _client().post(req.url, headers=_wire_headers(req.headers),
                                    content=json.dumps(req.body).encode())
         raw = res.content
     except httpx.TimeoutException as err:

@@ -51,6 +51,9 @@ class SimulationError(RuntimeError):
 class Simulation:
     """A client's engine on a virtual clock, with a seed that reproduces everything."""
 
+    #: the engine class a simulation runs (``experimental.mocked`` swaps in a stubbing one)
+    engine_class: typing.ClassVar[type[Engine]] = Engine
+
     def __init__(
         self,
         client: Inngest,
@@ -82,7 +85,7 @@ class Simulation:
         _active.add(self)
 
     def _new_engine(self) -> Engine:
-        engine = Engine(self.client, clock=self.clock, store=self._store, seed=self.seed,
+        engine = self.engine_class(self.client, clock=self.clock, store=self._store, seed=self.seed,
                         coroutine_cap=self._coroutine_cap, functions=self._functions)
         engine.auto_drain = True
         engine.drain_limit = self.max_iterations

@@ -296,7 +296,13 @@ class Worker:
                         if take_inbox is not None:
                             self._pull_inbox(engine, take_inbox)
                         next_poll = loop.time() + self.poll_interval
-                    engine.fire_due(engine.now_ms())
+                    # On the wall clock a timer is due once the clock has passed its
+                    # millisecond: a sleep's due time is the floored millisecond it started
+                    # in plus its duration, so firing within that millisecond could be up to
+                    # 1 ms early by datetime.now(). A virtual clock (the dev server's) is
+                    # exact.
+                    lag = 0 if engine.clock.is_virtual else 1
+                    engine.fire_due(engine.now_ms() - lag)
                 except StoreError as err:
                     # The engine went back to the store's last commit; try again after a
                     # poll interval (a full disk may have room by then).
@@ -310,7 +316,7 @@ class Worker:
                 timeout = _MAX_SLEEP
                 due = engine.next_due()
                 if due is not None:
-                    timeout = min(timeout, max((due - engine.now_ms()) / 1000, 0.001))
+                    timeout = min(timeout, max((due + lag - engine.now_ms()) / 1000, 0.001))
             if polls:
                 timeout = min(timeout, max(next_poll - loop.time(), 0.0))
             if failed:  # overdue timers must not make it retry at once, in a loop

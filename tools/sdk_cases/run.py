@@ -85,14 +85,18 @@ def _why(err: BaseException, path: str) -> str:
 
 
 def run_mode(path: str, mode: str, only: list[str], timeout: float,
-             verbose: bool, skip: typing.Collection[str] = ()) -> list[tuple[str, bool, str]]:
+             verbose: bool, skip: typing.Collection[str] = (),
+             execution: str = "requests") -> list[tuple[str, bool, str]]:
     from tools.sdk_cases import shims
 
     shims.install()
     import inngest_do
 
     _pkg, names = _load_cases(path)
-    client = inngest_do.Inngest(app_id=f"fast_api-functions-{mode}", is_production=False)
+    # The cases count handler calls and provoke step targeting as against Inngest's server,
+    # so by default they run in inngest_do's request model (execution="requests").
+    client = inngest_do.Inngest(app_id=f"fast_api-functions-{mode}", is_production=False,
+                                execution=execution)
     framework = shims.Framework.FAST_API
     cases: list[typing.Any] = []
     broken: list[tuple[str, str]] = []  # (case name, why it could not even be created)
@@ -163,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=[], help="case names to run")
     parser.add_argument("--timeout", type=float, default=CASE_TIMEOUT)
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--execution", choices=["requests", "coroutines"], default="requests",
+                        help="the client's execution mode (default: requests, as the server)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--skip", nargs="*", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     path = os.path.abspath(args.cases)
     if args.child:
         run_mode(path, args.mode, args.only, args.timeout, args.verbose,
-                 set(args.skip))
+                 set(args.skip), args.execution)
         # A case may leave a handler thread blocked forever; don't wait for it at exit.
         os._exit(0)
     modes = ("sync", "async") if args.mode == "both" else (args.mode,)
@@ -184,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             # One process per mode (the two modes' functions share ids and event names),
             # and a fresh one after a case that leaves the engine stuck.
             cmd = [sys.executable, "-m", "tools.sdk_cases.run", path, "--mode", mode, "--child",
-                   "--timeout", str(args.timeout), "--skip", *done, "--only", *args.only]
+                   "--execution", args.execution, "--timeout", str(args.timeout), "--skip", *done, "--only", *args.only]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3000, check=False)
             stuck = False
             for line in proc.stdout.splitlines():
