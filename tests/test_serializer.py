@@ -447,3 +447,32 @@ def test_worker_honours_serializer_and_output_type(sync: bool) -> None:
     run = asyncio.run(asyncio.wait_for(main(), 60))
     assert (run.status, run.output) == ("Completed", REX_JSON)
     assert got and all(isinstance(p, Pet) and p == REX for p in got)
+
+
+@pytest.mark.parametrize("sync", [False, True])
+def test_mocked_trigger_reads_stubs_into_output_type_and_returns_the_recorded_output(
+        sync: bool) -> None:
+    from inngest_do.experimental import mocked
+
+    client = mocked.Inngest(app_id="m", serializer=inngest.PydanticSerializer())
+    got: list[object] = []
+    if sync:
+        @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"),
+                                output_type=list[Pet])
+        def f(ctx: inngest.ContextSync) -> list[Pet]:
+            got.append(ctx.step.run("stubbed", lambda: REX, output_type=Pet))
+            got.append(ctx.step.run("real", lambda: REX, output_type=Pet))
+            return typing.cast(list[Pet], got)
+    else:
+        @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"),
+                                output_type=list[Pet])
+        async def f(ctx: inngest.Context) -> list[Pet]:
+            got.append(await ctx.step.run("stubbed", lambda: REX, output_type=Pet))
+            got.append(await ctx.step.run("real", lambda: REX, output_type=Pet))
+            return typing.cast(list[Pet], got)
+
+    stub = {"name": "Stub", "born": "2021-01-02"}
+    res = mocked.trigger(f, inngest.Event(name="go"), client, step_stubs={"stubbed": stub})
+    assert res.status is mocked.Status.COMPLETED
+    assert got[-2:] == [Pet(name="Stub", born=datetime.date(2021, 1, 2)), REX]
+    assert res.output == [stub, REX_JSON]  # as the SDK's mocked: the serialized output
