@@ -33,6 +33,7 @@ from .middleware import (
     TransformOutputResult,
 )
 from .runs import Run, RunError, RunStatus, TraceEntry
+from .serializer import PydanticSerializer, Serializer
 from .step import Group, GroupSync, Step, StepSync
 
 __version__ = "0.1.0"
@@ -59,12 +60,14 @@ __all__ = [
     "NonRetriableError",
     "ParallelMode",
     "Priority",
+    "PydanticSerializer",
     "RateLimit",
     "RetryAfterError",
     "Run",
     "RunError",
     "RunStatus",
     "SendEventsResult",
+    "Serializer",
     "Singleton",
     "Step",
     "StepError",

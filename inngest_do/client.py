@@ -28,6 +28,7 @@ from .durations import to_ms
 from .event import Event
 from .function import Function
 from .runs import EventRecord, Run, RunStatus
+from .serializer import Serializer, check_serializer, deserialize, serialize
 from .storage import Store, open_store
 
 if typing.TYPE_CHECKING:
@@ -77,7 +78,7 @@ class Inngest:
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
         middleware: list[UninitializedMiddleware] | None = None,
         request_timeout: int | datetime.timedelta | None = None,
-        serializer: object | None = None,
+        serializer: Serializer | None = None,
         signing_key: str | None = None,
         store: Store | str | os.PathLike[str] | None = None,
         seed: int | None = None,
@@ -99,6 +100,9 @@ class Inngest:
         self.signing_key_fallback = os.getenv("INNGEST_SIGNING_KEY_FALLBACK") or None
         self.event_key = event_key or os.getenv("INNGEST_EVENT_KEY") or None
         self.logger = logger or logging.getLogger("inngest_do")
+        #: turns outputs of functions and steps given an ``output_type`` into JSON and back
+        #: (see serializer.py); None records outputs as they are
+        self.serializer: Serializer | None = check_serializer(serializer)
         self._middleware: list[UninitializedMiddleware] = list(middleware or [])
         self._store_spec = store
         self._seed = seed
@@ -134,6 +138,14 @@ class Inngest:
             raise TypeError(f"middleware: expected a middleware class, got "
                             f"{type(middleware).__name__}")
         self._middleware.append(middleware)
+
+    def _serialize(self, obj: object, typ: object) -> object:
+        """``obj`` through the serializer (unchanged without one or without ``typ``)."""
+        return serialize(self, obj, typ)
+
+    def _deserialize(self, obj: object, typ: object) -> object:
+        """A recorded value back into ``typ`` (unchanged without a serializer or ``typ``)."""
+        return deserialize(self, obj, typ)
 
     # functions ------------------------------------------------------------------------------
     def create_function(
@@ -190,6 +202,9 @@ class Inngest:
                     app_id=self.app_id, opts=failure_opts, handler=on_failure,
                     name=f"{fn.name} (failure)", middleware=middleware, is_failure_handler=True,
                     client=self,
+                    # As in the SDK: with a serializer, what on_failure returns is dumped
+                    # as it is (nothing reads it back into a type).
+                    output_type=object,
                 )
                 fn.on_failure_fn = failure_fn
                 fn.on_failure_fn_id = failure_fn.id

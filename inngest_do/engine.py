@@ -54,6 +54,7 @@ from .flow import FlowControl
 from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime, untracked_record
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
+from .serializer import serialize
 from .step import Group, GroupSync, Step, StepSync
 from .storage.base import StoreError
 from .triggers import CronSchedule, EventRouter
@@ -697,13 +698,26 @@ class Engine:
             self._finalize_cancel(run, run.reason or "cancelled")
             return
         if outcome == DONE:
+            if ex.fn.output_type is not None:
+                # As in the SDK, the serializer runs as part of the handler's attempt (before
+                # middleware sees the output): its failing is the function's error, retried.
+                try:
+                    value = serialize(self.client_of(ex.fn), value, ex.fn.output_type)
+                except Exception as err:  # noqa: BLE001 - classified as the handler's error
+                    self._function_failed(run, err)
+                    return
             try:
                 if ex.middleware:
                     res = TransformOutputResult(error=None, output=value, step=None)
                     await ex.call_hooks_async("transform_output", res, reverse=True)
                     value = _transformed(res)
                 output = encode_output(value, f"function '{run.fn_id}'")
-            except Exception as err:  # noqa: BLE001 - an unserializable output fails the run
+            except errors.OutputUnserializableError:
+                # The SDK's error and message for a function's output JSON can't hold.
+                self.fail_run(run, errors.describe_error(errors.OutputUnserializableError(
+                    "returned unserializable data", is_retriable=False)))
+                return
+            except Exception as err:  # noqa: BLE001 - a failing middleware fails the run
                 self.fail_run(run, errors.describe_error(err))
                 return
             self.complete_run(run, output)

@@ -37,6 +37,7 @@ from .execution import (
     SyncPark,
     passes_through,
 )
+from .serializer import deserialize, serialize
 
 if typing.TYPE_CHECKING:
     from .function import Function
@@ -101,7 +102,7 @@ class Step:
         while True:
             memo = await ex.lookup_async(full_id, OP_RUN)
             if memo is not MISSING:
-                return ex.unwrap(full_id, memo)
+                return _typed(ex, ex.unwrap(full_id, memo), output_type)
             if ex.retry_not_due(full_id):
                 await ex.park()
                 continue
@@ -112,6 +113,8 @@ class Step:
                 out = handler(*handler_args)
                 if inspect.isawaitable(out):
                     out = await out
+                if output_type is not None:  # a serializer failing is a failed attempt
+                    out = serialize(ex.engine.client_of(ex.fn), out, output_type)
                 out = await ex.prepare_output_async(full_id, OP_RUN, out)
             except NestedStep:
                 # As in the SDK, the outer step fails for good with "Nested steps are not
@@ -150,7 +153,7 @@ class Step:
             await ex.engine.step_request_ended_async(ex)
             if ex.rounds:
                 await ROUND
-            return result
+            return _typed(ex, result, output_type)
 
     async def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
         """Sleep for ``duration`` (ms or timedelta) on a durable timer."""
@@ -226,10 +229,12 @@ class Step:
         timeout: int | datetime.timedelta | None = None,
         v: str | None = None,
     ) -> typing.Any:
-        """Run another function of this app with ``data`` and return its output."""
-        return await self.invoke_by_id(
+        """Run another function of this app with ``data`` and return its output (read
+        back into the function's ``output_type`` by the client's serializer)."""
+        out = await self.invoke_by_id(
             step_id, function_id=_local_id(function), data=data, timeout=timeout, v=v
         )
+        return _typed(self._ex, out, getattr(function, "output_type", None))
 
     async def invoke_by_id(
         self,
@@ -284,7 +289,7 @@ class StepSync:
         full_id = ex.begin_step(_step_id(step_id), OP_RUN)
         memo = ex.lookup_sync(full_id, OP_RUN)
         if memo is not MISSING:
-            return ex.unwrap(full_id, memo)
+            return _typed(ex, ex.unwrap(full_id, memo), output_type)
         if ex.retry_not_due(full_id):
             raise SyncPark()
         token = ex.enter_body(full_id)
@@ -294,6 +299,8 @@ class StepSync:
             out = handler(*handler_args)
             if inspect.isawaitable(out):
                 out = ex.resolve_sync(out)
+            if output_type is not None:  # a serializer failing is a failed attempt
+                out = serialize(ex.engine.client_of(ex.fn), out, output_type)
             out = ex.prepare_output(full_id, OP_RUN, out)
         except NestedStep:
             # As in the SDK, the outer step fails for good (see Step.run).
@@ -321,7 +328,7 @@ class StepSync:
         if result is MISSING:  # a busy step: its result is recorded later
             raise SyncPark()
         ex.engine.step_request_ended(ex)
-        return result
+        return _typed(ex, result, output_type)
 
     def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
         """Sleep for ``duration`` (ms or timedelta) on a durable timer."""
@@ -390,10 +397,12 @@ class StepSync:
         timeout: int | datetime.timedelta | None = None,
         v: str | None = None,
     ) -> typing.Any:
-        """Run another function of this app with ``data`` and return its output."""
-        return self.invoke_by_id(
+        """Run another function of this app with ``data`` and return its output (read
+        back into the function's ``output_type`` by the client's serializer)."""
+        out = self.invoke_by_id(
             step_id, function_id=_local_id(function), data=data, timeout=timeout, v=v
         )
+        return _typed(self._ex, out, getattr(function, "output_type", None))
 
     def invoke_by_id(
         self,
@@ -414,6 +423,15 @@ class StepSync:
             return ex.unwrap(full_id, memo)
         ex.park_invoke(full_id, app_id, function_id, data, ms)
         raise SyncPark()
+
+
+def _typed(ex: Execution, value: typing.Any, output_type: object) -> typing.Any:
+    """A recorded output as the handler gets it: with an ``output_type``, the serving
+    client's serializer reads it back (the same on the live path and on replay, since the
+    value handed back live is the recorded one too)."""
+    if output_type is None:
+        return value
+    return deserialize(ex.engine.client_of(ex.fn), value, output_type)
 
 
 def _local_id(function: object) -> str:

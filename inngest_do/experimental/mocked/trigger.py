@@ -26,7 +26,8 @@ from ...execution import (
 )
 from ...function import Function
 from ...runs import RunStatus
-from ...step import Step, StepSync
+from ...serializer import serialize
+from ...step import Step, StepSync, _typed
 from ...testing import Simulation
 from .client import MOCK_EVENT_ID
 from .consts import Status, Timeout
@@ -100,7 +101,9 @@ def trigger(
     if engine.unstubbed is not None:
         raise UnstubbedStepError(engine.unstubbed)
     if state.status is RunStatus.COMPLETED:
-        return _Result(error=None, output=box.output, status=Status.COMPLETED)
+        # As the SDK's: with a serializer and output_type, the output as it is recorded.
+        output = serialize(client, box.output, mock_fn.output_type)
+        return _Result(error=None, output=output, status=Status.COMPLETED)
     if state.status is RunStatus.FAILED:
         return _Result(error=engine.original_error(box.error, state.error), output=None,
                        status=Status.FAILED)
@@ -286,8 +289,8 @@ class _StubStep(Step):
 
     async def run(self, step_id: str, handler: typing.Callable[..., typing.Any],
                   *handler_args: typing.Any, output_type: object = None) -> typing.Any:
-        if step_id in self._engine.stubs:
-            return await self._stubbed(step_id, OP_RUN)
+        if step_id in self._engine.stubs:  # a stub is a memo: read back into output_type
+            return _typed(self._ex, await self._stubbed(step_id, OP_RUN), output_type)
         return await super().run(step_id, handler, *handler_args, output_type=output_type)
 
     async def sleep(self, step_id: str, duration: typing.Any) -> None:
@@ -340,8 +343,8 @@ class _StubStepSync(StepSync):
 
     def run(self, step_id: str, handler: typing.Callable[..., typing.Any],
             *handler_args: typing.Any, output_type: object = None) -> typing.Any:
-        if step_id in self._engine.stubs:
-            return self._stubbed(step_id, OP_RUN)
+        if step_id in self._engine.stubs:  # a stub is a memo: read back into output_type
+            return _typed(self._ex, self._stubbed(step_id, OP_RUN), output_type)
         return super().run(step_id, handler, *handler_args, output_type=output_type)
 
     def sleep(self, step_id: str, duration: typing.Any) -> None:
