@@ -10,6 +10,7 @@ operation sequences and compare every answer.
 None of the types is thread-safe: each belongs to the one thread (event loop) driving an engine.
 """
 
+from collections import OrderedDict
 import datetime as _dt
 import time as _time
 
@@ -897,7 +898,13 @@ cdef class GCRA:
     The arithmetic is done in C int64 whenever no intermediate can exceed 2**62, and with
     Python ints otherwise (same answers).
 
-    Complexity: acquire, peek, get_state, set_state O(1); forget_before O(number of keys).
+    Keys are kept in the order they were last admitted (an admission moves its key to the
+    end), and a key's tat is at most its last admission plus (tolerance + 1) * T, so the keys
+    whose state is equivalent to none (tat_s <= now_s) gather at the front: :meth:`prune`
+    drops them from there, O(1) per key dropped.
+
+    Complexity: acquire, peek, get_state, set_state O(1); prune O(keys dropped + 1);
+    forget_before O(number of keys).
     """
 
     cdef readonly object limit
@@ -909,7 +916,7 @@ cdef class GCRA:
     cdef int64_t _t
     cdef int64_t _tol_t
     cdef int64_t _now_max
-    cdef dict _tat
+    cdef object _tat  # an OrderedDict: see prune
 
     def __init__(self, limit, period_ms, tolerance):
         limit = _int(limit, "limit")
@@ -925,7 +932,7 @@ cdef class GCRA:
         self.period_ms = period_ms
         self.tolerance = tolerance
         self._tol_t_obj = tolerance * period_ms
-        self._tat = {}
+        self._tat = OrderedDict()
         bound = 1 << 60
         self._fast = limit <= bound and period_ms <= bound and self._tol_t_obj <= bound
         if self._fast:
@@ -945,7 +952,7 @@ cdef class GCRA:
     def acquire(self, key, now_ms):
         cdef int64_t now = _now(now_ms)
         cdef int64_t now_s, t
-        cdef dict tat = self._tat
+        tat = self._tat
         t_obj = tat.get(key)
         if self._fast and now <= self._now_max:
             now_s = now * self._l
@@ -955,18 +962,23 @@ cdef class GCRA:
             if self._fast_tat(t_obj, &t):
                 if t <= now_s:
                     tat[key] = now_s + self._t
+                    tat.move_to_end(key)  # kept in last-admitted order (see prune)
                     return -1
                 if t <= now_s + self._tol_t:
                     tat[key] = t + self._t
+                    tat.move_to_end(key)
                     return -1
                 return (t - self._tol_t + self._l - 1) // self._l
         # slow path: unbounded Python ints
         now_s_obj = now * self.limit
         if t_obj is None or t_obj <= now_s_obj:
             tat[key] = now_s_obj + self.period_ms
+            if t_obj is not None:
+                tat.move_to_end(key)
             return -1
         if t_obj <= now_s_obj + self._tol_t_obj:
             tat[key] = t_obj + self.period_ms
+            tat.move_to_end(key)
             return -1
         return -((self._tol_t_obj - t_obj) // self.limit)
 
@@ -988,11 +1000,31 @@ cdef class GCRA:
         return self._tat.get(key)
 
     def set_state(self, key, tat_s):
-        self._tat[key] = _int(tat_s, "tat_s")
+        tat_s = _int(tat_s, "tat_s")
+        self._tat[key] = tat_s
+        self._tat.move_to_end(key)  # like an admission
+
+    def prune(self, now_ms, max_keys=-1):
+        """Drop, from the front (least recently admitted first), the keys whose state admits
+        exactly like no state at ``now_ms`` (tat <= now), stopping at the first key whose tat
+        is still ahead or after ``max_keys`` drops (-1: no bound). Returns the dropped keys."""
+        now_s = _now(now_ms) * self.limit
+        max_keys = _int(max_keys, "max_keys")
+        tat = self._tat
+        cdef list dropped = []
+        # An OrderedDict: its front is O(1) to reach however many keys left it (a plain
+        # dict would rescan the holes its deletions leave).
+        while tat and len(dropped) != max_keys:
+            key = next(iter(tat))
+            if tat[key] > now_s:
+                break
+            del tat[key]
+            dropped.append(key)
+        return dropped
 
     def forget_before(self, now_ms):
         now_s = _now(now_ms) * self.limit
-        cdef dict tat = self._tat
+        tat = self._tat
         for key in [k for k, t in tat.items() if t <= now_s]:
             del tat[key]
 

@@ -14,6 +14,7 @@ two raise the same errors.
 
 from __future__ import annotations
 
+import collections
 import datetime as _dt
 import time as _time
 from heapq import heapify as _heapify
@@ -393,7 +394,13 @@ class GCRA:
     at ``now_ms`` is admitted iff ``tat_s <= now_s + tolerance * T_s`` (an unseen key has
     tat = -infinity); admitting sets ``tat_s = max(tat_s, now_s) + T_s``.
 
-    Complexity: acquire, peek, get_state, set_state O(1); forget_before O(number of keys).
+    Keys are kept in the order they were last admitted (an admission moves its key to the
+    end), and a key's tat is at most its last admission plus (tolerance + 1) * T, so the keys
+    whose state is equivalent to none (tat_s <= now_s) gather at the front: :meth:`prune`
+    drops them from there, O(1) per key dropped.
+
+    Complexity: acquire, peek, get_state, set_state O(1); prune O(keys dropped + 1);
+    forget_before O(number of keys).
     """
 
     __slots__ = ("_limit", "_period", "_tat", "_tol_t", "_tolerance")
@@ -412,7 +419,7 @@ class GCRA:
         self._tolerance = tolerance
         self._period = period_ms
         self._tol_t = tolerance * period_ms
-        self._tat: dict[object, int] = {}
+        self._tat: collections.OrderedDict[object, int] = collections.OrderedDict()
 
     @property
     def limit(self) -> int:
@@ -434,9 +441,12 @@ class GCRA:
         t = tat.get(key)
         if t is None or t <= now_s:
             tat[key] = now_s + self._period
+            if t is not None:
+                tat.move_to_end(key)  # the dict stays in last-admitted order (see prune)
             return -1
         if t <= now_s + self._tol_t:
             tat[key] = t + self._period
+            tat.move_to_end(key)
             return -1
         return -((self._tol_t - t) // self._limit)
 
@@ -452,7 +462,27 @@ class GCRA:
         return self._tat.get(key)
 
     def set_state(self, key: object, tat_s: int) -> None:
-        self._tat[key] = _int(tat_s, "tat_s")
+        tat_s = _int(tat_s, "tat_s")
+        self._tat[key] = tat_s
+        self._tat.move_to_end(key)  # like an admission
+
+    def prune(self, now_ms: int, max_keys: int = -1) -> list:
+        """Drop, from the front (least recently admitted first), the keys whose state admits
+        exactly like no state at ``now_ms`` (tat <= now), stopping at the first key whose tat
+        is still ahead or after ``max_keys`` drops (-1: no bound). Returns the dropped keys."""
+        now_s = _now(now_ms) * self._limit
+        max_keys = _int(max_keys, "max_keys")
+        tat = self._tat
+        dropped: list = []
+        # An OrderedDict: its front is O(1) to reach however many keys left it (a plain
+        # dict would rescan the holes its deletions leave).
+        while tat and len(dropped) != max_keys:
+            key = next(iter(tat))
+            if tat[key] > now_s:
+                break
+            del tat[key]
+            dropped.append(key)
+        return dropped
 
     def forget_before(self, now_ms: int) -> None:
         now_s = _now(now_ms) * self._limit
