@@ -245,6 +245,9 @@ class Engine:
         left: rebuild the working state from it (as a restart would), so that nothing the
         failed commit carried stays applied in memory, and re-raise the StoreError. Then
         let finished runs and settled events go from memory (the store has them)."""
+        # Per-key flow state that can no longer matter leaves memory, and the store with
+        # this commit (O(functions) + O(1) per key forgotten).
+        self.flow.sweep()
         try:
             self.store.commit()
         except StoreError as err:
@@ -1171,6 +1174,7 @@ class Engine:
             self._drive(self._run_until_async(target_ms))
         if target_ms > self.clock.now_ms():
             self.clock.advance_to(target_ms)
+            self.flow.sweep()  # as the clock moves, limiter keys expire
 
     def run_until_idle(self, max_iterations: int) -> bool:
         """Virtual clocks: run from timer to timer until only cron schedules remain; False if

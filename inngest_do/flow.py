@@ -16,13 +16,21 @@ The limiters, counters and queues are the kernel's (:class:`~inngest_do.kernel.G
 decision is O(1) or O(log n) in the number of waiting runs. Every event that matched a
 function gets an outcome (started, rate_limited, deduplicated, idempotent, debounced,
 batched, skipped, throttled): nothing accepted is dropped silently.
+
+Per-key state lives only while it can still change a decision, so memory follows the active
+work, not every key ever seen: counters at zero, empty queues, closed piles and released
+locks are deleted when they get there; a limiter key (rate limit, throttle, idempotency) and
+a remembered event id are dropped, with their stored copy, once they are equivalent to
+none (a few on each decision that touches their limiter, and all of them in
+:meth:`FlowControl.sweep`, which runs with every commit and every advance of a Simulation's
+clock). Dropping such a key
+changes no answer, so traces are the same whether or when it happens.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import itertools
 import typing
 
 from sortedcontainers import SortedList
@@ -39,6 +47,9 @@ if typing.TYPE_CHECKING:
 DAY_MS = 86_400_000
 YEAR_MS = 366 * DAY_MS
 PRIORITY_LIMIT_S = 600
+#: keys a decision forgets, at most, from the limiter it touched: more than the one it may
+#: add, so expired keys cannot pile up between sweeps (amortised O(1) per decision)
+PRUNE_PER_TOUCH = 2
 
 
 def _compile(source: str | None, what: str) -> Expression | None:
@@ -97,9 +108,16 @@ class _FnFlow:
         self.singleton_key = _compile(self.singleton.key if self.singleton else None,
                                       "singleton.key")
         self.locks: dict[str, str] = {}  # singleton key -> run id
-        self.seen_ids: dict[str, int] = {}  # event id -> first seen (ms)
+        # event id -> first seen (ms), in first-seen order: expired ids leave from the front
+        # (an OrderedDict reaches its front in O(1) after any number of deletions)
+        self.seen_ids: collections.OrderedDict[str, int] = collections.OrderedDict()
         self.live: dict[str, RunState] = {}  # non-final runs (for cancel and singleton)
         self.tracks_live = bool(self.cancel or self.singleton)
+        #: (store namespace prefix, limiter) for each per-key limiter of this function
+        self.gcras: list[tuple[str, typing.Any]] = [
+            (name, gcra) for name, gcra in (("rate", self.rate_gcra),
+                                            ("throttle", self.throttle_gcra),
+                                            ("idem", self.idem_gcra)) if gcra is not None]
 
 
 def _key(expr: Expression | None, payload: dict) -> str | None:
@@ -137,11 +155,11 @@ class FlowControl:
 
     def _restore_fn(self, flow: _FnFlow) -> None:
         fn_id = flow.fn.id
-        for name, gcra in (("rate", flow.rate_gcra), ("throttle", flow.throttle_gcra),
-                           ("idem", flow.idem_gcra)):
-            if gcra is not None:
-                for key, tat in self._restored.get(f"{name}:{fn_id}", {}).items():
-                    gcra.set_state(key, tat)
+        for name, gcra in flow.gcras:
+            # in tat order: the limiter's front then holds the first to expire (see sweep)
+            restored = self._restored.get(f"{name}:{fn_id}", {})
+            for key, tat in sorted(restored.items(), key=lambda item: item[1]):
+                gcra.set_state(key, tat)
         restored_ids = self._restored.get(f"ids:{fn_id}", {})
         flow.seen_ids.update(sorted(restored_ids.items(), key=lambda item: item[1]))
         for name, piles in (("debounce", flow.debounces), ("batch", flow.batches)):
@@ -178,11 +196,7 @@ class FlowControl:
             seen.pop(user_id, None)
             seen[user_id] = now
             engine.store.save_flow(f"ids:{fn.id}", user_id, now)
-            for old_id, at in list(itertools.islice(seen.items(), 8)):
-                if now - at < DAY_MS:
-                    break
-                del seen[old_id]
-                engine.store.save_flow(f"ids:{fn.id}", old_id, None)
+            self._forget_ids(flow, now, PRUNE_PER_TOUCH)
         if flow.batch is not None:
             self._batch(flow, event_id, payload, now)
             return
@@ -193,6 +207,7 @@ class FlowControl:
                     engine.record_outcome(event_id, fn.id, "rate_limited")
                     return
                 self._save_gcra("rate", flow, flow.rate_gcra, key)
+                self._forget_keys("rate", flow, flow.rate_gcra, now, PRUNE_PER_TOUCH)
         if flow.idem_gcra is not None:
             key = _key(flow.idempotency, payload)
             if key is not None:
@@ -201,6 +216,7 @@ class FlowControl:
                     engine.record_outcome(event_id, fn.id, "rate_limited")
                     return
                 self._save_gcra("idem", flow, flow.idem_gcra, key)
+                self._forget_keys("idem", flow, flow.idem_gcra, now, PRUNE_PER_TOUCH)
         if flow.debounce is not None:
             self._debounce(flow, event_id, payload, now)
             return
@@ -208,6 +224,68 @@ class FlowControl:
 
     def _save_gcra(self, name: str, flow: _FnFlow, gcra: typing.Any, key: str) -> None:
         self.engine.store.save_flow(f"{name}:{flow.fn.id}", key, gcra.get_state(key))
+
+    # forgetting keys ------------------------------------------------------------------------
+    def _forget_keys(self, name: str, flow: _FnFlow, gcra: typing.Any, now: int,
+                     budget: int) -> None:
+        """Drop up to ``budget`` (-1: all) limiter keys that admit like fresh ones, in memory
+        and in the store."""
+        dropped = gcra.prune(now, budget)
+        if dropped:
+            save = self.engine.store.save_flow
+            namespace = f"{name}:{flow.fn.id}"
+            for key in dropped:
+                save(namespace, key, None)
+
+    def _forget_ids(self, flow: _FnFlow, now: int, budget: int) -> None:
+        """Drop up to ``budget`` (-1: all) event ids seen a day or more ago."""
+        seen = flow.seen_ids
+        namespace = f"ids:{flow.fn.id}"
+        while seen and budget:
+            old_id = next(iter(seen))
+            if now - seen[old_id] < DAY_MS:
+                break
+            del seen[old_id]
+            self.engine.store.save_flow(namespace, old_id, None)
+            budget -= 1
+
+    def sweep(self, now_ms: int | None = None) -> None:
+        """Forget every limiter key and event id that can no longer change a decision. The
+        engine calls it before each commit (so the store forgets them in the same
+        transaction) and when a Simulation's clock moves: O(number of functions) plus O(1)
+        per key forgotten, each key being forgotten once."""
+        now = self.engine.now_ms() if now_ms is None else now_ms
+        for flow in self.fns.values():
+            for name, gcra in flow.gcras:
+                self._forget_keys(name, flow, gcra, now, -1)
+            if flow.seen_ids:
+                self._forget_ids(flow, now, -1)
+
+    def key_counts(self) -> dict[str, int]:
+        """How many keys each per-key table holds, summed over functions (for tests and
+        diagnostics: with no work in flight and every period past, all are zero)."""
+        fns = self.fns.values()
+        return {
+            "rate": sum(len(f.rate_gcra) for f in fns if f.rate_gcra is not None),
+            "throttle": sum(len(f.throttle_gcra) for f in fns if f.throttle_gcra is not None),
+            "idempotency": sum(len(f.idem_gcra) for f in fns if f.idem_gcra is not None),
+            "event_ids": sum(len(f.seen_ids) for f in fns),
+            "throttle_queues": sum(len(f.throttle_queues) for f in fns),
+            "throttle_timers": sum(len(f.throttle_timers) for f in fns),
+            "debounces": sum(len(f.debounces) for f in fns),
+            "batches": sum(len(f.batches) for f in fns),
+            "singleton_locks": sum(len(f.locks) for f in fns),
+            "live_runs": sum(len(f.live) for f in fns),
+            "concurrency_slots": len(self.slots),
+            "concurrency_units": len(self.units),
+            "concurrency_waiters": len(self.waiters),
+            "concurrency_waiting": len(self.waiting),
+            "throttled_events": len(self.throttled_events),
+        }
+
+    def key_count(self) -> int:
+        """The total of :meth:`key_counts`."""
+        return sum(self.key_counts().values())
 
     def _start(self, flow: _FnFlow, event_ids: list[str], events: list[dict]) -> None:
         """Create a run for ``events`` (singleton permitting)."""
@@ -338,6 +416,7 @@ class FlowControl:
         at = gcra.acquire(key, now)
         if at == -1:
             self._pass_throttle(flow, run, gcra, key)
+            self._forget_keys("throttle", flow, gcra, now, PRUNE_PER_TOUCH)
             return
         flow.throttle_queues.setdefault(key, collections.deque()).append(run.id)
         flow.throttle_timers[key] = self.engine.schedule(at, ("throttle", flow.fn.id, key))
@@ -369,6 +448,7 @@ class FlowControl:
             queue.popleft()
             self._pass_throttle(flow, run, gcra, key)
         flow.throttle_queues.pop(key, None)
+        self._forget_keys("throttle", flow, gcra, now, PRUNE_PER_TOUCH)
 
     # Concurrency is counted in units: a unit is one count on each of a run's slot keys.
     # A run needs one unit while a slice of it executes, plus one per step still in flight
@@ -521,6 +601,9 @@ class FlowControl:
             if lock is not None and flow.locks.get(lock) == run.id:
                 del flow.locks[lock]
         self._unwait(run.id)
+        # a run that ends while the throttle holds it back (cancelled, timed out) is no
+        # longer waited for: the list of its events goes too
+        self.throttled_events.pop(run.id, None)
         if run.id not in self.engine.executing and run.id in self.units:
             self._give_back(run, self._units(run))
             self._pump([k for k, _ in run.keys["concurrency"]])
