@@ -533,6 +533,8 @@ def test_sync_ai_infer_and_realtime_publish_once() -> None:
     assert sim.runs()[0].status == "Completed"
     # published from a step: once, though the sync handler replayed after the sleep
     assert [(m.topic, m.data) for m in sub.drain()] == [("progress", {"pct": 50})]
+    with pytest.raises(TypeError, match="client: expected an inngest_do.Inngest"):
+        realtime.publish_sync(None, "user:1", "progress", {})  # type: ignore[arg-type]
     # publish signatures as the SDK's
     assert [p[0] for p in _params(realtime.publish)] == [
         p[0] for p in _params(sdk.experimental.realtime.publish)]
