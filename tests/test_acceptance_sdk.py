@@ -42,6 +42,7 @@ MODULES = [
     ("inngest.experimental.ai.grok", "inngest_do.experimental.ai.grok"),
     ("inngest.experimental.ai.deepseek", "inngest_do.experimental.ai.deepseek"),
     ("inngest.experimental.realtime", "inngest_do.experimental.realtime"),
+    ("inngest.experimental.dev_server", "inngest_do.experimental.dev_server"),
 ]
 
 #: callables whose signatures differ on purpose (README "Where we differ" or internal
@@ -552,3 +553,36 @@ def test_dev_server_context_manager_answers_the_sdk_probes() -> None:
             assert http.post("/e/key", content=b"{").status_code == 400
             assert http.post("/e/key", json=[{"name": "a"}, {"x": 1}]).status_code == 400
             assert http.post("/v0/sim/advance", json={"duration": "1d"}).status_code == 200
+
+
+def test_experimental_dev_server_handle_as_the_sdks_test_harness_uses_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    httpx = pytest.importorskip("httpx")
+    from inngest_do.experimental import dev_server
+
+    with socket.socket() as s:  # a free port, handed over as DEV_SERVER_PORT
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("DEV_SERVER_PORT", str(port))
+    handle = type(dev_server.server)()
+    assert handle.port == port and handle.origin.endswith(f":{port}")
+    handle.start()
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            handle.start()
+        res = httpx.post(f"http://127.0.0.1:{port}/v0/connect/start", timeout=10)
+        assert res.status_code == 200
+    finally:
+        handle.stop()
+    with pytest.raises(RuntimeError, match="not running"):
+        handle.stop()
+    monkeypatch.setenv("DEV_SERVER_ENABLED", "0")
+    off = type(dev_server.server)()
+    off.start()
+    off.stop()  # disabled: both do nothing, as the SDK's
+    assert off.running is None
+    monkeypatch.setenv("DEV_SERVER_PORT", "nope")
+    with pytest.raises(ValueError, match="DEV_SERVER_PORT"):
+        type(dev_server.server)()
