@@ -586,3 +586,38 @@ def test_experimental_dev_server_handle_as_the_sdks_test_harness_uses_it(
     monkeypatch.setenv("DEV_SERVER_PORT", "nope")
     with pytest.raises(ValueError, match="DEV_SERVER_PORT"):
         type(dev_server.server)()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_one_unit_test_gives_the_same_result_under_the_sdks_mocked_and_ours() -> None:
+    import inngest.experimental.mocked as sdk_mocked
+
+    from inngest_do.experimental import mocked
+
+    def build(lib: typing.Any) -> typing.Any:
+        client = lib.Inngest(app_id="u", is_production=False)
+
+        @client.create_function(fn_id="f", trigger=lib.TriggerEvent(event="go"), retries=0)
+        def f(ctx: typing.Any) -> typing.Any:
+            a = ctx.step.run("a", lambda x: x + 1, 1)
+            ctx.step.sleep("s", datetime.timedelta(hours=1))
+            i = ctx.step.invoke("i", function=f, data={})
+            w = ctx.step.wait_for_event("w", event="x", timeout=datetime.timedelta(seconds=1))
+            p = ctx.group.parallel((lambda: ctx.step.run("p1", lambda: 1),
+                                    lambda: ctx.step.run("p2", lambda: 2)))
+            if ctx.event.data.get("fail"):
+                raise lib.NonRetriableError("no")
+            return {"a": a, "i": i, "w": w.data if w else None, "p": list(p)}
+        return f
+
+    outcomes = []
+    for lib, mock in ((sdk, sdk_mocked), (inngest, mocked)):
+        fn = build(lib)
+        for data in ({}, {"fail": True}):
+            res = mock.trigger(fn, lib.Event(name="go", data=data), mock.Inngest(app_id="t"),
+                               step_stubs={"i": {"inv": 1},
+                                           "w": lib.Event(name="x", data={"k": 1})})
+            outcomes.append((res.status.value, res.output, type(res.error).__name__,
+                             str(res.error) if res.error else None))
+    assert outcomes[:2] == outcomes[2:]
+    assert outcomes[2][1] == {"a": 2, "i": {"inv": 1}, "w": {"k": 1}, "p": [1, 2]}
