@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="the store file (default: $INNGEST_DO_STORE or ./inngest_do.db)")
     parser = _Parser(prog=PROG, parents=[store],
                      description="Run inngest_do functions as a service, and inspect them.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=_Parser)
     p = sub.add_parser("run", parents=[store], help="run an app's functions until stopped",
@@ -68,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--id", default="", help="the event's deduplication id")
     p = sub.add_parser("runs", parents=[store], help="list runs",
                        description="A table of runs, oldest first.")
-    p.add_argument("--status", help="only runs in this status (e.g. Completed, Failed)")
+    p.add_argument("--status", type=_run_status, metavar="STATUS",
+                   help="only runs in this status: " + ", ".join(_STATUSES))
     p.add_argument("--function", metavar="FN_ID", help="only runs of this function")
     p.add_argument("--limit", type=int, default=50, metavar="N",
                    help="the last N runs (default 50; 0 for all)")
@@ -141,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(err), 2)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `inngest-do show ... | head`: the reader left; say nothing more, as cat does
+        # (stdout goes to devnull so the interpreter's own flush at exit cannot fail)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 def _fail(message: str, code: int) -> int:
@@ -215,15 +223,16 @@ def _cmd_run(args: argparse.Namespace, store: str) -> int:
 
     if args.max_concurrency < 1:
         raise UsageError("--max-concurrency: must be at least 1")
-    if args.poll_interval <= 0:
-        raise UsageError("--poll-interval: must be positive")
+    if not 0 < args.poll_interval <= 86_400:  # also refuses nan and inf
+        raise UsageError(f"--poll-interval: expected seconds in (0, 86400], got "
+                         f"{args.poll_interval}")
     client = load_app(args.app)
     worker: Worker | None = None
 
     def report(entry: TraceEntry) -> None:
         if entry.kind not in _RUN_EVENTS or worker is None:
             return
-        run = worker.engine.runs.get(entry.run_id)
+        run = worker.engine.get_run(entry.run_id)  # a finished one from the store
         line = f"{_time(entry.at_ms)}  {_RUN_EVENTS[entry.kind]:<9}  {entry.fn_id}  " \
                f"{entry.run_id}"
         if run is not None and entry.kind != "run.started" and run.started_ms is not None:
@@ -309,9 +318,14 @@ def _cmd_show(args: argparse.Namespace, store: str) -> int:
     from .storage.sqlite import StoreReader
 
     with StoreReader(store) as reader:
-        rec = reader.find_run(args.run_id)
-        if rec is None:
+        found = reader.find_runs(args.run_id, limit=3)
+        if not found:
             raise UsageError(f"run {args.run_id!r}: no such run in {store}")
+        if len(found) > 1:
+            ids = ", ".join(r["id"] for r in found[:2]) + (", ..." if len(found) > 2 else "")
+            raise UsageError(f"run {args.run_id!r}: matches several runs ({ids}); give more "
+                             "of the id")
+        rec = found[0]
         history = reader.history(rec["id"])
     print(f"run       {rec['id']}")
     print(f"function  {rec['fn_id']}")
@@ -333,6 +347,27 @@ def _cmd_show(args: argparse.Namespace, store: str) -> int:
                       else json.dumps(detail)))
     _print_table(table)
     return 0
+
+
+_STATUSES = ("Queued", "Running", "Sleeping", "Waiting", "Completed", "Failed", "Cancelled",
+             "Skipped")
+
+
+def _run_status(text: str) -> str:
+    """A run status, any case (argparse turns the ValueError into a usage error)."""
+    for status in _STATUSES:
+        if status.lower() == text.lower():
+            return status
+    raise argparse.ArgumentTypeError(f"expected one of {', '.join(_STATUSES)}, got {text!r}")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("inngest-do")
+    except Exception:  # noqa: BLE001 - not installed (run from a checkout)
+        return "(not installed)"
 
 
 def _time(ms: int | None) -> str:

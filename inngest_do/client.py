@@ -24,6 +24,7 @@ from .config import (
     TriggerEvent,
     normalize_function_options,
 )
+from .durations import to_ms
 from .event import Event
 from .function import Function
 from .runs import EventRecord, Run, RunStatus
@@ -45,6 +46,10 @@ class SendEventsResult(pydantic.BaseModel):
     ids: list[str] = pydantic.Field(default_factory=list)
 
 
+#: how long finished runs are kept by default
+DEFAULT_RETENTION = datetime.timedelta(days=7)
+
+
 class Inngest:
     """An app: its functions and the embedded engine that runs them.
 
@@ -55,7 +60,9 @@ class Inngest:
     What we add: ``store`` -- None (memory), a SQLite file path, or a Store object;
     ``seed`` -- the random source of a wall-clock engine (a Simulation takes its own);
     ``inngest_limits`` -- enforce the Inngest server's limits so code headed for Inngest
-    fails here first.
+    fails here first; ``retention`` -- how long finished runs, their history and settled
+    events are kept (a timedelta or ms; default 7 days, except in a Simulation, which keeps
+    everything unless given one; None keeps everything).
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class Inngest:
         store: Store | str | os.PathLike[str] | None = None,
         seed: int | None = None,
         inngest_limits: bool = False,
+        retention: int | datetime.timedelta | None = DEFAULT_RETENTION,
         execution: str | None = None,
     ) -> None:
         if not isinstance(app_id, str) or not app_id:
@@ -100,6 +108,11 @@ class Inngest:
         self._seed = seed
         #: enforce the Inngest server's limits (steps, sizes, durations): see limits.py
         self.inngest_limits = inngest_limits
+        #: finished runs (with history) and settled events older than this are pruned (a
+        #: Simulation keeps everything unless ``retention`` was given: tests look back)
+        self.retention_given = retention is not DEFAULT_RETENTION
+        self.retention_ms: int | None = None if retention is None else to_ms(
+            retention, what="retention", min_ms=1)
         #: how handlers execute: "coroutines" (default: a suspended async handler keeps its
         #: coroutine, code outside steps runs once) or "requests" (Inngest's request model:
         #: each resumption replays the handler from the start and runs at most one new step;
@@ -275,7 +288,7 @@ class Inngest:
 
     def get_run(self, run_id: str) -> Run:
         """One run by id; ``KeyError`` naming the id if there is none."""
-        run = self.engine.runs.get(run_id)
+        run = self.engine.get_run(run_id)
         if run is None:
             raise KeyError(f"no run with id {run_id!r}")
         return run.snapshot()

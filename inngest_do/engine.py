@@ -56,6 +56,7 @@ from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutp
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .serializer import serialize
 from .step import Group, GroupSync, Step, StepSync
+from .storage.base import StoreError
 from .triggers import CronSchedule, EventRouter
 
 if typing.TYPE_CHECKING:
@@ -77,6 +78,10 @@ FAILED_EVENT = "inngest/function.failed"
 CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
 CRON_EVENT = "inngest/scheduled.timer"
+#: outcomes an event may still change from (so it stays in memory until it does)
+_OPEN_OUTCOMES = ("debounced", "batched", "throttled")
+#: pruning by age runs at most this often (engine time)
+PRUNE_EVERY_MS = 3_600_000
 #: the outcome of an event whose trigger, cancel or wait expression failed to evaluate
 EXPRESSION_ERROR = "expression_error"
 
@@ -139,6 +144,21 @@ class Engine:
         self._serve_all = functions is None
         self._taken = 0  # how many of the client's created functions serve-all has taken
         self._cron_timers: set[int] = set()
+        # Bumped when a failed commit makes the engine rebuild itself from the store: work
+        # begun before (an Execution, a slice) is then abandoned.
+        self.generation = 0
+        # Finished runs and settled events leave memory once the store has them committed.
+        self._ended: list[str] = []
+        self._settled: list[str] = []
+        self._store_failure: StoreError | None = None  # the last commit that failed
+        #: share commits (and their fsyncs) between slices: a Worker on a FULL store
+        self.group_commit = False
+        self._group: asyncio.Future | None = None
+        self.retention_ms: int | None = getattr(client, "retention_ms", None)
+        if self.keep_trace and not getattr(client, "retention_given", True):
+            self.retention_ms = None  # a Simulation keeps everything unless told otherwise
+        self._next_prune_ms: int | None = None
+        self._log_store = _store_logger()
         self.store.open()
         self._recover()
         if functions is not None:
@@ -219,6 +239,97 @@ class Engine:
         """The client serving ``fn`` (whose middleware and logger apply to its runs)."""
         return self._fn_clients.get(fn.id, self.client)
 
+    # commits -------------------------------------------------------------------------------
+    def commit(self) -> None:
+        """Commit the store. If that fails, the store is what its last successful commit
+        left: rebuild the working state from it (as a restart would), so that nothing the
+        failed commit carried stays applied in memory, and re-raise the StoreError. Then
+        let finished runs and settled events go from memory (the store has them)."""
+        try:
+            self.store.commit()
+        except StoreError as err:
+            self.rebuild()
+            self._store_failure = err
+            raise
+        if self._ended:
+            runs = self.runs
+            for run_id in self._ended:
+                run = runs.get(run_id)
+                if run is not None and run.status.is_final:
+                    del runs[run_id]
+            self._ended.clear()
+        if self._settled:
+            events = self.events
+            for event_id in self._settled:
+                rec = events.get(event_id)
+                if rec is not None and _is_settled(rec["outcomes"]):
+                    del events[event_id]
+            self._settled.clear()
+        if self.retention_ms is not None:
+            now = self.now_ms()
+            if self._next_prune_ms is None or now >= self._next_prune_ms:
+                self._next_prune_ms = now + min(PRUNE_EVERY_MS, max(self.retention_ms // 10,
+                                                                    1000))
+                try:
+                    if self.store.prune(now - self.retention_ms) >= 5000:
+                        self._next_prune_ms = now  # a backlog: the next batch next commit
+                except StoreError as err:  # housekeeping: tried again later
+                    self._log_store.warning("inngest_do: %s", err)
+
+    async def commit_async(self) -> None:
+        """:meth:`commit` from a slice. With :attr:`group_commit` (a Worker on a store that
+        fsyncs every commit), every slice that asks in the same turn of the event loop
+        waits for one commit, and so one fsync, made once they all have asked."""
+        if not self.group_commit:
+            self.commit()
+            return
+        group = self._group
+        if group is None:
+            loop = asyncio.get_running_loop()
+            group = self._group = loop.create_future()
+            loop.call_soon(self._commit_group, group)
+        await group
+
+    def _commit_group(self, group: asyncio.Future) -> None:
+        self._group = None
+        try:
+            with self.lock:
+                self.commit()
+        except StoreError as err:
+            group.set_exception(err)
+        else:
+            group.set_result(None)
+
+    def rebuild(self) -> None:
+        """Drop the working state and recover it from the store (what a restart does)."""
+        self.generation += 1
+        served = [(fn, self._fn_clients.get(fn_id)) for fn_id, fn in self._known_fns.items()]
+        for ex in list(self.live.values()):
+            self._close(ex)
+        self.timers = TimerHeap()
+        self.ready = ReadyQueue()
+        self.runs = {}
+        self.events = {}
+        self.live = collections.OrderedDict()
+        self.waits = {}
+        self.executing = set()
+        self.cron_cursors = {}
+        self.flow = FlowControl(self)
+        self._router = EventRouter()
+        self._known_fns = {}
+        self._fn_clients = {}
+        self._cron_timers = set()
+        self._ended = []
+        self._settled = []
+        self.store.open()  # an open store starts over from its last commit
+        self._recover()
+        try:
+            for fn, client in served:  # the same functions, armed afresh
+                self.serve([fn], client)
+        except StoreError as err:  # the cursors go with a later commit
+            self._log_store.warning("inngest_do: %s", err)
+        self._work_arrived()
+
     def function(self, fn_id: str) -> Function[typing.Any]:
         self.sync_functions()
         fn = self._known_fns.get(fn_id)
@@ -236,7 +347,7 @@ class Engine:
                 for p in payloads:
                     limits.check_event_size(len(json.dumps(p)), p["name"])
             ids = [self._accept_one(p, origin) for p in payloads]
-            self.store.commit()
+            self.commit()
         self._work_arrived()
         return ids
 
@@ -244,7 +355,20 @@ class Engine:
         event_id = self._record_event(payload)
         self._log(self.now_ms(), origin or "", "", "event.received", None, payload["name"])
         self._deliver(event_id, payload)
+        self._store_event(event_id)
         return event_id
+
+    def _store_event(self, event_id: str) -> None:
+        """Save an event with its outcomes; once they can no longer change it leaves
+        memory at the next commit."""
+        rec = self.events.get(event_id)
+        if rec is None:
+            return
+        settled = _is_settled(rec["outcomes"])
+        self.store.save_event(event_id, rec["payload"], rec["received_ms"], rec["outcomes"],
+                              settled)
+        if settled:
+            self._settled.append(event_id)
 
     def _record_event(self, payload: dict) -> str:
         """Give ``payload`` its internal id (and ``id``/``ts`` if it has none) and store it."""
@@ -316,6 +440,7 @@ class Engine:
             rec["outcomes"] = tuple(
                 (fn_id, outcome, run_id, *e[3:]) if e[0] == fn_id and e[2] == run_id else e
                 for e in rec["outcomes"])
+            self._store_event(event_id)
 
     def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None:
         """A debounced or batched event's run now exists."""
@@ -324,6 +449,7 @@ class Engine:
             rec["outcomes"] = tuple(
                 (fn_id, e[1], run_id, *e[3:]) if e[0] == fn_id and e[2] is None else e
                 for e in rec["outcomes"])
+            self._store_event(event_id)
 
     def record_run_note(self, run: RunState, kind: str, detail: typing.Any = None) -> None:
         """Flow control notes something about ``run`` in its history."""
@@ -344,6 +470,7 @@ class Engine:
             self.flow.on_run_created(run, fn, lock)
         else:
             run.ended_ms = now
+            self._ended.append(run.id)
         self._save(run)
         return run
 
@@ -407,6 +534,7 @@ class Engine:
         """Drive ``run``'s handler until it returns, raises or parks."""
         fn = self.function(run.fn_id)
         now = self.now_ms()
+        generation = self.generation
         self.executing.add(run.id)
         requeue = False
         try:
@@ -423,7 +551,7 @@ class Engine:
             if run.status is not RunStatus.RUNNING:
                 run.status = RunStatus.RUNNING
                 self._save(run)
-                self.store.commit()  # readers of the store see it running
+                await self.commit_async()  # readers of the store see it running
             self.flow.on_slice_start(run)
             serving = self.client_of(fn)
             mws = serving._middleware + fn.middleware
@@ -456,6 +584,12 @@ class Engine:
                 outcome, value = await self.sync_runner(self._call_sync_threaded, fn, ex)
             else:
                 outcome, value = self._call_sync(fn, ex)
+            if self.generation != generation:
+                # A commit failed under this slice and the engine was rebuilt from the
+                # store: the run goes on from there; nothing of this slice may be kept.
+                raise self._store_failure or StoreError(
+                    f"store {self.store.location}: a commit failed while run {run.id} "
+                    "executed; it goes on from its last commit")
             if ex.requests and outcome == RAISED:
                 if isinstance(value, SyncPark):  # an async handler's request ended
                     outcome, value = PARKED, None
@@ -475,10 +609,11 @@ class Engine:
                 await ex.call_hooks_async("before_response")
         finally:
             self.executing.discard(run.id)
-            self.flow.on_slice_end(run)
-            if requeue:  # the next request goes at once (after the slots went back)
-                self.wake(run)
-            self.store.commit()
+            if self.generation == generation:
+                self.flow.on_slice_end(run)
+                if requeue:  # the next request goes at once (after the slots went back)
+                    self.wake(run)
+                await self.commit_async()
 
     def _request_ended(self, ex: Execution) -> bool:
         """``execution="requests"``: a request ended without finishing the run. Queue the
@@ -686,6 +821,7 @@ class Engine:
             self._close(ex)
         self.flow.on_run_end(run)
         self._save(run)
+        self._ended.append(run.id)
 
     def _drop_pending(self, run: RunState, key: str, pending: Pending) -> None:
         run.pending.pop(key, None)
@@ -736,7 +872,7 @@ class Engine:
             self._memoize(run, full_id, [op, False, described])
             self._log(now, run.id, run.fn_id, "step.errored", full_id,
                       f"{described['name']}: {described['message']}")
-            self.store.commit()
+            self.commit()
             return False
         due = now + self.retry_delay(attempt - 1, err)
         handle = self.timers.schedule(due, ("retry", run.id, full_id))
@@ -814,7 +950,8 @@ class Engine:
             ex.run.keys["state_bytes"] = ex.run.keys.get("state_bytes", 0) + size
         return encode_output(out, f"step '{full_id}'")
 
-    def step_succeeded(self, ex: Execution, full_id: str, op: str, value: typing.Any) -> typing.Any:
+    def step_succeeded(self, ex: Execution, full_id: str, op: str, value: typing.Any, *,
+                       defer: bool = False) -> typing.Any:
         run = ex.run
         run.pending.pop(full_id, None)
         if ex.busy_ms:
@@ -830,7 +967,8 @@ class Engine:
         # kept per step for the run's life); memos are only ever indexed, never changed.
         self._memoize(run, full_id, (op, True, value))
         self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
-        self.store.commit()  # recorded before the handler continues
+        if not defer:  # deferred: the caller awaits commit_async() before going on
+            self.commit()  # recorded before the handler continues
         return fresh_copy(value)
 
     def _memoize(self, run: RunState, full_id: str, memo: typing.Sequence[typing.Any]) -> None:
@@ -942,7 +1080,7 @@ class Engine:
                 _, handle, payload = item
                 self._fire(handle, payload)
             if fired:
-                self.store.commit()
+                self.commit()
         return fired
 
     def _fire(self, handle: int, payload: tuple) -> None:
@@ -1154,32 +1292,56 @@ class Engine:
     def _save(self, run: RunState) -> None:
         self.store.save_run(run_record(run))
 
-    def query_events(self, name: str | None = None) -> list[EventRecord]:
-        out = []
+    def event_records(self, name: str | None = None) -> list[tuple[str, dict]]:
+        """(internal id, {"payload", "received_ms", "outcomes"}) of events in arrival order:
+        the committed ones from the store, with what memory knows fresher (outcomes still
+        changing, events not yet committed)."""
         with self.lock:  # a Worker may be changing them on another thread
-            items = list(self.events.items())
-        for event_id, rec in items:
-            payload = rec["payload"]
-            if name is not None and payload["name"] != name:
-                continue
-            out.append(EventRecord(
-                id=event_id, name=payload["name"], data=payload.get("data") or {},
-                received_at=ms_to_datetime(rec["received_ms"]),
-                outcomes=tuple(EventOutcome(*o) for o in rec["outcomes"])))
+            stored = self.store.load_events(name)
+            live = {k: {"payload": v["payload"], "received_ms": v["received_ms"],
+                        "outcomes": [list(o) for o in v["outcomes"]]}
+                    for k, v in self.events.items()}
+        out = [(rec["id"], live.pop(rec["id"], rec)) for rec in stored]
+        out += [(event_id, rec) for event_id, rec in live.items()
+                if name is None or rec["payload"]["name"] == name]
         return out
+
+    def query_events(self, name: str | None = None) -> list[EventRecord]:
+        """Events in arrival order, with their outcomes (see :meth:`event_records`)."""
+        return [_event_record(event_id, rec["payload"], rec["received_ms"], rec["outcomes"])
+                for event_id, rec in self.event_records(name)]
 
     def query_runs(self, fn_id: str | None = None,
                    status: RunStatus | str | None = None) -> list[RunState]:
-        out = []
+        """Runs in creation order: finished ones read from the store, active ones as the
+        engine holds them."""
+        from .recovery import run_from_record
+
+        if status is not None:
+            status = RunStatus(status)
         with self.lock:  # a Worker may be changing them on another thread
-            runs = list(self.runs.values())
-        for run in runs:
-            if fn_id is not None and run.fn_id != fn_id:
-                continue
-            if status is not None and run.status != status:
-                continue
-            out.append(run)
+            records = self.store.load_runs(fn_id, None if status is None else status.value)
+            live = dict(self.runs)
+        out = []
+        for rec in records:
+            run = live.pop(rec["id"], None) or run_from_record(rec)
+            if status is None or run.status == status:
+                out.append(run)
+        for run in live.values():  # created since the last commit
+            if (fn_id is None or run.fn_id == fn_id) and (status is None or run.status == status):
+                out.append(run)
         return out
+
+    def get_run(self, run_id: str) -> RunState | None:
+        """One run by id (an active one from memory, a finished one from the store)."""
+        from .recovery import run_from_record
+
+        with self.lock:
+            run = self.runs.get(run_id)
+            if run is not None:
+                return run
+            rec = self.store.load_run(run_id)
+        return None if rec is None else run_from_record(rec)
 
     # recovery -------------------------------------------------------------------------------
     def reseed(self, salt: int) -> None:
@@ -1237,6 +1399,25 @@ async def _wrap(awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
 
 def _ensure(awaitable: typing.Any) -> typing.Coroutine:
     return awaitable if inspect.iscoroutine(awaitable) else _wrap(awaitable)
+
+
+def _is_settled(outcomes: list) -> bool:
+    """True when none of an event's outcomes can change any more."""
+    return not any(o[1] in _OPEN_OUTCOMES and (o[2] is None or o[1] == "throttled")
+                   for o in outcomes)
+
+
+def _event_record(event_id: str, payload: dict, received_ms: int,
+                  outcomes: list) -> EventRecord:
+    return EventRecord(id=event_id, name=payload["name"], data=payload.get("data") or {},
+                       received_at=ms_to_datetime(received_ms),
+                       outcomes=tuple(EventOutcome(*o) for o in outcomes))
+
+
+def _store_logger() -> typing.Any:
+    import logging
+
+    return logging.getLogger("inngest_do")
 
 
 def _next_target(run: RunState, now_ms: int) -> str | None:

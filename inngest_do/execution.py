@@ -128,6 +128,12 @@ class CancelRun(BaseException):
     """Unwinds a handler whose run was cancelled (or timed out) at a step boundary."""
 
 
+class Abandoned(BaseException):
+    """Unwinds a handler whose engine state was rebuilt from the store (a commit failed):
+    nothing it does after that may reach the store. A BaseException so that a user's
+    ``except Exception:`` never swallows it."""
+
+
 def passes_through(err: BaseException) -> bool:
     """True for the exceptions that are not the user's code failing, so they must unwind
     past the step or handler: the engine's own (park, nested step, cancelled run) and a real
@@ -135,7 +141,7 @@ def passes_through(err: BaseException) -> bool:
     body or handler raises -- ``SystemExit``, ``KeyboardInterrupt``, a ``CancelledError`` of
     its own making, ``GeneratorExit`` -- is a failed attempt, so no run can stop the worker.
     """
-    if isinstance(err, (SyncPark, NestedStep, CancelRun, SkipStep)):
+    if isinstance(err, (SyncPark, NestedStep, CancelRun, SkipStep, Abandoned)):
         return True
     if isinstance(err, asyncio.CancelledError):
         try:
@@ -224,6 +230,7 @@ class Execution:
         "ctx",
         "engine",
         "fn",
+        "generation",
         "guard",
         "hooks_ended",
         "in_body",
@@ -257,6 +264,7 @@ class Execution:
         self.publishes = 0
         self.is_async = fn.is_handler_async
         self.busy_ms = 0  # virtual time the step body in progress declared (Simulation.busy)
+        self.generation = engine.generation  # a rebuild from the store abandons this
         # The engine lock when the handler runs on a Worker's thread without it (sync
         # handlers): every call into the engine's bookkeeping takes it, user code never holds
         # it. NO_LOCK where the driver already holds the lock (async slices, simulations).
@@ -278,6 +286,8 @@ class Execution:
     def begin_step(self, step_id: str, op: str) -> str:
         if self.in_body is not None:
             raise NestedStep(step_id)
+        if self.generation != self.engine.generation:
+            raise Abandoned()
         self.step_name = step_id
         run = self.run
         with self.guard:
@@ -420,9 +430,12 @@ class Execution:
         """:meth:`prepare_output` for async handlers (middleware hooks may await I/O)."""
         return await self.engine.prepare_output_async(self, full_id, op, out)
 
-    def step_succeeded(self, full_id: str, op: str, out: typing.Any) -> typing.Any:
+    def step_succeeded(self, full_id: str, op: str, out: typing.Any,
+                       defer: bool = False) -> typing.Any:
+        """Record the step. ``defer``: an async handler with group commit awaits
+        ``engine.commit_async()`` itself, sharing the commit with other runs."""
         with self.guard:
-            return self.engine.step_succeeded(self, full_id, op, out)
+            return self.engine.step_succeeded(self, full_id, op, out, defer=defer)
 
     def resolve_sync(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
         return self.engine.resolve(awaitable)

@@ -4,7 +4,8 @@ After a restart (or a simulated crash) every run that was not final goes on: mem
 into the kernel's memo tables, sleeps/waits/retries/invoke timeouts back onto the timer heap
 (an overdue one fires at once), waits back into the wait index, and a run that had work in
 hand (no suspension) goes back to the ready queue, where its handler replays against its
-memos. Cost: O(runs + memos + history) once.
+memos. Cost: O(active runs + their memos and history) once: the store gives back only active
+work, finished runs stay in it.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ if typing.TYPE_CHECKING:
 
 
 def restore(engine: Engine, state: RecoveredState) -> None:
-    for rec in state.events:
+    for rec in state.events:  # the unsettled ones: their outcomes may still change
         engine.events[rec["id"]] = {"payload": rec["payload"], "received_ms": rec["received_ms"],
-                                    "outcomes": []}
+                                    "outcomes": [list(o) for o in rec.get("outcomes", [])],
+                                    "user_id": None}
     engine.cron_cursors.update({k[5:]: v for k, v in state.meta.items() if k.startswith("cron:")})
     engine.flow.restore(state.flow)
     to_wake: list[RunState] = []
     for rec in state.runs:
-        run = _run_from_record(rec)
+        run = run_from_record(rec)
         engine.runs[run.id] = run
         if run.status.is_final:
             continue
@@ -37,12 +39,13 @@ def restore(engine: Engine, state: RecoveredState) -> None:
         if not run.pending:
             to_wake.append(run)
     # Reseed so ids made after a restart never repeat ones made before it.
-    engine.reseed(len(state.events) + len(state.runs))
+    engine.reseed(state.meta.get("store:count", len(state.events) + len(state.runs)))
     for run in to_wake:
         engine.flow.request_slice(run)
 
 
-def _run_from_record(rec: dict) -> RunState:
+def run_from_record(rec: dict) -> RunState:
+    """A run's working state from its stored record (memos and history inside)."""
     memos = MemoTable()
     for step_id, outcome in rec.get("memos", {}).items():
         memos.set(step_id, list(outcome))

@@ -143,7 +143,10 @@ class Step:
                     await ex.park()
                 continue
             ex.exit_body(token)
-            result = ex.step_succeeded(full_id, OP_RUN, out)
+            group = ex.engine.group_commit  # a commit shared with other runs, awaited
+            result = ex.step_succeeded(full_id, OP_RUN, out, group)
+            if group:
+                await ex.engine.commit_async()  # recorded before the handler continues
             if result is MISSING:  # a busy step: its result is recorded later
                 await ex.park()
                 continue
@@ -208,7 +211,10 @@ class Step:
                 continue
             await ex.after_send_async(ids)
             ids = await ex.prepare_output_async(full_id, OP_SEND, ids)
-            result = ex.step_succeeded(full_id, OP_SEND, ids)
+            group = ex.engine.group_commit  # a commit shared with other runs, awaited
+            result = ex.step_succeeded(full_id, OP_SEND, ids, group)
+            if group:
+                await ex.engine.commit_async()
             await ex.engine.step_request_ended_async(ex)
             if ex.rounds:
                 await ROUND

@@ -46,6 +46,7 @@ import threading
 import typing
 
 from .event import Event
+from .storage.base import StoreError
 
 if typing.TYPE_CHECKING:
     from typing_extensions import Self
@@ -158,6 +159,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         engine = self._engine = self._install_engine()
+        # Commits that fsync are shared by the slices that reach one in the same loop turn.
+        engine.group_commit = getattr(engine.store, "synchronous", None) == "FULL"
         with engine.lock:
             engine.sync_functions()  # cron schedules of functions created since
             engine.on_work = self._on_work
@@ -209,6 +212,7 @@ class Worker:
             with engine.lock:
                 engine.on_work = None
                 engine.sync_runner = None
+                engine.group_commit = False
                 self._report()
                 engine.store.commit()
                 engine.store.close()
@@ -285,19 +289,29 @@ class Worker:
         while not self._stopping:
             wake.clear()
             with engine.lock:
-                if polls and loop.time() >= next_poll:
-                    if flush is not None:  # readers in other processes see recent work
-                        flush()
-                    if take_inbox is not None:
-                        self._pull_inbox(engine, take_inbox)
+                try:
+                    if polls and loop.time() >= next_poll:
+                        if flush is not None:  # readers in other processes see recent work
+                            flush()
+                        if take_inbox is not None:
+                            self._pull_inbox(engine, take_inbox)
+                        next_poll = loop.time() + self.poll_interval
+                    # On the wall clock a timer is due once the clock has passed its
+                    # millisecond: a sleep's due time is the floored millisecond it started
+                    # in plus its duration, so firing within that millisecond could be up to
+                    # 1 ms early by datetime.now(). A virtual clock (the dev server's) is
+                    # exact.
+                    lag = 0 if engine.clock.is_virtual else 1
+                    engine.fire_due(engine.now_ms() - lag)
+                except StoreError as err:
+                    # The engine went back to the store's last commit; try again after a
+                    # poll interval (a full disk may have room by then).
+                    _log.error("inngest_do: %s; retrying in %.3g s", err, self.poll_interval)
                     next_poll = loop.time() + self.poll_interval
-                # On the wall clock a timer is due once the clock has passed its
-                # millisecond: a sleep's due time is the floored millisecond it started in
-                # plus its duration, so firing within that millisecond could be up to 1 ms
-                # early by datetime.now(). A virtual clock (the dev server's) is exact.
-                lag = 0 if engine.clock.is_virtual else 1
-                engine.fire_due(engine.now_ms() - lag)
-                self._dispatch(engine, loop)
+                    failed = True
+                else:
+                    failed = False
+                    self._dispatch(engine, loop)
                 self._report()
                 timeout = _MAX_SLEEP
                 due = engine.next_due()
@@ -305,6 +319,9 @@ class Worker:
                     timeout = min(timeout, max((due + lag - engine.now_ms()) / 1000, 0.001))
             if polls:
                 timeout = min(timeout, max(next_poll - loop.time(), 0.0))
+            if failed:  # overdue timers must not make it retry at once, in a loop
+                timeout = self.poll_interval
+                wake.clear()
             if not wake.is_set():
                 try:
                     await asyncio.wait_for(wake.wait(), timeout)
@@ -319,7 +336,7 @@ class Worker:
             except ValueError as err:
                 _log.error("inngest_do: dropped invalid event #%s from the inbox: %s", seq, err)
                 consume(seq)
-                engine.store.commit()
+                engine.commit()
                 continue
             consume(seq)  # goes with the commit that records the event as accepted
             engine.accept([event])
@@ -348,6 +365,8 @@ class Worker:
                 cancelled = True  # stop() is cancelling it: it runs again later
             else:
                 _log.exception("inngest_do: internal error in a slice of run %s", run.id)
+        except StoreError as err:  # the run goes on from the store's last commit
+            _log.error("inngest_do: run %s: %s", run.id, err)
         except BaseException:  # noqa: BLE001 - nothing in a slice may stop the worker
             _log.exception("inngest_do: internal error in a slice of run %s", run.id)
         finally:

@@ -194,3 +194,54 @@ def test_the_console_script_is_installed() -> None:
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60,
                          check=False)
     assert out.returncode == 0 and "run" in out.stdout and "send" in out.stdout
+
+
+def _store_with_runs(path: Path, steps: int = 1, runs: int = 2) -> list[str]:
+    import inngest_do as inngest
+    from inngest_do.testing import Simulation
+
+    client = inngest.Inngest(app_id="c")
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
+    async def f(ctx: inngest.Context) -> int:
+        for i in range(steps):
+            await ctx.step.run("s", lambda i=i: i)
+        return steps
+
+    sim = Simulation(client, store=str(path))
+    sim.send([inngest.Event(name="go") for _ in range(runs)])
+    ids = [r.id for r in sim.runs()]
+    sim.engine.store.close()
+    return ids
+
+
+def test_cli_small_things(tmp_path, capsys) -> None:
+    store = tmp_path / "s.db"
+    a, b = _store_with_runs(store)
+    line = error_line(capsys, ["--store", str(store), "runs", "--status", "Done"])
+    assert "expected one of Queued, Running" in line and "'Done'" in line
+    assert cli.main(["--store", str(store), "runs", "--status", "completed"]) == 0
+    assert a in capsys.readouterr().out
+    common = os.path.commonprefix([a, b])
+    line = error_line(capsys, ["--store", str(store), "show", common])
+    assert "matches several runs" in line and a in line
+    assert cli.main(["--store", str(store), "show", a[:len(common) + 1]]) == 0
+    capsys.readouterr()
+    for bad in ("nan", "inf", "0", "-1"):
+        line = error_line(capsys, ["--store", str(store), "run", "--poll-interval", bad,
+                                   str(EXAMPLE)])
+        assert "--poll-interval: expected seconds" in line
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("inngest-do ")
+
+
+def test_show_into_a_closed_pipe_exits_quietly(tmp_path) -> None:
+    store = tmp_path / "s.db"
+    (run_id,) = _store_with_runs(store, steps=3000, runs=1)
+    proc = subprocess.run(f"{sys.executable} -m inngest_do --store {store} show {run_id}"
+                          " | head -1", shell=True, cwd=tmp_path, env=ENV, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.stdout.startswith("run ")
+    assert proc.stderr == ""

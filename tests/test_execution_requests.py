@@ -171,7 +171,7 @@ def test_a_different_new_step_in_a_targeted_request_fails_the_run(rclient, sync)
     sim.run_until_idle()
     run = only_run(sim)
     assert run.status == "Failed"
-    assert sim.engine.runs[run.id].error == {
+    assert sim.engine.get_run(run.id).error == {
         "code": "step_unexpected", "name": "StepUnexpectedError", "stack": None,
         "message": 'found step "surprise" when targeting a different step'}
     assert ran == []

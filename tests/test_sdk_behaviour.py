@@ -16,7 +16,7 @@ from tests.helpers import ev, only_run
 
 def _error_of(sim: Simulation, run: inngest.Run) -> dict:
     # the run's error exactly as recorded (what a server would show as the run's output)
-    return sim.engine.runs[run.id].error
+    return sim.engine.get_run(run.id).error  # finished runs are read from the store
 
 
 class _Recorder(logging.Logger):

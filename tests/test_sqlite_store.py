@@ -79,20 +79,24 @@ def test_every_record_round_trips_in_order(tmp_path) -> None:
     store.commit()
     store.close()
 
-    state = _open(tmp_path / "s.db").recover()
-    assert [r["id"] for r in state.runs] == ["r2", "r1"]
-    r2 = state.runs[0]
+    store = _open(tmp_path / "s.db")
+    state = store.recover()
+    assert [r["id"] for r in state.runs] == ["r1"]  # only active work comes back
+    assert [r["id"] for r in store.load_runs()] == ["r2", "r1"]  # the rest on demand
+    r2 = store.load_run("r2")
+    assert r2 is not None
     assert r2["status"] == "Completed" and r2["output"] == {"ok": True}
     assert list(r2["memos"]) == ["z", "a", "m"]
     assert r2["memos"]["a"] == ["run", True, {"step": "a"}]
     assert r2["history"] == [(1, "r2", "f", "run.started", None, None),
                              (2, "r2", "f", "sleep.started", "s", {"until_ms": 99})]
-    assert state.runs[1]["memos"] == {} and state.runs[1]["history"] == []
-    assert [e["id"] for e in state.events] == ["e2", "e1"]
+    assert state.runs[0]["memos"] == {} and state.runs[0]["history"] == []
+    assert [e["id"] for e in state.events] == ["e2", "e1"]  # not settled: they come back
     assert state.events[0] == {"id": "e2", "payload": {"name": "b", "data": {"x": [1, 2]}},
-                               "received_ms": 20}
+                               "received_ms": 20, "outcomes": []}
     assert state.flow == {"gcra": {"fn:key": {"tat": 5}}}
-    assert state.meta == {"cron:f:0": 5678}
+    assert state.meta == {"cron:f:0": 5678, "store:count": 4}
+    assert [e["id"] for e in store.load_events("a")] == ["e1"]
 
 
 _ids = st.sampled_from(["a", "b", "c", "d"])
@@ -173,8 +177,65 @@ def test_a_killed_process_loses_nothing_it_committed(tmp_path) -> None:
     assert store.recover().runs[0]["memos"] == {"committed": ["run", True, 1]}
 
 
-def _redo_store(path) -> SQLiteStore:
-    """A store with three commits in its redo log (not yet applied to the tables)."""
+def _legacy_redo(path, commits: list[tuple[int, list, list]], tail: bytes = b"") -> None:
+    """A redo log as schema-1 versions wrote it: (seq, journal rows, statements) frames."""
+    import struct
+    import zlib
+
+    out = b""
+    for seq, rows, statements in commits:
+        payload = json.dumps([seq, rows, statements]).encode()
+        out += struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+    (path.parent / (path.name + "-redo")).write_bytes(out + tail)
+
+
+def _run_stmt(status: str = "Running", ended=None) -> list:
+    rec = {"id": "r", "fn_id": "f", "status": status, "created_ms": 0, "ended_ms": ended}
+    return ["R", ["r", "f", status, 0, ended, json.dumps(rec)]]
+
+
+def _memo_rows(i: int) -> list:
+    return ["r", "m", f"s{i}", json.dumps(["run", True, i]),
+            "r", "h", None, json.dumps([i, "r", "f", "step.completed", f"s{i}", None])]
+
+
+def _legacy_commits() -> list[tuple[int, list, list]]:
+    return [(1, _memo_rows(0), [_run_stmt()]), (2, _memo_rows(1), []), (3, _memo_rows(2), [])]
+
+
+def test_a_redo_log_left_by_an_older_version_is_applied_once_and_removed(tmp_path) -> None:
+    path = tmp_path / "s.db"
+    _open(path).close()
+    _legacy_redo(path, _legacy_commits(), tail=b"\x40\x00\x00\x00\x01\x02\x03\x04[4,[")
+    store = _open(path)  # the torn tail (a write cut short by a kill) is dropped
+    assert list(store.recover().runs[0]["memos"]) == ["s0", "s1", "s2"]
+    assert not os.path.exists(str(path) + "-redo")
+    store.close()
+    state = _open(path).recover()
+    assert len(state.runs[0]["memos"]) == 3 and len(state.runs[0]["history"]) == 3
+
+
+@pytest.mark.parametrize("damage", ["garbage between frames", "a gap"])
+def test_a_damaged_redo_log_is_refused_naming_the_file(tmp_path, damage) -> None:
+    path = tmp_path / "s.db"
+    _open(path).close()
+    commits = _legacy_commits()
+    if damage == "a gap":
+        _legacy_redo(path, [commits[0], commits[2]])
+    else:
+        _legacy_redo(path, commits[:1])
+        first = (tmp_path / "s.db-redo").read_bytes()
+        _legacy_redo(path, commits[1:])
+        rest = (tmp_path / "s.db-redo").read_bytes()
+        (tmp_path / "s.db-redo").write_bytes(first + b"junk" + rest)
+    before = _files(tmp_path)
+    with pytest.raises(StoreFormatError, match="s.db-redo: damaged redo log"):
+        _open(path)
+    assert _files(tmp_path) == before
+
+
+def test_readers_see_every_commit_at_once(tmp_path) -> None:
+    path = tmp_path / "s.db"
     store = _open(path)
     store.save_run({"id": "r", "fn_id": "f", "status": "Running", "created_ms": 0,
                     "ended_ms": None})
@@ -182,44 +243,6 @@ def _redo_store(path) -> SQLiteStore:
         store.save_memo("r", f"s{i}", ["run", True, i])
         store.append_history("r", (i, "r", "f", "step.completed", f"s{i}", None))
         store.commit()
-    assert os.path.getsize(str(path) + "-redo") > 0
-    return store
-
-
-def _die(store: SQLiteStore) -> None:
-    """What a SIGKILL leaves: the redo log as written, no flush, no close, no lease."""
-    store._close_redo()
-    typing.cast(sqlite3.Connection, store._conn).close()
-    store._lease.release()
-
-
-def test_a_torn_redo_log_tail_is_dropped_and_the_rest_kept(tmp_path) -> None:
-    path = tmp_path / "s.db"
-    _die(_redo_store(path))
-    with open(str(path) + "-redo", "ab") as f:
-        f.write(b"\x40\x00\x00\x00\x01\x02\x03\x04[4,[")  # a write cut short
-    store = _open(path)
-    assert list(store.recover().runs[0]["memos"]) == ["s0", "s1", "s2"]
-    assert os.path.getsize(str(path) + "-redo") == 0  # applied: the log starts over
-    store.save_memo("r", "s3", ["run", True, 3])
-    store.close()
-    assert not os.path.exists(str(path) + "-redo")  # a clean close leaves the one file
-    assert list(_open(path).recover().runs[0]["memos"]) == ["s0", "s1", "s2", "s3"]
-
-
-def test_a_redo_log_applied_but_not_emptied_is_not_applied_twice(tmp_path) -> None:
-    path = tmp_path / "s.db"
-    store = _redo_store(path)
-    log = (tmp_path / "s.db-redo").read_bytes()
-    store.close()  # applies and removes the log...
-    (tmp_path / "s.db-redo").write_bytes(log)  # ...as if killed just before removing it
-    state = _open(path).recover()
-    assert len(state.runs[0]["memos"]) == 3 and len(state.runs[0]["history"]) == 3
-
-
-def test_readers_see_commits_still_in_the_redo_log(tmp_path) -> None:
-    path = tmp_path / "s.db"
-    store = _redo_store(path)
     with StoreReader(path) as reader:
         assert [r["id"] for r in reader.runs()] == ["r"]
         assert [r["id"] for r in reader.runs(status="Running", limit=5)] == ["r"]
@@ -229,7 +252,6 @@ def test_readers_see_commits_still_in_the_redo_log(tmp_path) -> None:
     store.save_run({"id": "r", "fn_id": "f", "status": "Completed", "created_ms": 0,
                     "ended_ms": 9})
     store.commit()
-    store.flush()
     with StoreReader(path) as reader:
         assert reader.runs(status="Running") == []
         assert reader.find_run("r")["ended_ms"] == 9
@@ -307,7 +329,6 @@ def test_a_newer_schema_is_refused_untouched(tmp_path) -> None:
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
-    os.remove(str(path) + ".lock")
     _assert_refused(tmp_path, "s.db", "newer", f"schema version {SCHEMA_VERSION + 1}")
 
 
@@ -338,7 +359,6 @@ def test_a_corrupt_store_is_refused_untouched(tmp_path) -> None:
         store.save_memo(f"run{i}", "step", ["run", True, "x" * 200])
     store.commit()
     store.close()
-    os.remove(str(path) + ".lock")
     data = bytearray(path.read_bytes())
     assert len(data) > 8 * 4096
     data[5 * 4096:7 * 4096] = b"\xa5" * (2 * 4096)  # two pages of garbage
@@ -586,7 +606,8 @@ def test_an_event_is_accepted_with_all_its_deliveries_or_not_at_all(tmp_path) ->
     store.commit = dying_commit
     with pytest.raises(KeyboardInterrupt):
         sim.engine.accept([inngest.Event.from_payload(payload)])
-    _die(store)
+    typing.cast(sqlite3.Connection, store._conn).close()  # what a SIGKILL leaves
+    store._lease.release()
 
     again = Simulation(make_client(), seed=3, store=path)
     started = [r for r in again.runs() if r.fn_id == "at-started"]

@@ -43,7 +43,7 @@ class Views:
     # runs -----------------------------------------------------------------------------------
     def run_state(self, run_id: str) -> RunState | None:
         with self.engine.lock:
-            return self.engine.runs.get(run_id)
+            return self.engine.get_run(run_id)  # a finished one from the store
 
     def output_json(self, run: RunState) -> str | None:
         """A run's output as Inngest shows it: the returned value (JSON), or for a failed
@@ -57,7 +57,7 @@ class Views:
 
     def run(self, run_id: str) -> dict | None:
         with self.engine.lock:
-            run = self.engine.runs.get(run_id)
+            run = self.engine.get_run(run_id)
             if run is None:
                 return None
             return {
@@ -79,10 +79,9 @@ class Views:
     def runs(self, *, fn_id: str | None = None, status: str | None = None,
              limit: int = 100) -> list[dict]:
         with self.engine.lock:
-            ids = [r.id for r in self.engine.runs.values()
-                   if (fn_id is None or r.fn_id == fn_id)
-                   and (status is None or API_STATUS[r.status] == status.upper()
-                        or r.status.value == status)]
+            ids = [r.id for r in self.engine.query_runs(fn_id)
+                   if status is None or API_STATUS[r.status] == status.upper()
+                   or r.status.value == status]
         return [d for d in (self.run(i) for i in ids[-limit:]) if d is not None]
 
     def steps(self, run: RunState) -> list[dict]:
@@ -99,7 +98,7 @@ class Views:
     def step_output(self, output_id: str) -> dict | None:
         run_id, _, sid = output_id.partition(":")
         with self.engine.lock:
-            run = self.engine.runs.get(run_id)
+            run = self.engine.get_run(run_id)
             memo = None if run is None else run.memos.get(sid)
             if memo is None:
                 return None
@@ -108,23 +107,24 @@ class Views:
 
     def batch(self, run_id: str) -> list[dict] | None:
         with self.engine.lock:
-            run = self.engine.runs.get(run_id)
+            run = self.engine.get_run(run_id)
             return None if run is None else json.loads(json.dumps(run.events))
 
     def actions(self, run_id: str) -> dict | None:
         with self.engine.lock:
-            run = self.engine.runs.get(run_id)
+            run = self.engine.get_run(run_id)
             return None if run is None else sdk_steps(run.memos.items())
 
     # events ---------------------------------------------------------------------------------
     def _event_record(self, event_id: str) -> tuple[str, dict] | None:
-        with self.engine.lock:
-            rec = self.engine.events.get(event_id)
-            if rec is not None:
-                return event_id, rec
-            for internal, rec in self.engine.events.items():
-                if rec.get("user_id") == event_id or rec["payload"].get("id") == event_id:
-                    return internal, rec
+        # finished events live in the store, not in memory (issue 9)
+        records = self.engine.event_records()
+        for internal, rec in records:
+            if internal == event_id:
+                return internal, rec
+        for internal, rec in records:
+            if rec["payload"].get("id") == event_id:
+                return internal, rec
         return None
 
     def event(self, event_id: str) -> dict | None:
@@ -149,7 +149,5 @@ class Views:
         return [o["run_id"] for o in ev["outcomes"] if o["run_id"]]
 
     def events(self, *, name: str | None = None, limit: int = 100) -> list[dict]:
-        with self.engine.lock:
-            ids = [i for i, rec in self.engine.events.items()
-                   if name is None or rec["payload"].get("name") == name]
+        ids = [i for i, _ in self.engine.event_records(name)]
         return [e for e in (self.event(i) for i in ids[-limit:]) if e is not None]

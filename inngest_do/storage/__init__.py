@@ -1,9 +1,10 @@
 """Stores: where an engine's records live (see :mod:`inngest_do.storage.base`)."""
 
-from .base import RecoveredState, Store
+from .base import RecoveredState, Store, StoreError, StoreFormatError, StoreInUseError
 from .memory import MemoryStore
 
-__all__ = ["MemoryStore", "RecoveredState", "Store", "open_store"]
+__all__ = ["MemoryStore", "RecoveredState", "Store", "StoreError", "StoreFormatError",
+           "StoreInUseError", "open_store"]
 
 
 def open_store(store: "Store | str | None") -> Store:

@@ -1,48 +1,53 @@
 """The SQLite store: an engine's records in one file that survives a hard kill.
 
-Durability. Writes wait in memory until :meth:`SQLiteStore.commit`; the engine commits before
-``send`` returns and before a handler continues past a step, so what was acknowledged is
-committed. A commit is one ``write`` of one checksummed record to the redo log
-``<path>-redo``; every few hundred commits (and whenever the worker calls
-:meth:`SQLiteStore.flush`, which it does every ``poll_interval``) the log is applied to the
-SQLite tables in one transaction, which also records how far it got, and the log is emptied.
-Opening the store applies what a killed process left in the log; a record cut short by the
-kill was never acknowledged and is dropped (its checksum fails). A clean close leaves the one
-``.db`` file. Why a log: a SQLite commit costs about ten system calls (WAL frames, locks), a
-log record one, so a step's commit is several times cheaper (bench/test_store_bench.py).
+Durability is SQLite's own: every :meth:`SQLiteStore.commit` is one SQLite transaction in
+WAL mode. The engine commits before ``send`` returns and before a handler continues past a
+step, so what was acknowledged is committed. With the default ``synchronous="NORMAL"``
+nothing is fsynced on commit: a killed process (SIGKILL, a crash) loses nothing committed,
+since the kernel has the bytes, but a power loss or an OS crash may lose the last commits
+(never corrupt the file). ``synchronous="FULL"`` has SQLite fsync the WAL on every commit and
+survives power loss too. (Versions before schema 2 wrote a redo log ``<path>-redo`` beside
+the file and folded it in later; it was 2.0x faster per step, short of the 3x that would pay
+for a second durability mechanism -- bench/README.md. A log left by such a version is applied
+at open.)
 
-With the default ``synchronous="NORMAL"`` nothing is fsynced on commit: a killed process
-(SIGKILL, a crash) loses nothing committed, since the kernel has the bytes, but a power loss
-or an OS crash may lose the last commits (never corrupt the file: SQLite is in WAL mode and
-fsyncs its checkpoints). ``synchronous="FULL"`` fsyncs the log on every commit and survives
-power loss too, at the cost of one fsync per step.
+Failures. A commit that fails (a full disk, an I/O error, a short write, a failed fsync)
+raises :class:`StoreError` naming the file and the cause, and SQLite rolls the transaction
+back: the file is then exactly what the last successful commit left, and the same store
+keeps working once the cause is gone. tests/test_store_faults.py fails every write and fsync
+of a workload in turn, through an ``LD_PRELOAD`` shim around libc, and checks this.
 
 Layout. Step memos and history entries go to one append-only ``journal`` table (kind ``m`` or
 ``h``), runs, events, flow-control state and meta values to a table each; order is kept by
-rowid.
+rowid. Partial indexes find the active runs and the unsettled events, so opening a file
+reads only active work, whatever number of finished runs it holds; finished ones are read on
+demand (:meth:`SQLiteStore.load_runs`...) and deleted by age (:meth:`SQLiteStore.prune`).
 
 Format. ``PRAGMA application_id`` marks the file as ours and ``PRAGMA user_version`` holds its
 schema version; :data:`MIGRATIONS` move older files forward. Before anything is written, the
 file is inspected through a read-only connection: a file that is not SQLite, not ours, from a
-newer schema or corrupt raises :class:`StoreFormatError` naming the path and the problem, and
-is left exactly as it was (no byte of it, and no side file created).
+newer schema, damaged, or read-only raises :class:`StoreFormatError`/:class:`StoreError`
+naming the path and the problem, and is left exactly as it was. Every command that writes
+(an engine, :func:`send_events`) makes the same checks, so none writes a file another refuses.
 
-Lease. One engine owns a store file at a time: it holds an exclusive ``flock`` on the side file
-``<path>.lock`` (which also records its pid) for as long as the store is open; a second engine
-gets :class:`StoreInUseError` ("... is in use by process N"), or waits up to ``lease_timeout``
-seconds for it. The kernel drops the lock when its holder dies, even by SIGKILL.
+Lease. One engine owns a store file at a time: it holds an exclusive ``flock`` on the
+database file itself for as long as the store is open, so the lease follows the file's
+identity (a symlink or a hard link to it is the same file; there is no lock file to delete).
+A second engine gets :class:`StoreInUseError` ("... is in use by process N", the holder read
+from ``/proc/locks``), or waits up to ``lease_timeout`` seconds. The kernel drops the lock
+when its holder dies, even by SIGKILL. (SQLite's own locks are POSIX ``fcntl`` locks, which
+Linux keeps apart from ``flock`` ones; on NFS, where they are not, use a local disk.)
 
 Inbox. Other processes may still append events while an engine owns the file:
 :func:`send_events` inserts them into the ``inbox`` table in its own short transaction (SQLite
 serializes writers), and the owner moves them into the engine one by one
 (:meth:`SQLiteStore.take_inbox`, :meth:`SQLiteStore.consume_inbox`): an event's deletion from
 the inbox is in the same commit as its record as accepted, so an inbox event is accepted
-exactly once even if the owner dies at any point. This is how ``inngest-do send`` reaches a
-running ``inngest-do run``.
+exactly once even if the owner dies at any point.
 
-Costs: a commit is one log write, O(size of the writes); applying the log is one SQLite
-transaction, O(log n) per row; :meth:`SQLiteStore.recover` reads every table once, O(size of
-the file).
+Costs: a commit is one SQLite transaction, O(log n) per row; :meth:`SQLiteStore.recover`
+reads the active runs (with their journal rows) and unsettled events through indexes,
+O(active work).
 """
 
 from __future__ import annotations
@@ -52,12 +57,13 @@ import functools
 import json
 import os
 import sqlite3
+import stat
 import struct
 import time
 import typing
 import zlib
 
-from .base import RecoveredState, Store
+from .base import RecoveredState, Store, StoreError, StoreFormatError, StoreInUseError
 
 if typing.TYPE_CHECKING:
     from typing_extensions import Self
@@ -82,14 +88,26 @@ __all__ = [
 #: ``PRAGMA application_id`` of every inngest_do store ("ingd")
 APPLICATION_ID = 0x696E6764
 #: the schema this code writes; files from a newer one are refused
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
+
+_INDEXES = (
+    # the journal rows of one run (recover, show, load_run, prune)
+    "CREATE INDEX IF NOT EXISTS journal_run ON journal (run_id, seq)",
+    # active runs, so that opening reads only them
+    "CREATE INDEX IF NOT EXISTS runs_active ON runs (seq) WHERE ended_ms IS NULL",
+    # finished runs by age, for pruning
+    "CREATE INDEX IF NOT EXISTS runs_ended ON runs (ended_ms) WHERE ended_ms IS NOT NULL",
+    # events whose outcomes may still change
+    "CREATE INDEX IF NOT EXISTS events_open ON events (seq) WHERE settled = 0",
+)
 
 _SCHEMA = (
     """CREATE TABLE inngest_do_store (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     """CREATE TABLE events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
-        payload TEXT NOT NULL, received_ms INTEGER NOT NULL)""",
+        payload TEXT NOT NULL, received_ms INTEGER NOT NULL,
+        outcomes TEXT NOT NULL DEFAULT '[]', settled INTEGER NOT NULL DEFAULT 1)""",
     """CREATE TABLE runs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
         fn_id TEXT NOT NULL, status TEXT NOT NULL, created_ms INTEGER NOT NULL,
         ended_ms INTEGER, record TEXT NOT NULL)""",
@@ -102,17 +120,28 @@ _SCHEMA = (
     """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     """CREATE TABLE inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, payload TEXT NOT NULL,
         sent_ms INTEGER NOT NULL)""",
+    *_INDEXES,
 )
 
+
+def _migrate_1(conn: sqlite3.Connection) -> None:
+    """1 -> 2: events keep their outcomes and whether those are final; indexes for reading
+    only active work."""
+    conn.execute("ALTER TABLE events ADD COLUMN outcomes TEXT NOT NULL DEFAULT '[]'")
+    conn.execute("ALTER TABLE events ADD COLUMN settled INTEGER NOT NULL DEFAULT 1")
+    for stmt in _INDEXES:
+        conn.execute(stmt)
+
+
 #: ``MIGRATIONS[v]`` turns a version-``v`` file into a version ``v + 1`` one; each runs inside
-#: the transaction that also sets the new ``user_version``. A redo log left by a killed older
-#: version is applied after migrating, with this version's statements (:data:`_SQL`), so a
-#: migration must keep those valid for the tables it changes.
-MIGRATIONS: dict[int, typing.Callable[[sqlite3.Connection], None]] = {}
+#: the transaction that also sets the new ``user_version``.
+MIGRATIONS: dict[int, typing.Callable[[sqlite3.Connection], None]] = {1: _migrate_1}
 
 _INSERT_EVENT = (
-    "INSERT INTO events (id, payload, received_ms) VALUES (?, ?, ?) ON CONFLICT (id)"
-    " DO UPDATE SET payload = excluded.payload, received_ms = excluded.received_ms"
+    "INSERT INTO events (id, payload, received_ms, outcomes, settled) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET payload = excluded.payload,"
+    " received_ms = excluded.received_ms, outcomes = excluded.outcomes,"
+    " settled = excluded.settled"
 )
 _UPSERT_RUN = (
     "INSERT INTO runs (id, fn_id, status, created_ms, ended_ms, record) VALUES (?, ?, ?, ?, ?, ?)"
@@ -125,20 +154,75 @@ _UPSERT_FLOW = "INSERT OR REPLACE INTO flow (namespace, key, value) VALUES (?, ?
 _DELETE_FLOW = "DELETE FROM flow WHERE namespace = ? AND key = ?"
 _UPSERT_META = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
 _DELETE_INBOX = "DELETE FROM inbox WHERE seq = ?"
-#: statements by the one-letter code the redo log records them under
+#: statements by a one-letter code
 _SQL = {"E": _INSERT_EVENT, "R": _UPSERT_RUN, "F": _UPSERT_FLOW, "D": _DELETE_FLOW,
         "M": _UPSERT_META, "I": _DELETE_INBOX}
+#: the statements of a schema-1 redo log (its events have no outcomes)
+_LEGACY_SQL = dict(_SQL, E=(
+    "INSERT INTO events (id, payload, received_ms) VALUES (?, ?, ?) ON CONFLICT (id)"
+    " DO UPDATE SET payload = excluded.payload, received_ms = excluded.received_ms"))
 
 #: up to this many journal rows go in one multi-row INSERT (SQLite allows 32,766 parameters)
 _MAX_ROWS = 256
-#: the redo log is applied to the tables after this many commits (and whenever the worker
-#: polls, every ``poll_interval``)
-_APPLY_EVERY = 256
-_FRAME = struct.Struct("<II")  # a redo record's header: payload length, CRC-32 of the payload
+_FRAME = struct.Struct("<II")  # a legacy redo record's header: payload length, CRC-32
 #: WAL pages between automatic checkpoints (SQLite's default is 1,000): a hot page rewritten
 #: by many commits is copied back to the file once per checkpoint, so fewer checkpoints is
 #: less work per commit; the WAL file stays under 16 MiB plus one transaction
 _CHECKPOINT_PAGES = 4000
+
+#: what SQLite's result codes mean, for messages
+_CAUSES = {
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_IOERR_WRITE": "a write failed (I/O error)",
+    "SQLITE_IOERR_FSYNC": "fsync failed (I/O error)",
+    "SQLITE_IOERR_DIR_FSYNC": "fsync of the directory failed (I/O error)",
+    "SQLITE_IOERR_TRUNCATE": "truncating a file failed (I/O error)",
+    "SQLITE_IOERR_SHORT_READ": "a file is shorter than expected",
+    "SQLITE_IOERR_READ": "a read failed (I/O error)",
+    "SQLITE_IOERR_SHMSIZE": "cannot grow the -shm file (is the disk full?)",
+    "SQLITE_READONLY": "the file is read-only",
+    "SQLITE_READONLY_DIRECTORY": "the directory is read-only",
+    "SQLITE_READONLY_DBMOVED": "the file was moved or deleted while open",
+    "SQLITE_CANTOPEN": "a file cannot be opened or created (permissions? read-only directory?)",
+    "SQLITE_CORRUPT": "the file is damaged",
+    "SQLITE_NOTADB": "the file is not a database",
+    "SQLITE_BUSY": "another process holds a lock on it too long",
+    "SQLITE_LOCKED": "it is locked",
+    "SQLITE_PERM": "permission denied",
+}
+
+
+def _cause(err: sqlite3.Error, path: str) -> str:
+    """A readable cause for a SQLite error: what it means, then SQLite's own words."""
+    name = getattr(err, "sqlite_errorname", "") or ""
+    what = _CAUSES.get(name) or _CAUSES.get(name.rsplit("_", 1)[0] if name.count("_") > 1
+                                             else name)
+    if name.startswith("SQLITE_IOERR") and _disk_full(path):
+        what = "the disk is full"
+    if what is None and name.startswith("SQLITE_IOERR"):
+        what = "an I/O error"
+    detail = f"{err}" + (f", {name}" if name else "")
+    return f"{what} ({detail})" if what else detail
+
+
+def _disk_full(path: str) -> bool:
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return False
+    return st.f_bavail == 0
+
+
+def _store_error(path: str, doing: str, err: BaseException) -> StoreError:
+    if isinstance(err, sqlite3.Error):
+        cause = _cause(err, path)
+        cls = StoreFormatError if getattr(err, "sqlite_errorname", "") in (
+            "SQLITE_CORRUPT", "SQLITE_NOTADB") else StoreError
+        return cls(f"store {path}: {doing}: {cause}")
+    if isinstance(err, OSError):
+        return StoreError(f"store {path}: {doing}: {err.strerror or err}")
+    return StoreError(f"store {path}: {doing}: {err}")
+
 
 _loads = json.loads
 
@@ -171,24 +255,14 @@ def _make_dumps() -> typing.Callable[[typing.Any], str]:
 _dumps = _make_dumps()
 
 
-class StoreError(RuntimeError):
-    """A store file cannot be used; the message names the path and the problem."""
-
-
-class StoreFormatError(StoreError):
-    """The file is not an inngest_do store this code can use (foreign, newer or corrupt)."""
-
-
-class StoreInUseError(StoreError):
-    """Another engine holds the store's lease."""
-
-    def __init__(self, message: str, pid: int | None = None) -> None:
-        super().__init__(message)
-        self.pid = pid
-
 
 # inspection (read-only) -------------------------------------------------------------------
-def _inspect(path: str, *, check: bool) -> int:
+#: ``check=None`` runs SQLite's ``quick_check`` (which reads the whole file) on files up to
+#: this size; past it, damage shows when a damaged page is read, as a StoreFormatError
+_CHECK_LIMIT = 64 * 2**20
+
+
+def _inspect(path: str, *, check: bool | None) -> int:
     """The schema version of the store at ``path`` (0: nothing there yet), or raise
     :class:`StoreFormatError`. Opens the file read-only: it is never modified."""
     try:
@@ -196,6 +270,8 @@ def _inspect(path: str, *, check: bool) -> int:
             header = f.read(len(_SQLITE_HEADER))
     except FileNotFoundError:
         return 0
+    except IsADirectoryError:
+        raise StoreError(f"store {path}: is a directory, not a file") from None
     except OSError as err:
         raise StoreError(f"store {path}: cannot read it ({err.strerror or err})") from None
     if not header:
@@ -224,17 +300,60 @@ def _inspect(path: str, *, check: bool) -> int:
                 f"store {path}: written by a newer inngest_do (schema version {version}; this "
                 f"one reads up to {SCHEMA_VERSION}); upgrade inngest_do to open it")
         if version < 1 or "inngest_do_store" not in tables:
-            raise StoreFormatError(f"store {path}: corrupt (inngest_do marker present but "
+            raise StoreFormatError(f"store {path}: damaged (inngest_do marker present but "
                                    f"schema version {version} and tables missing)")
+        if check is None:
+            check = os.path.getsize(path) <= _CHECK_LIMIT
         if check:
             problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
             if problems != ["ok"]:
-                raise StoreFormatError(f"store {path}: corrupt ({'; '.join(problems)})")
+                raise StoreFormatError(f"store {path}: damaged ({'; '.join(problems)})")
         return version
     except sqlite3.DatabaseError as err:
-        raise StoreFormatError(f"store {path}: corrupt or unreadable ({err})") from None
+        raise StoreFormatError(f"store {path}: damaged or unreadable ({err})") from None
     finally:
         conn.close()
+
+
+def _check_writable(path: str) -> None:
+    """Refuse, before anything is written, a store that could not take a write: a file
+    without write permission (whoever we are: root could write it, but its owner marked it
+    read-only), a directory we cannot create the WAL files in, a read-only filesystem."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as err:
+        raise StoreError(f"store {path}: cannot look at it ({err.strerror or err})") from None
+    if st is not None:
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"store {path}: not a regular file")
+        _check_links(path, st)
+        if not st.st_mode & 0o222 or not os.access(path, os.W_OK):
+            raise StoreError(f"store {path}: the file is read-only (mode "
+                             f"{stat.S_IMODE(st.st_mode):04o}); make it writable "
+                             "(chmod u+w) to use it")
+    try:
+        fs = os.statvfs(directory)
+    except OSError as err:
+        raise StoreError(f"store {path}: cannot look at its directory {directory} "
+                         f"({err.strerror or err})") from None
+    if fs.f_flag & os.ST_RDONLY:
+        raise StoreError(f"store {path}: on a read-only filesystem")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StoreError(f"store {path}: its directory {directory} is read-only (SQLite "
+                         "creates its -wal and -shm files there)")
+
+
+def _check_links(path: str, st: os.stat_result) -> None:
+    """Refuse a file with several hard links: SQLite keeps its WAL beside the name it was
+    opened by, so through another name it would miss (or fork) the WAL and read stale data
+    or corrupt the file. (A symlink is fine: SQLite resolves it.)"""
+    if st.st_nlink > 1:
+        raise StoreError(f"store {path}: the file has {st.st_nlink} hard links; SQLite keeps "
+                         "its WAL beside the name used, so two names for one store would "
+                         "corrupt it: use one name (a symlink is fine)")
 
 
 def _connect_ro(path: str) -> sqlite3.Connection:
@@ -243,7 +362,8 @@ def _connect_ro(path: str) -> sqlite3.Connection:
     ``-wal``/``-shm`` pair a WAL-mode file would otherwise get."""
     from urllib.parse import quote
 
-    uri = "file:" + quote(os.path.abspath(path)) + "?mode=ro"
+    path = os.path.realpath(path)  # SQLite's WAL sits beside the real file, not a symlink
+    uri = "file:" + quote(path) + "?mode=ro"
     if not os.path.exists(path + "-wal"):
         uri += "&immutable=1"
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -251,58 +371,61 @@ def _connect_ro(path: str) -> sqlite3.Connection:
 
 # the lease ---------------------------------------------------------------------------------
 class _Lease:
-    """An exclusive ``flock`` on ``<path>.lock``, which also says who holds it: ``"<pid>
-    engine"`` for as long as an engine has the store open, ``"<pid> send"`` for the moment
-    a sender creates or migrates the file."""
+    """An exclusive ``flock`` on the database file itself, held while an engine has it
+    open: it follows the file's identity, whatever path reached it."""
 
-    #: seconds anyone waits for a sender's (short) hold, whatever their own timeout
-    TRANSIENT_WAIT = 10.0
-
-    def __init__(self, path: str, role: str = "engine") -> None:
-        self.path = path + ".lock"
-        self.role = role
+    def __init__(self, path: str) -> None:
+        self.path = path
         self.fd: int | None = None
 
-    def acquire(self, store_path: str, timeout: float) -> None:
+    def acquire(self, timeout: float) -> None:
         if fcntl is None:  # pragma: no cover
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            # O_RDONLY is enough for flock, and creates nothing but the (empty) file
+            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise StoreError(f"store {self.path}: cannot open or create it "
+                             f"({err.strerror or err})") from None
         started = time.monotonic()
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                pid, role = _read_holder(fd)
-                waited = time.monotonic() - started
-                if waited >= timeout and (role == "engine" or waited >= self.TRANSIENT_WAIT):
+                if time.monotonic() - started >= timeout:
+                    pid = _lock_holder(fd)
                     os.close(fd)
                     who = f"process {pid}" if pid else "another process"
                     if pid == os.getpid():
                         who += " (this one: another store object has it open)"
-                    raise StoreInUseError(f"store {store_path}: is in use by {who}; stop it "
+                    raise StoreInUseError(f"store {self.path}: is in use by {who}; stop it "
                                           "first, or send events with `inngest-do send`",
                                           pid) from None
                 time.sleep(0.02)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {self.role}\n".encode(), 0)
         self.fd = fd
 
     def release(self) -> None:
         if self.fd is not None:
             fd, self.fd = self.fd, None
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
             os.close(fd)  # closing the descriptor drops the flock
 
 
-def _read_holder(fd: int) -> tuple[int | None, str | None]:
-    """(pid, role) of the lease's holder; (None, None) while it has not written them yet."""
+def _lock_holder(fd: int) -> int | None:
+    """The pid holding a ``flock`` on the file open as ``fd`` (Linux's /proc/locks)."""
     try:
-        pid, role = os.pread(fd, 64, 0).split()[:2]
-        return int(pid), role.decode()
+        st = os.fstat(fd)
+        ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks") as f:
+            for line in f:
+                parts = line.split()
+                if "->" in parts:  # a waiter, not a holder
+                    continue
+                if len(parts) >= 6 and parts[1] == "FLOCK" and parts[5] == ident:
+                    return int(parts[4])
     except (OSError, ValueError):
-        return None, None
+        pass
+    return None
 
 
 # the store ---------------------------------------------------------------------------------
@@ -317,8 +440,9 @@ def _connect(path: str, synchronous: str, busy_ms: int) -> sqlite3.Connection:
 
 
 def _prepare(conn: sqlite3.Connection, version: int) -> None:
-    """Create the schema in a new file, or migrate an older one, in one transaction."""
-    if version == 0 and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+    """Create the schema in a new file, or migrate an older one, in one transaction. Two
+    processes doing it at once are serialized by the transaction (the second finds it done)."""
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         # outside any transaction: switching to WAL is not transactional
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("BEGIN IMMEDIATE")
@@ -331,29 +455,38 @@ def _prepare(conn: sqlite3.Connection, version: int) -> None:
                          " ('created_ms', ?), ('applied_seq', '0')",
                          (str(time.time_ns() // 1_000_000),))
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            current = 1
+            current = SCHEMA_VERSION
         while current < SCHEMA_VERSION:
             MIGRATIONS[current](conn)
             current += 1
         conn.execute(f"PRAGMA user_version = {current}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
         raise
 
 
-def _open_for_writing(path: str, synchronous: str, busy_ms: int, *, check: bool,
+def _open_for_writing(path: str, synchronous: str, busy_ms: int, *, check: bool | None,
                       lease: _Lease | None, lease_timeout: float) -> sqlite3.Connection:
-    """Inspect read-only, then (holding ``lease`` if given) open, create or migrate."""
+    """Inspect read-only, check that it can take writes, then (holding ``lease`` if given)
+    open, create or migrate it. Every writer goes through here."""
     _inspect(path, check=check)  # refuse bad files before creating anything next to them
+    _check_writable(path)
     if lease is not None:
-        lease.acquire(path, lease_timeout)
+        lease.acquire(lease_timeout)
     try:
         version = _inspect(path, check=False)  # again, under the lease: it may have changed
-        conn = _connect(path, synchronous, busy_ms)
+        try:
+            conn = _connect(path, synchronous, busy_ms)
+        except sqlite3.Error as err:
+            raise _store_error(path, "cannot open it", err) from None
         try:
             if version != SCHEMA_VERSION:
                 _prepare(conn, version)
+        except sqlite3.Error as err:
+            conn.close()
+            raise _store_error(path, "cannot set it up", err) from None
         except BaseException:
             conn.close()
             raise
@@ -362,6 +495,10 @@ def _open_for_writing(path: str, synchronous: str, busy_ms: int, *, check: bool,
         if lease is not None:
             lease.release()
         raise
+
+
+#: keys every run record has (a record without them is damaged)
+_RUN_KEYS = ("id", "fn_id", "status")
 
 
 class SQLiteStore(Store):
@@ -373,79 +510,73 @@ class SQLiteStore(Store):
             fsync per commit; survives power loss too).
         lease_timeout: seconds to wait for another process to release the file (0: refuse
             at once with :class:`StoreInUseError`).
-        check: run SQLite's ``quick_check`` when opening (O(file size)).
+        check: run SQLite's ``quick_check`` when opening (it reads the whole file); None
+            (default): on files up to 64 MiB, so that a restart stays fast on a big one.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
-                 lease_timeout: float = 0.0, check: bool = True) -> None:
+                 lease_timeout: float = 0.0, check: bool | None = None) -> None:
         self.path = os.fspath(path)
-        if synchronous.upper() not in ("NORMAL", "FULL"):
+        if not isinstance(synchronous, str) or synchronous.upper() not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous: expected 'NORMAL' or 'FULL', got {synchronous!r}")
+        if not isinstance(lease_timeout, (int, float)) or not lease_timeout >= 0:
+            raise ValueError(f"lease_timeout: expected seconds >= 0, got {lease_timeout!r}")
         self.synchronous = synchronous.upper()
         self.lease_timeout = lease_timeout
         self.check = check
         self.location = self.path
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None  # queries: sees only commits
+        import threading
+
+        self._read_lock = threading.Lock()
         self._lease = _Lease(self.path)
-        self._redo_path = self.path + "-redo"
-        self._redo_fd: int | None = None
         # Writes since the last commit: journal rows (memos, history) as flat INSERT
         # parameters, everything else as (statement code, parameters).
         self._rows: list[typing.Any] = []
         self._statements: list[tuple[str, tuple]] = []
         self._inbox_seen = 0  # the inbox rows up to this one were handed out
-        # Commits in the redo log, not yet in the tables: (rows, statements), oldest first.
-        self._unapplied: list[tuple[list, list]] = []
-        self._seq = 0  # number of the last commit
 
     # life cycle --------------------------------------------------------------------------
     def open(self) -> None:
-        """Take the lease and open the file (applying a redo log a killed process left).
+        """Take the lease and open the file (applying a redo log an older version left).
         Opening an open store starts over from its last commit, as a restarted process
         would: what was not committed is dropped."""
         if self._conn is not None:
             self.rollback()
-            self.flush()
             self._inbox_seen = 0  # rows handed out but not consumed are handed out again
             return
         conn = _open_for_writing(self.path, self.synchronous, 10_000, check=self.check,
                                  lease=self._lease, lease_timeout=self.lease_timeout)
-        self._conn = conn
         try:
-            self._seq = _applied_seq(conn)
-            self._unapplied = _read_redo(self._redo_path, self._seq)
-            self._seq += len(self._unapplied)
-            self.flush()
-        except BaseException:
-            self._conn = None
-            self._unapplied = []
+            _apply_legacy_redo(conn, self.path)
+            # A write now, so that a file that cannot take one fails here, at open, and
+            # not at the first acknowledged send.
+            conn.execute("INSERT OR REPLACE INTO inngest_do_store VALUES ('opened_ms', ?)",
+                         (str(time.time_ns() // 1_000_000),))
+        except BaseException as err:
             conn.close()
             self._lease.release()
+            if isinstance(err, sqlite3.Error):
+                raise _store_error(self.path, "cannot write it", err) from None
             raise
+        self._conn = conn
 
     def close(self) -> None:
-        """Commit what is pending, apply the redo log, close the file and release the
-        lease. After a clean close the store is the one file again."""
+        """Commit what is pending, close the file and release the lease."""
         if self._conn is None:
             return
         try:
             self.commit()
-            self.flush()
-            self._close_redo()
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self._redo_path)
         finally:
             conn, self._conn = self._conn, None
-            self._close_redo()
             self.rollback()
-            self._unapplied = []
+            with self._read_lock:
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
             conn.close()
             self._lease.release()
-
-    def _close_redo(self) -> None:
-        if self._redo_fd is not None:
-            fd, self._redo_fd = self._redo_fd, None
-            os.close(fd)
 
     @property
     def is_open(self) -> bool:
@@ -459,8 +590,10 @@ class SQLiteStore(Store):
         return typing.cast(sqlite3.Connection, conn)
 
     # writes ------------------------------------------------------------------------------
-    def save_event(self, event_id: str, payload: dict, received_ms: int) -> None:
-        self._statements.append(("E", (event_id, _dumps(payload), received_ms)))
+    def save_event(self, event_id: str, payload: dict, received_ms: int,
+                   outcomes: list | None = None, settled: bool = False) -> None:
+        self._statements.append(("E", (event_id, _dumps(payload), received_ms,
+                                       _dumps(outcomes or []), 1 if settled else 0)))
 
     def save_run(self, record: dict) -> None:
         self._statements.append(("R", (
@@ -483,74 +616,33 @@ class SQLiteStore(Store):
         self._statements.append(("M", (key, _dumps(value))))
 
     def commit(self) -> None:
-        """Make the pending writes durable with one ``write`` to the redo log (plus an
-        fsync with ``synchronous="FULL"``). Every ``_APPLY_EVERY`` commits, and whenever
-        :meth:`flush` is called, the log is applied to the tables in one transaction."""
+        """Make the pending writes durable: one SQLite transaction (fsynced with
+        ``synchronous="FULL"``). On failure raise :class:`StoreError` naming the cause;
+        nothing of this commit is then applied, and its writes are dropped."""
         rows, statements = self._rows, self._statements
         if not rows and not statements:
             return
-        self._db()
+        conn = self._db()
         self._rows, self._statements = [], []
-        seq = self._seq + 1
-        payload = _dumps([seq, rows, statements]).encode()
-        frame = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         try:
-            fd = self._redo_fd
-            if fd is None:
-                fd = self._redo_fd = os.open(self._redo_path,
-                                             os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            written = os.write(fd, frame)
-            while written < len(frame):  # a short write (a full disk, say): finish or fail
-                written += os.write(fd, frame[written:])
-            if self.synchronous == "FULL":
-                os.fdatasync(fd)
-        except OSError as err:
-            raise StoreError(f"store {self.path}: cannot write its redo log "
-                             f"{self._redo_path} ({err})") from err
-        self._seq = seq
-        self._unapplied.append((rows, statements))
-        if len(self._unapplied) >= _APPLY_EVERY:
-            self.flush()
+            _write(conn, statements, rows, _SQL)
+        except sqlite3.Error as err:
+            self._overwrite_failed(conn)
+            raise _store_error(self.path, "commit failed, nothing of it was kept",
+                               err) from err
+
+    def _overwrite_failed(self, conn: sqlite3.Connection) -> None:
+        """After a failed commit, commit a one-row write at once. A commit whose fsync failed
+        has its WAL frames written, checksums and all: a process that died now would find
+        them at the next open and apply a commit that was never acknowledged. The next
+        commit is written over them (SQLite reuses the frames past the last good one), so
+        this one makes the failed commit gone for good -- if the disk lets it."""
+        with contextlib.suppress(sqlite3.Error):
+            _write(conn, [("M", ("store:last_failed_commit_ms",
+                                 str(time.time_ns() // 1_000_000)))], [], _SQL)
 
     def flush(self) -> None:
-        """Apply the commits that are only in the redo log to the tables (one SQLite
-        transaction), so that other processes reading the file see them, then empty the
-        log. Free when there is nothing to apply."""
-        unapplied = self._unapplied
-        if not unapplied:
-            return
-        conn = self._db()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Order matters within a table, not across tables: the statements go in
-                # order, then all the journal rows in a few multi-row INSERTs.
-                rows = []
-                for commit_rows, statements in unapplied:
-                    for code, params in statements:
-                        conn.execute(_SQL[code], params)
-                    rows += commit_rows
-                for i in range(0, len(rows), 4 * _MAX_ROWS):
-                    chunk = rows[i:i + 4 * _MAX_ROWS]
-                    conn.execute(_insert_journal(len(chunk) // 4), chunk)
-                conn.execute("UPDATE inngest_do_store SET value = ? WHERE key = 'applied_seq'",
-                             (str(self._seq),))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as err:
-            raise StoreError(f"store {self.path}: cannot apply its redo log ({err})") from err
-        self._unapplied = []
-        # The tables hold it all now, and say up to which commit: the log can go. A crash
-        # before this truncation leaves records that the next open skips by number.
-        try:
-            if self._redo_fd is not None:
-                os.ftruncate(self._redo_fd, 0)
-            elif os.path.exists(self._redo_path):
-                os.truncate(self._redo_path, 0)
-        except OSError as err:
-            raise StoreError(f"store {self.path}: cannot empty its redo log ({err})") from err
+        """Nothing to do: every commit is in the tables (kept for callers of old versions)."""
 
     def rollback(self) -> None:
         """Drop what was written since the last commit."""
@@ -570,42 +662,183 @@ class SQLiteStore(Store):
         engine's first commit of the event then also deletes it from the inbox, so the event
         is accepted exactly once, whenever the process dies.
         """
-        rows = self._db().execute(
-            "SELECT seq, payload FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?",
-            (self._inbox_seen, limit)).fetchall()
+        try:
+            rows = self._db().execute(
+                "SELECT seq, payload FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                (self._inbox_seen, limit)).fetchall()
+        except sqlite3.Error as err:
+            raise _store_error(self.path, "cannot read the inbox", err) from err
         if rows:
             self._inbox_seen = rows[-1][0]
-        return [(seq, _loads(p)) for seq, p in rows]
+        out = []
+        for seq, p in rows:
+            try:
+                out.append((seq, _loads(p)))
+            except ValueError as err:
+                raise StoreFormatError(f"store {self.path}: damaged record in table inbox "
+                                       f"(row {seq}): {err}") from None
+        return out
 
     def consume_inbox(self, seq: int) -> None:
         """Delete inbox event ``seq`` with the next commit."""
         self._statements.append(("I", (seq,)))
 
     # reads -------------------------------------------------------------------------------
-    def recover(self) -> RecoveredState:
-        conn = self._db()
-        self.flush()
-        memos: dict[str, dict[str, list]] = {}
-        history: dict[str, list] = {}
-        for run_id, kind, step_id, data in conn.execute(
-                "SELECT run_id, kind, step_id, data FROM journal ORDER BY seq"):
+    def _query(self, sql: str, args: typing.Sequence[typing.Any] = ()) -> list[tuple]:
+        """Rows from a connection of their own, which sees only committed data (another
+        thread may be in the middle of a commit on the writer's)."""
+        with self._read_lock:
+            if self._reader is None:
+                # reading needs no lease: a closed store still answers queries
+                if not os.path.exists(self.path):
+                    return []
+                try:
+                    self._reader = _connect(self.path, "NORMAL", 10_000)
+                except sqlite3.Error as err:
+                    raise _store_error(self.path, "cannot read it", err) from err
+            try:
+                return self._reader.execute(sql, args).fetchall()
+            except sqlite3.Error as err:
+                raise _store_error(self.path, "cannot read it", err) from err
+
+    def _load(self, table: str, seq: int, text: str) -> typing.Any:
+        try:
+            return _loads(text)
+        except ValueError as err:
+            raise StoreFormatError(f"store {self.path}: damaged record in table {table} "
+                                   f"(row {seq}): {err}") from None
+
+    def _run_record(self, seq: int, text: str) -> dict:
+        rec = self._load("runs", seq, text)
+        if not isinstance(rec, dict) or any(k not in rec for k in _RUN_KEYS):
+            raise StoreFormatError(f"store {self.path}: damaged record in table runs (row "
+                                   f"{seq}): not a run record")
+        return rec
+
+    def _with_journal(self, records: list[dict], rows: list[tuple]) -> list[dict]:
+        by_id = {}
+        for rec in records:
+            rec["memos"], rec["history"] = {}, []
+            by_id[rec["id"]] = rec
+        for seq, run_id, kind, step_id, data in rows:
+            rec = by_id.get(run_id)
+            if rec is None:
+                continue
+            value = self._load("journal", seq, data)
             if kind == "m":
-                memos.setdefault(run_id, {})[step_id] = _loads(data)
+                rec["memos"][step_id] = value
             else:
-                history.setdefault(run_id, []).append(tuple(_loads(data)))
-        runs = []
-        for (record,) in conn.execute("SELECT record FROM runs ORDER BY seq"):
-            rec = _loads(record)
-            rec["memos"] = memos.get(rec["id"], {})
-            rec["history"] = history.get(rec["id"], [])
-            runs.append(rec)
-        events = [{"id": i, "payload": _loads(p), "received_ms": ms} for i, p, ms in
-                  conn.execute("SELECT id, payload, received_ms FROM events ORDER BY seq")]
+                rec["history"].append(tuple(value))
+        return records
+
+    def recover(self) -> RecoveredState:
+        runs = [self._run_record(seq, r) for seq, r in self._query(
+            "SELECT seq, record FROM runs WHERE ended_ms IS NULL ORDER BY seq")]
+        # CROSS JOIN keeps SQLite from scanning the whole journal (it would, for the ORDER
+        # BY): active runs first, through their index, then their rows through theirs
+        journal = self._query(
+            "SELECT j.seq, j.run_id, j.kind, j.step_id, j.data FROM runs r CROSS JOIN journal"
+            " j ON j.run_id = r.id WHERE r.ended_ms IS NULL ORDER BY j.seq")
+        events = [{"id": i, "payload": self._load("events", seq, p), "received_ms": ms,
+                   "outcomes": self._load("events", seq, o)} for seq, i, p, ms, o in
+                  self._query("SELECT seq, id, payload, received_ms, outcomes FROM events"
+                              " WHERE settled = 0 ORDER BY seq")]
         flow: dict[str, dict[str, typing.Any]] = {}
-        for namespace, key, value in conn.execute("SELECT namespace, key, value FROM flow"):
-            flow.setdefault(namespace, {})[key] = _loads(value)
-        meta = {k: _loads(v) for k, v in conn.execute("SELECT key, value FROM meta")}
-        return RecoveredState(runs=runs, events=events, flow=flow, meta=meta)
+        for namespace, key, value in self._query("SELECT namespace, key, value FROM flow"):
+            flow.setdefault(namespace, {})[key] = self._load("flow", 0, value)
+        meta = {k: self._load("meta", 0, v) for k, v in
+                self._query("SELECT key, value FROM meta")}
+        ((count,),) = self._query("SELECT (SELECT coalesce(max(seq), 0) FROM runs)"
+                                  " + (SELECT coalesce(max(seq), 0) FROM events)")
+        if count:
+            meta["store:count"] = count
+        return RecoveredState(runs=self._with_journal(runs, journal), events=events,
+                              flow=flow, meta=meta)
+
+    def load_runs(self, fn_id: str | None = None, status: str | None = None) -> list[dict]:
+        where, args = [], []
+        if fn_id is not None:
+            where.append("fn_id = ?")
+            args.append(fn_id)
+        if status is not None:
+            where.append("(status = ? OR ended_ms IS NULL)")
+            args.append(str(status))
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        records = [self._run_record(seq, r) for seq, r in self._query(
+            f"SELECT seq, record FROM runs{cond} ORDER BY seq", args)]
+        journal = self._query(
+            "SELECT seq, run_id, kind, step_id, data FROM journal WHERE run_id IN"
+            f" (SELECT id FROM runs{cond}) ORDER BY seq", args)
+        return self._with_journal(records, journal)
+
+    def load_run(self, run_id: str) -> dict | None:
+        rows = self._query("SELECT seq, record FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            return None
+        rec = self._run_record(*rows[0])
+        journal = self._query("SELECT seq, run_id, kind, step_id, data FROM journal"
+                              " WHERE run_id = ? ORDER BY seq", (run_id,))
+        return self._with_journal([rec], journal)[0]
+
+    def load_events(self, name: str | None = None) -> list[dict]:
+        sql = "SELECT seq, id, payload, received_ms, outcomes FROM events"
+        args: list[typing.Any] = []
+        if name is not None:
+            sql += " WHERE json_extract(payload, '$.name') = ?"
+            args.append(name)
+        return [{"id": i, "payload": self._load("events", seq, p), "received_ms": ms,
+                 "outcomes": self._load("events", seq, o)}
+                for seq, i, p, ms, o in self._query(sql + " ORDER BY seq", args)]
+
+    def prune(self, before_ms: int, limit: int = 5000) -> int:
+        conn = self._db()
+        # a bounded batch, so that a week's backlog is not one long pause of the engine
+        old = ("SELECT id FROM runs WHERE ended_ms IS NOT NULL AND ended_ms < ?"
+               " ORDER BY ended_ms LIMIT ?")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(f"DELETE FROM journal WHERE run_id IN ({old})",
+                             (before_ms, limit))
+                count = conn.execute(f"DELETE FROM runs WHERE id IN ({old})",
+                                     (before_ms, limit)).rowcount
+                conn.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE"
+                             " settled = 1 AND received_ms < ? LIMIT ?)", (before_ms, limit))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as err:
+            raise _store_error(self.path, "pruning failed, nothing was deleted", err) from err
+        return count
+
+
+def _write(conn: sqlite3.Connection, statements: list[tuple[str, tuple]], rows: list,
+           sql: dict[str, str]) -> None:
+    """One transaction: the statements in order, then the journal rows in a few multi-row
+    INSERTs (order matters within a table, not across tables). Rolled back on any error."""
+    if not statements and 0 < len(rows) <= 4 * _MAX_ROWS:
+        # One statement (a step's memo and history rows, the commonest commit) is a
+        # transaction by itself: SQLite wraps it in one, all or nothing, and BEGIN and
+        # COMMIT would be two more calls.
+        conn.execute(_insert_journal(len(rows) // 4), rows)
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for code, params in statements:
+            conn.execute(sql[code], params)
+        for i in range(0, len(rows), 4 * _MAX_ROWS):
+            chunk = rows[i:i + 4 * _MAX_ROWS]
+            conn.execute(_insert_journal(len(chunk) // 4), chunk)
+        conn.execute("COMMIT")
+    except BaseException:
+        # SQLite may have rolled back already (an I/O error during COMMIT does)
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
 
 
 @functools.cache
@@ -613,70 +846,94 @@ def _insert_journal(n: int) -> str:
     return _INSERT_JOURNAL + ", ".join([_JOURNAL_ROW] * n)
 
 
-def _applied_seq(conn: sqlite3.Connection) -> int:
-    row = conn.execute("SELECT value FROM inngest_do_store WHERE key = 'applied_seq'").fetchone()
-    return int(row[0]) if row else 0
+# what schema-1 versions left -----------------------------------------------------------------
+def _apply_legacy_redo(conn: sqlite3.Connection, path: str) -> None:
+    """Apply (in one transaction) and remove a redo log left by a version that wrote one."""
+    redo = path + "-redo"
+    if not os.path.exists(redo):
+        return
+    row = conn.execute("SELECT value FROM inngest_do_store WHERE key = 'applied_seq'"
+                       ).fetchone()
+    commits = _read_redo(redo, int(row[0]) if row else 0)
+    if commits:
+        statements = [st for _, sts in commits for st in sts]
+        rows = [r for rs, _ in commits for r in rs]
+        _write(conn, [(code, tuple(p)) for code, p in statements], rows, _LEGACY_SQL)
+    os.remove(redo)
 
 
-def _read_redo(path: str, after: int, *, strict: bool = True) -> list[tuple[list, list]]:
-    """The commits in the redo log at ``path`` numbered above ``after``, in order. The log
-    ends at its first incomplete or damaged frame: a write cut short by the process's death
-    (or, with synchronous=NORMAL, by a power loss), which was never acknowledged. A reader
-    racing the writer (``strict=False``) may find the log emptied and refilled since it
-    read ``after``; it takes what it finds."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return []
+def _read_redo(path: str, after: int) -> list[tuple[list, list]]:
+    """The commits in a legacy redo log numbered above ``after``, in order. A damaged frame
+    at the very end is a write cut short by a kill (never acknowledged) and is dropped; a
+    damaged frame with anything after it, or a gap in the numbering, is damage we will not
+    guess about: :class:`StoreFormatError`."""
+    with open(path, "rb") as f:
+        data = f.read()
     out = []
-    pos, size, expect = 0, len(data), after + 1
-    while pos + _FRAME.size <= size:
-        length, crc = _FRAME.unpack_from(data, pos)
-        start = pos + _FRAME.size
-        payload = data[start:start + length]
-        if len(payload) < length or zlib.crc32(payload) != crc:
-            break
+    pos, size, expect = 0, len(data), None
+    while pos < size:
+        end = size  # where a damaged frame would end, if it is the last one
+        bad = None
+        if pos + _FRAME.size > size:
+            bad = "a record header cut short"
+        else:
+            length, crc = _FRAME.unpack_from(data, pos)
+            start = pos + _FRAME.size
+            payload = data[start:start + length]
+            end = start + length
+            if len(payload) < length:
+                bad = "a record cut short"
+            elif zlib.crc32(payload) != crc:
+                bad = "a record whose checksum fails"
+        if bad is not None:
+            if end >= size and not _has_frame(data, pos + 1):
+                break  # the torn tail of the last write, never acknowledged
+            raise StoreFormatError(f"store {path}: damaged redo log ({bad} at byte {pos}, "
+                                   "with more data after it)")
         pos = start + length
-        seq, rows, statements = _loads(payload)
+        try:
+            seq, rows, statements = _loads(payload)
+        except ValueError as err:
+            raise StoreFormatError(f"store {path}: damaged redo log record at byte "
+                                   f"{pos}: {err}") from None
         if seq <= after:
             continue  # applied before the log could be emptied
-        if seq != expect and strict:
-            raise StoreFormatError(f"store {path}: corrupt redo log (commit {seq} where "
-                                   f"{expect} was expected)")
-        expect += 1
+        if expect is not None and seq != expect:
+            raise StoreFormatError(f"store {path}: damaged redo log (commit {seq} where "
+                                   f"{expect} was expected: a gap)")
+        expect = seq + 1
         out.append((rows, statements))
     return out
+
+
+def _has_frame(data: bytes, start: int) -> bool:
+    """True if a valid frame begins anywhere at or after ``start`` (a legacy log is small:
+    at most a few hundred commits, so scanning every offset is cheap)."""
+    for pos in range(start, len(data) - _FRAME.size):
+        length, crc = _FRAME.unpack_from(data, pos)
+        body = pos + _FRAME.size
+        if 0 < length <= len(data) - body and zlib.crc32(data[body:body + length]) == crc:
+            return True
+    return False
 
 
 # other processes ---------------------------------------------------------------------------
 def send_events(path: str | os.PathLike[str], payloads: list[dict], *,
                 synchronous: str = "NORMAL", timeout: float = 10.0,
-                check: bool = True) -> list[int]:
+                check: bool | None = None) -> list[int]:
     """Append event payloads to the inbox of the store at ``path`` (creating the store if
     needed); the engine that owns it, now or later, accepts them. Returns their inbox
-    numbers. Committed when this returns; safe while a worker holds the lease. ``check``
-    runs SQLite's ``quick_check`` first (O(file size)), so a corrupt file is not written."""
+    numbers. Committed when this returns; safe while a worker holds the lease. It checks
+    the file as an engine opening it would (``check`` as in :class:`SQLiteStore`), so it
+    never writes a file an engine would refuse."""
     path = os.fspath(path)
     sync = synchronous.upper()
-    deadline = time.monotonic() + timeout
-    while True:
-        if _inspect(path, check=check) == SCHEMA_VERSION:
-            conn = _connect(path, sync, int(timeout * 1000))
-            break
-        # Creating or migrating the file takes the lease; if a worker holds it, the worker
-        # is doing just that: look again.
-        lease = _Lease(path, role="send")
-        try:
-            conn = _open_for_writing(path, sync, int(timeout * 1000), check=False,
-                                     lease=lease, lease_timeout=0.05)
-        except StoreInUseError:
-            if time.monotonic() >= deadline:
-                raise
-            continue
-        lease.release()
-        break
+    conn = _open_for_writing(path, sync, int(timeout * 1000), check=check, lease=None,
+                             lease_timeout=0)
     try:
+        if os.path.exists(path + "-redo"):
+            raise StoreError(f"store {path}: has a redo log from an older inngest_do; "
+                             "start a worker on it once (`inngest-do run`) before sending")
         now = time.time_ns() // 1_000_000
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -684,44 +941,33 @@ def send_events(path: str | os.PathLike[str], payloads: list[dict], *,
                                  (_dumps(p), now)).lastrowid for p in payloads]
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
         return typing.cast("list[int]", seqs)
-    except sqlite3.OperationalError as err:
-        raise StoreError(f"store {path}: cannot write the event ({err})") from None
+    except sqlite3.Error as err:
+        raise _store_error(path, "cannot write the event, it was not sent", err) from None
     finally:
         conn.close()
 
 
 class StoreReader:
-    """Read-only queries on a store file, safe while a worker runs (for the CLI).
+    """Read-only queries on a store file, safe while a worker runs (for the CLI). It
+    writes nothing, and creates no file."""
 
-    It sees what the tables hold plus what the redo log holds beyond them (commits a running
-    worker has not applied yet, or a killed one left), without writing anything.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, check: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, check: bool | None = None) -> None:
         self.path = os.fspath(path)
         if not os.path.exists(self.path):
             raise StoreError(f"store {self.path}: no such file")
+        _check_links(self.path, os.stat(self.path))
         if _inspect(self.path, check=check) == 0:
             raise StoreError(f"store {self.path}: empty (no worker has used it yet)")
-        self._conn = _connect_ro(self.path)
-        # commits only in the redo log: run records by id, journal rows by run id
-        self._runs: dict[str, dict] = {}
-        self._journal: dict[str, list[tuple[str, str | None, str]]] = {}
         try:
-            unapplied = _read_redo(self.path + "-redo", _applied_seq(self._conn), strict=False)
-        except sqlite3.DatabaseError as err:
-            self._conn.close()
-            raise StoreFormatError(f"store {self.path}: corrupt or unreadable ({err})") from None
-        for rows, statements in unapplied:
-            for code, params in statements:
-                if code == "R":
-                    self._runs[params[0]] = _loads(params[5])
-            for i in range(0, len(rows), 4):
-                run_id, kind, step_id, data = rows[i:i + 4]
-                self._journal.setdefault(run_id, []).append((kind, step_id, data))
+            self._conn = _connect_ro(self.path)
+            self._conn.execute("SELECT count(*) FROM inbox").fetchone()
+        except sqlite3.Error as err:
+            raise _store_error(self.path, "cannot read it", err) from None
 
     def close(self) -> None:
         self._conn.close()
@@ -732,68 +978,63 @@ class StoreReader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _rows(self, sql: str, args: typing.Sequence[typing.Any] = ()) -> list[tuple]:
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.Error as err:
+            raise _store_error(self.path, "cannot read it", err) from None
+
+    def _load(self, table: str, seq: int, text: str) -> typing.Any:
+        try:
+            return _loads(text)
+        except ValueError as err:
+            raise StoreFormatError(f"store {self.path}: damaged record in table {table} "
+                                   f"(row {seq}): {err}") from None
+
     def runs(self, status: str | None = None, limit: int | None = None) -> list[dict]:
         """Run records in creation order (the last ``limit`` of them)."""
-        pending = self._runs
-        sql = "SELECT record FROM runs"
+        sql = "SELECT seq, record FROM runs"
         args: list[typing.Any] = []
-        if status is not None and not pending:
+        if status is not None:
             sql += " WHERE status = ?"
             args.append(status)
         sql += " ORDER BY seq DESC"
-        if limit is not None and not pending:
+        if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        records = [_loads(r[0]) for r in reversed(self._conn.execute(sql, args).fetchall())]
-        if pending:
-            known = {r["id"]: i for i, r in enumerate(records)}
-            for run_id, rec in pending.items():
-                if run_id in known:
-                    records[known[run_id]] = rec
-                else:
-                    records.append(rec)
-            if status is not None:
-                records = [r for r in records if r["status"] == status]
-            if limit is not None:
-                records = records[-limit:] if limit else []
-        return records
+        return [self._load("runs", seq, r) for seq, r in reversed(self._rows(sql, args))]
+
+    def find_runs(self, prefix: str, limit: int = 2) -> list[dict]:
+        """Runs whose id is ``prefix`` (that one alone) or starts with it (up to
+        ``limit`` of them: more than one means the prefix is ambiguous)."""
+        if not prefix:
+            return []
+        rows = self._rows("SELECT seq, record FROM runs WHERE id = ?", (prefix,))
+        if not rows:
+            rows = self._rows("SELECT seq, record FROM runs WHERE id >= ? AND id < ?"
+                              " ORDER BY id LIMIT ?", (prefix, prefix + "\U0010ffff", limit))
+        return [self._load("runs", seq, r) for seq, r in rows]
 
     def find_run(self, run_id: str) -> dict | None:
         """A run by id, or by a prefix that only one run id has."""
-        if not run_id:
-            return None
-        ids = {r[0] for r in self._conn.execute(
-            "SELECT id FROM runs WHERE id >= ? AND id < ? LIMIT 2",
-            (run_id, run_id + "\U0010ffff"))}
-        ids.update(i for i in self._runs if i.startswith(run_id))
-        if run_id in ids:
-            ids = {run_id}
-        if len(ids) != 1:
-            return None
-        (found,) = ids
-        if found in self._runs:
-            return self._runs[found]
-        row = self._conn.execute("SELECT record FROM runs WHERE id = ?", (found,)).fetchone()
-        return _loads(row[0])
+        found = self.find_runs(run_id)
+        return found[0] if len(found) == 1 else None
 
-    def _rows(self, run_id: str, kind: str) -> list[tuple[str | None, str]]:
-        rows = self._conn.execute(
-            "SELECT step_id, data FROM journal WHERE run_id = ? AND kind = ? ORDER BY seq",
-            (run_id, kind)).fetchall()
-        rows += [(step, data) for k, step, data in self._journal.get(run_id, ()) if k == kind]
-        return rows
+    def _journal(self, run_id: str, kind: str) -> list[tuple[int, str | None, str]]:
+        return self._rows("SELECT seq, step_id, data FROM journal WHERE run_id = ? AND"
+                          " kind = ? ORDER BY seq", (run_id, kind))
 
     def history(self, run_id: str) -> list[tuple]:
         """The run's history entries, in order."""
-        return [tuple(_loads(data)) for _, data in self._rows(run_id, "h")]
+        return [tuple(self._load("journal", seq, d)) for seq, _, d in self._journal(run_id, "h")]
 
     def memos(self, run_id: str) -> dict[str, list]:
         """The run's step memos (step id -> outcome), in the order they were recorded."""
         out: dict[str, list] = {}
-        for step_id, data in self._rows(run_id, "m"):
-            out[typing.cast(str, step_id)] = _loads(data)
+        for seq, step_id, data in self._journal(run_id, "m"):
+            out[typing.cast(str, step_id)] = self._load("journal", seq, data)
         return out
 
     def inbox_size(self) -> int:
         """Events sent by other processes that no worker has taken yet."""
-        return self._conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
+        return self._rows("SELECT count(*) FROM inbox")[0][0]

@@ -91,7 +91,7 @@ def trigger(
         engine.register_only(mock_fn, client)
         run = engine.create_run(mock_fn, [e.to_payload() for e in events])
         sim.run_until_idle()
-        state = engine.runs[run.id]
+        state = run  # the live object (finished runs leave engine.runs)
     finally:
         client._engine = saved[0]
         if owner is not None:
