@@ -36,6 +36,7 @@ import urllib.parse
 import pydantic
 
 from . import signing
+from .config import Streaming
 from .event import Event
 from .function import Function
 
@@ -170,6 +171,9 @@ class ServeHandler:
         for name, value in (("serve_origin", serve_origin), ("public_path", public_path)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{name}: expected a str, got {type(value).__name__}")
+        if streaming is not None and not isinstance(streaming, Streaming):
+            raise TypeError(f"streaming: expected inngest_do.Streaming or None, got "
+                            f"{type(streaming).__name__}")
         self.serve_path = resolve_serve_path(serve_path)
         self.client = client
         self.functions = prepare(client, functions)

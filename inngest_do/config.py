@@ -78,6 +78,14 @@ class ParallelMode(enum.Enum):
     WAIT = "wait"
 
 
+class Streaming(enum.Enum):
+    """``serve(..., streaming=...)`` as in the SDK. Accepted for source compatibility only:
+    with no Inngest server calling in, there is no long execution request to keep alive."""
+
+    DISABLE = "disable"
+    FORCE = "force"
+
+
 # ----------------------------------------------------------------------------- pydantic models
 
 

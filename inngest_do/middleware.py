@@ -123,12 +123,14 @@ class StepMemos:
     def values(self) -> typing.Iterator[Output]:
         return (_as_output(m) for m in self._memos.values())
 
-    def pop(self, step_id: str) -> Output | EmptySentinel:
-        """Remove and return the memo of ``step_id`` (or of its SHA-1 hex digest)."""
-        key = step_id
+    def pop(self, hashed_id: str) -> Output | EmptySentinel:
+        """Remove and return the memo of ``hashed_id``: the SDK's hashed step id (a SHA-1 hex
+        digest) or, since our memos are keyed by step id, the plain step id. The parameter keeps
+        the SDK's name so ``pop(hashed_id=...)`` works."""
+        key = hashed_id
         if key not in self._memos:
             key = next((k for k in self._memos
-                        if hashlib.sha1(k.encode()).hexdigest() == step_id), "")
+                        if hashlib.sha1(k.encode()).hexdigest() == hashed_id), "")
             if not key:
                 return empty_sentinel
         memo = self._memos[key]

@@ -45,6 +45,14 @@ _PUBLISHED = "published"  # run.keys entry: handler-code publishes delivered so 
 SSE_KEEPALIVE_S = 15.0
 
 
+def _check_client(client: object) -> None:
+    # imported here: the client module imports this package's siblings at load time
+    from ..client import Inngest
+
+    if not isinstance(client, Inngest):
+        raise TypeError(f"client: expected an inngest_do.Inngest, got {type(client).__name__}")
+
+
 async def publish(
     client: Inngest,
     channel: str,
@@ -62,6 +70,7 @@ def publish_sync(
     data: typing.Mapping[str, object],
 ) -> None:
     """Publish ``data`` to ``topic`` of ``channel`` from synchronous code."""
+    _check_client(client)
     check_name(channel, "channel")
     check_name(topic, "topic")
     try:
@@ -106,6 +115,7 @@ def get_subscription_token_sync(
     topics: list[str],
 ) -> typing.Mapping[str, object]:
     """See :func:`get_subscription_token`."""
+    _check_client(client)
     check_name(channel, "channel")
     if not isinstance(topics, list) or not all(isinstance(t, str) and t for t in topics):
         raise TypeError(f"topics: expected a list of non-empty str, got {topics!r}")

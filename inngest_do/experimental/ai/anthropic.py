@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .base import FORMAT_ANTHROPIC, _Adapter
+from .base import FORMAT_ANTHROPIC, BaseAdapter, _Adapter
+
+# BaseAdapter is exported here too, as the SDK's adapter modules do
+__all__ = ["Adapter", "BaseAdapter"]
 
 #: the API version sent when the adapter's headers name none (Anthropic requires one)
 ANTHROPIC_VERSION = "2023-06-01"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .base import FORMAT_OPENAI_CHAT, _Adapter
+from .base import FORMAT_OPENAI_CHAT, BaseAdapter, _Adapter
+
+# BaseAdapter is exported here too, as the SDK's adapter modules do
+__all__ = ["Adapter", "BaseAdapter"]
 
 
 class Adapter(_Adapter):

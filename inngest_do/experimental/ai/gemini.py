@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import urllib.parse
 
-from .base import FORMAT_GEMINI, _Adapter
+from .base import FORMAT_GEMINI, BaseAdapter, _Adapter
+
+# BaseAdapter is exported here too, as the SDK's adapter modules do
+__all__ = ["Adapter", "BaseAdapter"]
 
 
 class Adapter(_Adapter):
