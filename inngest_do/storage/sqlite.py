@@ -370,6 +370,16 @@ def _connect_ro(path: str) -> sqlite3.Connection:
 
 
 # the lease ---------------------------------------------------------------------------------
+def load_record(path: str, table: str, seq: int, text: str) -> typing.Any:
+    """Decode one stored JSON record; a damaged one is a :class:`StoreFormatError` naming the
+    file, the table and the row."""
+    try:
+        return _loads(text)
+    except ValueError as err:
+        raise StoreFormatError(f"store {path}: damaged record in table {table} "
+                               f"(row {seq}): {err}") from None
+
+
 class _Lease:
     """An exclusive ``flock`` on the database file itself, held while an engine has it
     open: it follows the file's identity, whatever path reached it."""
@@ -702,11 +712,7 @@ class SQLiteStore(Store):
                 raise _store_error(self.path, "cannot read it", err) from err
 
     def _load(self, table: str, seq: int, text: str) -> typing.Any:
-        try:
-            return _loads(text)
-        except ValueError as err:
-            raise StoreFormatError(f"store {self.path}: damaged record in table {table} "
-                                   f"(row {seq}): {err}") from None
+        return load_record(self.path, table, seq, text)
 
     def _run_record(self, seq: int, text: str) -> dict:
         rec = self._load("runs", seq, text)
@@ -985,11 +991,7 @@ class StoreReader:
             raise _store_error(self.path, "cannot read it", err) from None
 
     def _load(self, table: str, seq: int, text: str) -> typing.Any:
-        try:
-            return _loads(text)
-        except ValueError as err:
-            raise StoreFormatError(f"store {self.path}: damaged record in table {table} "
-                                   f"(row {seq}): {err}") from None
+        return load_record(self.path, table, seq, text)
 
     def runs(self, status: str | None = None, limit: int | None = None) -> list[dict]:
         """Run records in creation order (the last ``limit`` of them)."""
