@@ -265,7 +265,27 @@ def test_synchronous_full_commits_too(tmp_path) -> None:
     store.close()
     assert _open(tmp_path / "s.db").recover().meta == {"k": 1}
     with pytest.raises(ValueError, match="synchronous"):
-        SQLiteStore(tmp_path / "x.db", synchronous="OFF")
+        SQLiteStore(tmp_path / "x.db", synchronous="EXTRA")
+    with pytest.raises(ValueError, match="synchronous"):
+        send_events(tmp_path / "x.db", [{"name": "a"}], synchronous="OFF; DROP TABLE runs")
+
+
+def test_synchronous_off_commits_and_survives_a_killed_process(tmp_path) -> None:
+    """OFF skips every fsync; what was committed is still there for the next process
+    (the kernel has it), which is the durability of a process crash."""
+    path = tmp_path / "s.db"
+    code = ("import os, sys; from inngest_do.storage.sqlite import SQLiteStore\n"
+            "s = SQLiteStore(sys.argv[1], synchronous='off'); s.open()\n"
+            "for i in range(50):\n"
+            "    s.save_memo('r', f's{i}', ['ok', i]); s.commit()\n"
+            "os._exit(9)  # no close, no checkpoint: as if killed\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], timeout=60, check=False)
+    assert proc.returncode == 9
+    with StoreReader(path) as reader:
+        assert list(reader.memos("r").values()) == [["ok", i] for i in range(50)]
+    store = _open(path, synchronous="OFF")
+    assert store.synchronous == "OFF"
+    store.close()
 
 
 # ---------------------------------------------------------------------------------- format

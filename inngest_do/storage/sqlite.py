@@ -6,7 +6,13 @@ step, so what was acknowledged is committed. With the default ``synchronous="NOR
 nothing is fsynced on commit: a killed process (SIGKILL, a crash) loses nothing committed,
 since the kernel has the bytes, but a power loss or an OS crash may lose the last commits
 (never corrupt the file). ``synchronous="FULL"`` has SQLite fsync the WAL on every commit and
-survives power loss too. (Versions before schema 2 wrote a redo log ``<path>-redo`` beside
+survives power loss too. ``synchronous="OFF"`` never fsyncs, not even when SQLite copies the
+WAL back into the file (a checkpoint): a killed process still loses nothing committed, since
+in WAL mode a commit is complete once its frames are handed to the kernel ("If the
+application running SQLite crashes, the data will be safe", SQLite's docs on ``PRAGMA
+synchronous``), but a power loss or an OS crash may corrupt the file, not only drop the last
+commits; it saves the checkpoints' fsyncs, which are most of a ``NORMAL`` commit's cost on a
+long run (bench/README.md). (Versions before schema 2 wrote a redo log ``<path>-redo`` beside
 the file and folded it in later; it was 2.0x faster per step, short of the 3x that would pay
 for a second durability mechanism -- bench/README.md. A log left by such a version is applied
 at open.)
@@ -507,6 +513,9 @@ def _open_for_writing(path: str, synchronous: str, busy_ms: int, *, check: bool 
         raise
 
 
+#: the accepted ``synchronous`` levels
+_SYNCHRONOUS = ("NORMAL", "FULL", "OFF")
+
 #: keys every run record has (a record without them is damaged)
 _RUN_KEYS = ("id", "fn_id", "status")
 
@@ -516,8 +525,10 @@ class SQLiteStore(Store):
 
     Args:
         path: the file; created (with its schema) if missing.
-        synchronous: ``"NORMAL"`` (default; survives a killed process) or ``"FULL"`` (an
-            fsync per commit; survives power loss too).
+        synchronous: ``"NORMAL"`` (default; survives a killed process; a power loss may drop
+            the last commits), ``"FULL"`` (an fsync per commit; survives power loss too) or
+            ``"OFF"`` (no fsync at all, checkpoints included; survives a killed process, but a
+            power loss or an OS crash may corrupt the file).
         lease_timeout: seconds to wait for another process to release the file (0: refuse
             at once with :class:`StoreInUseError`).
         check: run SQLite's ``quick_check`` when opening (it reads the whole file); None
@@ -527,8 +538,9 @@ class SQLiteStore(Store):
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL",
                  lease_timeout: float = 0.0, check: bool | None = None) -> None:
         self.path = os.fspath(path)
-        if not isinstance(synchronous, str) or synchronous.upper() not in ("NORMAL", "FULL"):
-            raise ValueError(f"synchronous: expected 'NORMAL' or 'FULL', got {synchronous!r}")
+        if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS:
+            raise ValueError("synchronous: expected 'NORMAL', 'FULL' or 'OFF', got "
+                             f"{synchronous!r}")
         if not isinstance(lease_timeout, (int, float)) or not lease_timeout >= 0:
             raise ValueError(f"lease_timeout: expected seconds >= 0, got {lease_timeout!r}")
         self.synchronous = synchronous.upper()
@@ -933,6 +945,9 @@ def send_events(path: str | os.PathLike[str], payloads: list[dict], *,
     the file as an engine opening it would (``check`` as in :class:`SQLiteStore`), so it
     never writes a file an engine would refuse."""
     path = os.fspath(path)
+    if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS:
+        raise ValueError("synchronous: expected 'NORMAL', 'FULL' or 'OFF', got "
+                         f"{synchronous!r}")
     sync = synchronous.upper()
     conn = _open_for_writing(path, sync, int(timeout * 1000), check=check, lease=None,
                              lease_timeout=0)
