@@ -5,7 +5,8 @@ figures). The job: one run (workflow) of sequential steps, each returning its in
 SQLite file, at two durabilities:
 
 - process crash (a killed process loses nothing acknowledged): inngest_do's default
-  (WAL, synchronous=NORMAL) against DBOS with its SQLite connections switched to the same;
+  (WAL, synchronous=NORMAL) against DBOS with its SQLite connections switched to the same,
+  and both with synchronous=OFF (no fsync at all, checkpoints included);
 - power loss (an fsync per commit): inngest_do with ``synchronous="FULL"`` against DBOS as
   it comes (SQLite's defaults: synchronous=FULL).
 
@@ -49,7 +50,7 @@ def ours(steps: int, runs: int, synchronous: str, directory: str) -> float:
     """Steps per second of ``runs`` runs of ``steps`` steps each, started together."""
     best = float("inf")
     for r in range(3):
-        path = os.path.join(directory, f"ours-{synchronous}-{runs}-{r}.db")
+        path = os.path.join(directory, f"ours-{synchronous}-{steps}x{runs}-{r}.db")
         sim = Simulation(_client(steps), store=SQLiteStore(path, synchronous=synchronous))
         started = time.perf_counter()
         sim.send([inngest.Event(name="go") for _ in range(runs)])
@@ -72,10 +73,17 @@ def test_goal_against_dbos() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         crash_ours = ours(1000, 1, "NORMAL", tmp)
         crash_dbos = dbos(300, "crash", tmp)
+        off_ours = ours(1000, 1, "OFF", tmp)
+        off_long = ours(10000, 1, "OFF", tmp)
+        normal_long = ours(10000, 1, "NORMAL", tmp)
+        off_dbos = dbos(300, "off", tmp)
         power_ours = ours(300, 1, "FULL", tmp)
         power_dbos = dbos(300, "power", tmp)
     lines = [
-        ("process-crash durability", crash_ours, crash_dbos, 100),
+        ("process-crash durability (synchronous=NORMAL)", crash_ours, crash_dbos, 100),
+        ("process-crash durability (synchronous=OFF)", off_ours, off_dbos, 100),
+        ("same, 10,000 steps (synchronous=OFF)", off_long, off_dbos, 100),
+        ("same, 10,000 steps (synchronous=NORMAL)", normal_long, crash_dbos, 100),
         ("process-crash (ours) vs DBOS as it comes", crash_ours, power_dbos, 100),
         ("power-loss durability", power_ours, power_dbos, 20),
     ]
