@@ -92,7 +92,7 @@ class Inngest:
             raise TypeError("middleware: expected a list of middleware classes")
         self.app_id = app_id
         self.app_version = app_version
-        self.env = env
+        self.env = env if env is not None else os.environ.get("INNGEST_ENV") or None
         self.is_production = bool(is_production)
         # Read by serve(): requests to serve_path must be signed with the key (or its
         # fallback) and the event API checks the event key. Env vars as in the SDK.

@@ -621,3 +621,9 @@ def test_one_unit_test_gives_the_same_result_under_the_sdks_mocked_and_ours() ->
                              str(res.error) if res.error else None))
     assert outcomes[:2] == outcomes[2:]
     assert outcomes[2][1] == {"a": 2, "i": {"inv": 1}, "w": {"k": 1}, "p": [1, 2]}
+
+
+def test_env_is_read_from_the_environment_when_not_given(monkeypatch) -> None:
+    monkeypatch.setenv("INNGEST_ENV", "preview-1")
+    assert inngest.Inngest(app_id="a").env == "preview-1"
+    assert inngest.Inngest(app_id="a", env="prod").env == "prod"
