@@ -207,11 +207,17 @@ class RemoteExecutor:
         # Inngest's executor lets the SDK run the step after a parallel group at once (the
         # SDK's own tests count on it), so discovery calls never disable immediate execution.
         disable_immediate = False
+        # the answer to a discovery a RACE group already made after its last step landed
+        known: tuple[typing.Any] | list[dict] | Exception | None = None
         while True:
             # Hashed ids are unique per run; the engine's reuse suffixes must not apply.
             run.memos.reset_counter()
-            answer = await self.call(fn, ex, step_id=None, disable_immediate=disable_immediate)
-            result = self._classify(fn, run.id, answer, step_id=None)
+            if known is not None:
+                result, known = known, None
+            else:
+                answer = await self.call(fn, ex, step_id=None,
+                                         disable_immediate=disable_immediate)
+                result = self._classify(fn, run.id, answer, step_id=None)
             if isinstance(result, Exception):
                 _note_error(run, result)
                 raise result
@@ -221,6 +227,8 @@ class RemoteExecutor:
             try:
                 if len(ops) == 1 and not _is_race(ops[0]):
                     await self._op(fn, ctx, ops[0], disable_immediate)
+                elif any(_is_race(op) for op in ops) and all(_is_step(op) for op in ops):
+                    known = await self._race(fn, ctx, ops, disable_immediate)
                 else:
                     mode = ParallelMode.RACE if any(_is_race(op) for op in ops) \
                         else ParallelMode.WAIT
@@ -232,6 +240,68 @@ class RemoteExecutor:
                 raise signal.error from None
             except errors.StepError:
                 pass  # recorded; the app raises it inside the function on the next call
+
+    async def _race(self, fn: RemoteFunction, ctx: Context, ops: list[dict],
+                    disable_immediate: bool) -> tuple[typing.Any] | list[dict] | Exception:
+        """A RACE group of step ops, run as Inngest runs it: each planned step is requested
+        at once (the requests run together on the thread pool); whenever one lands it is
+        recorded and the app is asked again, and the steps it plans that this group has not
+        started yet (a branch's next step) are requested at once, without waiting for the
+        other branches' steps in flight. Ends when nothing is in flight; returns the answer
+        to the last discovery, which came after the last step landed (so the caller needs
+        no discovery of its own).
+
+        The engine's ``group.parallel`` cannot do this: its driver runs one branch at a
+        time while that branch awaits I/O, so a slow branch's request would hold up the
+        fast branch's next step. Here the steps are recorded one at a time as they land,
+        through ``ctx.step.run`` (memos, retries and cancellation as for any step)."""
+        ex: Execution = ctx.step._ex
+        run = ex.run
+        started: set[str] = set()
+        in_flight: dict[asyncio.Future[typing.Any], dict] = {}
+        landed: list[dict] = []
+        result: tuple[typing.Any] | list[dict] | Exception = ops
+        try:
+            while True:
+                for op in result if isinstance(result, list) else ():
+                    sid = op["id"]
+                    if sid in started or not _is_step(op):
+                        continue  # in flight or recorded already; other ops: the caller's
+                    started.add(sid)
+                    if op.get("op") == "StepPlanned":
+                        in_flight[asyncio.ensure_future(self.call(
+                            fn, ex, step_id=sid, disable_immediate=True))] = op
+                    else:
+                        landed.append(op)  # the SDK ran it already
+                if not landed:
+                    if not in_flight:
+                        return result
+                    done, _ = await asyncio.wait(in_flight,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    # in the order they were started, so that recording order is stable
+                    for fut in [f for f in in_flight if f in done]:
+                        landed.append({**in_flight.pop(fut), "_answer": fut})
+                # one step at a time, each followed by a discovery, as Inngest does
+                op = landed.pop(0)
+                run.memos.reset_counter()
+                try:
+                    await self._op(fn, ctx, op, True)
+                except errors.StepError:
+                    pass  # recorded; the app raises it inside the function
+                run.memos.reset_counter()
+                answer = await self.call(fn, ex, step_id=None,
+                                         disable_immediate=disable_immediate)
+                result = self._classify(fn, run.id, answer, step_id=None)
+                if not isinstance(result, list):
+                    # The function's output or error; should steps of the group still be
+                    # in flight (the app finished without them), the run ends with that
+                    # answer and theirs are dropped, as Inngest does.
+                    return result
+        finally:
+            for fut in in_flight:
+                if fut.done() and not fut.cancelled():
+                    fut.exception()  # dropped with the run's answer; not worth a warning
+                fut.cancel()
 
     async def _child(self, fn: RemoteFunction, ctx: Context, op: dict) -> None:
         try:
@@ -250,7 +320,8 @@ class RemoteExecutor:
         if opcode in ("StepRun", "StepError", "StepFailed"):
             await ctx.step.run(sid, self._step_body(fn, ctx, sid, first=op))
         elif opcode == "StepPlanned":
-            await ctx.step.run(sid, self._step_body(fn, ctx, sid, first=None))
+            await ctx.step.run(sid, self._step_body(fn, ctx, sid, first=None,
+                                                    answer=op.get("_answer")))
         elif opcode == "Sleep":
             until = _parse_time(str(op.get("name") or ""))
             if until is None:
@@ -292,15 +363,22 @@ class RemoteExecutor:
                 f"app '{fn.app.id}' answered with unknown opcode {opcode!r} for step "
                 f"'{name}' of function '{fn.id}'"))
 
-    def _step_body(self, fn: RemoteFunction, ctx: Context, sid: str,
-                   first: dict | None) -> typing.Callable[[], typing.Awaitable[typing.Any]]:
+    def _step_body(self, fn: RemoteFunction, ctx: Context, sid: str, first: dict | None,
+                   answer: asyncio.Future[Answer | Exception] | None = None,
+                   ) -> typing.Callable[[], typing.Awaitable[typing.Any]]:
+        """The step's body: its first attempt is ``first`` (a result the SDK sent) or
+        ``answer`` (a request already made); later attempts POST ``?stepId=``."""
         pending = [first] if first is not None else []
+        requested = [answer] if answer is not None else []
         ex: Execution = ctx.step._ex
 
         async def body() -> typing.Any:
             if pending:
                 return self._step_result(fn, pending.pop(), headers={})
-            answer = await self.call(fn, ex, step_id=sid, disable_immediate=True)
+            if requested:
+                answer = requested.pop().result()
+            else:
+                answer = await self.call(fn, ex, step_id=sid, disable_immediate=True)
             result = self._classify(fn, ex.run.id, answer, step_id=sid)
             if isinstance(result, Exception):
                 raise _FunctionLevel(result)
@@ -511,6 +589,11 @@ def _note_error(run: RunState, err: BaseException) -> None:
 def _canonical_header(name: str) -> str:
     """``x-my-header`` -> ``X-My-Header`` (as Inngest's Go gateway sends header names)."""
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def _is_step(op: dict) -> bool:
+    """A ``step.run`` op: planned, or already run by the SDK."""
+    return op.get("op") in ("StepPlanned", "StepRun", "StepError", "StepFailed")
 
 
 def _is_race(op: dict) -> bool:
