@@ -142,9 +142,10 @@ class ApiClient:
     engine: typing.Any = None  # set by the runner once the worker is up
 
     def _run(self, run_id: str) -> typing.Any:
-        # No engine lock: a sync handler that blocks outside its steps holds it, and the
-        # table must still be printed (a dict read is atomic).
-        return self.engine.runs.get(run_id)
+        # An active run from memory without the engine lock (a dict read is atomic); a
+        # finished one has left memory and is read from the store.
+        run = self.engine.runs.get(run_id)
+        return run if run is not None else self.engine.get_run(run_id)
 
     def _view(self, run_id: str) -> RunView | None:
         state = self._run(run_id)
