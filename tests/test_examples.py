@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pathlib
 import runpy
-import time
-import typing
 
 import pytest
+from serve_helpers import wait_until
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
@@ -26,14 +25,6 @@ def test_flow_control(capsys: pytest.CaptureFixture[str]) -> None:
     assert "started after 0:20:00  -> v4.mp4" in out  # two at a time, ten minutes each
 
 
-def _wait_until(predicate: typing.Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout} s")
-        time.sleep(0.01)
-
-
 def test_fastapi_app_is_the_sdks_pattern_and_runs() -> None:
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
@@ -48,7 +39,7 @@ def test_fastapi_app_is_the_sdks_pattern_and_runs() -> None:
         res = http.post("/api/inngest", json={"name": "shop/order.created",
                                               "data": {"order_id": 2, "amount": 5}})
         assert res.status_code == 200
-        _wait_until(lambda: [r.status for r in client.runs()] == ["Completed"] * 2)
+        wait_until(lambda: [r.status for r in client.runs()] == ["Completed"] * 2)
         assert http.get("/api/inngest").json()["functions"][0]["id"] == "shop-process-order"
     assert sorted(r.output["charged"] for r in client.runs()) == [5, 30]
     assert [e.name for e in client.events("shop/order.charged")] == ["shop/order.charged"] * 2
@@ -65,7 +56,7 @@ def test_flask_app_is_the_sdks_pattern_and_runs() -> None:
     http = module["app"].test_client()
     try:
         assert http.post("/signup", json={"email": "ada@example.com"}).status_code == 200
-        _wait_until(lambda: [r.status for r in client.runs()] == ["Completed"])
+        wait_until(lambda: [r.status for r in client.runs()] == ["Completed"])
         assert client.runs()[0].output == "tips mail to ada@example.com"
     finally:
         BackgroundWorker.for_client(client).stop(30)
