@@ -73,12 +73,14 @@ def worker_dispatch(n: int) -> float:
             t0 = time.perf_counter()
             for event in events:
                 await client.send(event)
-            while True:
-                done = sum(1 for r in engine.runs.values() if r.status.is_final)
-                if done == n:
-                    break
+            # Finished runs leave engine.runs (the store keeps them), so wait for it to hold
+            # no active run; every run is created when its event is accepted.
+            while any(not r.status.is_final for r in engine.runs.values()):
                 await asyncio.sleep(0.001)
-            return time.perf_counter() - t0
+            elapsed = time.perf_counter() - t0
+            runs = client.runs()
+            assert len(runs) == n and all(r.status == "Completed" for r in runs), "dispatch failed"
+            return elapsed
 
     return asyncio.run(main())
 
