@@ -140,10 +140,13 @@ class MemoryStore(Store):
         if not settled:
             self._events[event_id] = (received_ms, payload, outcomes)
             return
+        try:
+            part = marshal.dumps((received_ms, payload, outcomes or []))
+        except ValueError:
+            part = _snapshot((received_ms, payload, outcomes or []))
         batch = self._open_events
         batch.ids.append(event_id)
-        typing.cast(list, batch.parts).append(
-            _snapshot((received_ms, payload, outcomes or [])))
+        batch.parts.append(part)  # type: ignore[union-attr]
         batch.stamps.append(received_ms)
         self._events[event_id] = batch
         if len(batch.ids) >= _BATCH:
@@ -189,7 +192,20 @@ class MemoryStore(Store):
         else:  # saved again after it ended: the record changes, memos and history stay
             self._change_finished(run_id, record=(shape, values, record["ended_ms"]))
             return
-        self._add_finished(run_id, shape, values, memos, history, record["ended_ms"])
+        # History entries are the engine's named tuples, which marshal refuses.
+        snap = (shape, values, memos, tuple(map(tuple, history)))
+        try:
+            part = marshal.dumps(snap)
+        except ValueError:
+            part = _snapshot(snap)
+        batch = self._open_runs
+        batch.ids.append(run_id)
+        batch.parts.append(part)  # type: ignore[union-attr]
+        batch.stamps.append(record["ended_ms"])
+        self._runs[run_id] = batch
+        if len(batch.ids) >= _BATCH:
+            self._seal(batch)
+            self._open_runs = self._new_batch(self._run_batches)
 
     def save_memo(self, run_id: str, step_id: str, outcome: list) -> None:
         state = self._runs.get(run_id)
@@ -323,19 +339,6 @@ class MemoryStore(Store):
         if state is None:
             state = self._orphans[run_id] = [None, None, None]
         return state
-
-    def _add_finished(self, run_id: str, shape: int, values: tuple, memos: list | None,
-                      history: typing.Sequence, ended_ms: typing.Any) -> None:
-        # History entries are the engine's named tuples, which marshal refuses.
-        part = _snapshot((shape, values, memos, tuple(map(tuple, history))))
-        batch = self._open_runs
-        batch.ids.append(run_id)
-        typing.cast(list, batch.parts).append(part)
-        batch.stamps.append(ended_ms)
-        self._runs[run_id] = batch
-        if len(batch.ids) >= _BATCH:
-            self._seal(batch)
-            self._open_runs = self._new_batch(self._run_batches)
 
     def _take_run(self, run_id: str, batch: _Batch) -> tuple[int, tuple, list | None, list]:
         """Remove a finished run from its batch; its (shape, values, memos, history)."""
