@@ -42,6 +42,9 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 #: bytes, so 64 of them fill it; more only grows the uncompressed open batch.
 _BATCH = 64
 
+#: An active run's state[0] when state[1] is its record as the engine handed it over.
+_AS_GIVEN = -1
+
 
 def _json(value: typing.Any) -> typing.Any:
     """``value`` as JSON gives it back (tuples become lists), in fresh objects."""
@@ -155,32 +158,17 @@ class MemoryStore(Store):
 
     def save_run(self, record: dict) -> None:
         run_id = record["id"]
-        keys = tuple(record)
-        if keys == self._last_shape:  # the usual: element by element, the same str objects
-            shape = self._last_index
-        else:
-            shape = self._shape_of(keys)
-        values = tuple(record.values())
         state = self._runs.get(run_id)
         if record.get("ended_ms") is None:
-            at = self._pending_at[shape]
-            if at >= 0 and values[at]:  # a parked run: its suspensions, flat
-                values = (*values[:at], _FlatPending.of(values[at]), *values[at + 1:])
-            if state.__class__ is list:  # a repeated save of an active run
-                state = typing.cast(list, state)
-                state[0] = shape
-                state[1] = values
+            if state.__class__ is list and not record.get("pending"):
+                # The usual repeated save (three a slice): the fresh dict the engine built is
+                # kept as it is; a run that stays (parked) is made compact below.
+                state[0] = _AS_GIVEN  # type: ignore[index]
+                state[1] = record  # type: ignore[index]
                 return
-            if state is None:
-                self._count += 1
-                state = self._orphans.pop(run_id, None) or [None, None, None]
-            else:  # a finished run active again: out of its batch
-                _, _, memos, history = self._take_run(run_id, typing.cast(_Batch, state))
-                state = [None, None, memos, *history]
-            state[0] = shape
-            state[1] = values
-            self._runs[run_id] = state
+            self._save_active(run_id, state, record)
             return
+        shape, values = self._compact(record)
         # A run that ended: snapshotted now, compressed with its batch later.
         if state.__class__ is list:
             memos = state[2]  # type: ignore[index]
@@ -296,6 +284,35 @@ class MemoryStore(Store):
         return gone
 
     # internals ---------------------------------------------------------------------------
+    def _compact(self, record: dict) -> tuple[int, tuple]:
+        """``record`` as (key layout, values): a tuple of 17 values takes 176 bytes where the
+        engine's dict takes 680."""
+        keys = tuple(record)
+        if keys == self._last_shape:  # the usual: element by element, the same str objects
+            shape = self._last_index
+        else:
+            shape = self._shape_of(keys)
+        return shape, tuple(record.values())
+
+    def _save_active(self, run_id: str, state: list | _Batch | None, record: dict) -> None:
+        if record.get("pending"):  # a parked run: compact, its suspensions flat
+            shape, values = self._compact(record)
+            at = self._pending_at[shape]
+            if at >= 0:
+                values = (*values[:at], _FlatPending.of(values[at]), *values[at + 1:])
+        else:
+            shape, values = _AS_GIVEN, record
+        if state.__class__ is not list:
+            if state is None:
+                self._count += 1
+                state = self._orphans.pop(run_id, None) or [None, None, None]
+            else:  # a finished run active again: out of its batch
+                _, _, memos, history = self._take_run(run_id, typing.cast(_Batch, state))
+                state = [None, None, memos, *history]
+            self._runs[run_id] = state
+        state[0] = shape  # type: ignore[index]
+        state[1] = values  # type: ignore[index]
+
     def _shape_of(self, keys: tuple[str, ...]) -> int:
         index = self._shape_index.get(keys)
         if index is None:
@@ -307,10 +324,13 @@ class MemoryStore(Store):
 
     def _active(self, run_id: str, state: list) -> dict:
         """An active run's record with memos and history, as a deep copy."""
-        rec = dict(zip(self._shapes[state[0]], state[1]))
-        at = self._pending_at[state[0]]
-        if at >= 0 and state[1][at].__class__ is _FlatPending:
-            rec["pending"] = state[1][at].expand()
+        if state[0] == _AS_GIVEN:
+            rec = dict(state[1])
+        else:
+            rec = dict(zip(self._shapes[state[0]], state[1]))
+            at = self._pending_at[state[0]]
+            if at >= 0 and state[1][at].__class__ is _FlatPending:
+                rec["pending"] = state[1][at].expand()
         rec["memos"] = _memo_dict(state[2])
         rec["history"] = state[3:]
         return copy.deepcopy(rec)
