@@ -216,6 +216,25 @@ def test_reads_find_early_finished_runs_after_many_more_finished() -> None:
     assert store.load_events()[5]["outcomes"] == [["f", "started", "r5"]]
 
 
+def test_runs_that_end_out_of_creation_order_read_back_in_creation_order(small_batches) -> None:
+    import random
+
+    store = MemoryStore()
+    n = 40  # 14 batches: more than a scan keeps decompressed at once
+    for i in range(n):
+        store.save_run({**_finished(i), "status": "Running", "ended_ms": None})
+    order = list(range(n))
+    random.Random(7).shuffle(order)
+    for i in order:
+        store.save_run(_finished(i, "f" if i % 2 else "g"))
+    assert [(r["id"], r["output"]) for r in store.load_runs()] == [
+        (f"r{i}", {"i": i}) for i in range(n)]
+    assert [r["id"] for r in store.load_runs("g", "Completed")] == [
+        f"r{i}" for i in range(0, n, 2)]
+    assert store.prune(n // 2) == n // 2  # ended_ms is i: the first half, wherever it is
+    assert [r["id"] for r in store.load_runs()] == [f"r{i}" for i in range(n // 2, n)]
+
+
 def test_prune_cuts_through_batches_oldest_first_and_drops_emptied_ones(small_batches) -> None:
     store = MemoryStore()
     for i in range(10):  # batches [0 1 2] [3 4 5] [6 7 8], then 9 in the open one

@@ -3,25 +3,30 @@
 It keeps its own copy of every finished record, apart from the engine's working objects, so
 that a simulated crash (drop the engine, recover from the store) behaves as it would with a
 file. Writes are O(1) amortised and do no JSON and no per-record compression (issue 12: the
-store's share of a run must be a few microseconds and well under 1 KB):
+store's share of a run must be a few microseconds and well under 1 KB; ``python
+bench/hotpath.py store_calls 5000`` and ``bytes_split_finished 2000`` measure both):
 
-- An active run is a list ``[shape, values, memos, *history]``: its record as a tuple of
-  values (``shape`` names the key layout, shared by every record of that layout, so a repeated
-  save is two tuple builds and two slot writes), its memos as a flat ``[step, outcome, ...]``
-  list (or None) and its history entries as the engine made them. The objects are the
-  engine's own, as the engine hands them over: it replaces them rather than change them.
+- An active run is a list ``[shape, values, memos, *history]``. Its record is the fresh dict
+  the engine built (``shape`` is ``_AS_GIVEN``), so a repeated save is two slot writes; a run
+  that parks (a save with pending suspensions) is made compact: the record as a tuple of
+  values (``shape`` names the key layout, shared by every record of that layout) and its
+  suspensions flat. Memos are a flat ``[step, outcome, ...]`` list (or None), history entries
+  are the engine's own. These are the objects the engine handed over: it replaces them rather
+  than change them (the active run's record lived by reference in this store before too).
 - A run that ends is snapshotted at once with :mod:`marshal` (a C-speed deep copy into bytes,
-  so nothing the engine does afterwards reaches it) and joins the open *batch*; a settled
-  event likewise. Every ``_BATCH`` snapshots the batch is sealed: joined and
+  so nothing done afterwards to what was handed over reaches it) and joins the open *batch*;
+  a settled event likewise. Every ``_BATCH`` snapshots the batch is sealed: joined and
   zlib-compressed in one call (the compressor's set-up costs more than a small record's whole
-  compression, and similar records compress together; a finished one-step run with its event
-  then costs ~150 bytes of blob). Reads decompress a batch on demand (the last one is
-  cached), and give back what JSON would (the reads' contract since records were JSON): a
-  finished record is a JSON round trip of what was saved; an active one a deep copy.
+  compression, and similar records compress together: a finished one-step run and its event
+  then take ~70 bytes of blob, where compressed one by one they took ~530). Reads decompress a
+  batch on demand (the last one is cached, a scan keeps those it met) and give back what
+  they always gave: a finished record or an event as a JSON round trip of what was saved, an
+  active record as a deep copy.
 - Pruning drops whole batches, and rewrites the one it cuts through.
 
 A record may hold what marshal does not know (a subclass, say); it is then snapshotted through
-its JSON form, which is what a read gives back anyway. Recovery is O(active work).
+its JSON form, which is what a read gives back anyway. Recovery walks the index once and
+copies only active work; no batch is decompressed.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 #: Snapshots per sealed batch. zlib's window is 32 KB: a one-step run's snapshot is ~350
 #: bytes, so 64 of them fill it; more only grows the uncompressed open batch.
 _BATCH = 64
+
+#: Decompressed batches a scan (load_runs, load_events) keeps at once (~20 KB each).
+_SCAN_CACHE = 8
 
 #: An active run's state[0] when state[1] is its record as the engine handed it over.
 _AS_GIVEN = -1
@@ -466,8 +474,8 @@ class _Reader:
     def __init__(self, store: MemoryStore, scan: bool = False) -> None:
         self.store = store
         self.positions: dict[_Batch, dict[str, int]] = {}
-        # a scan keeps every batch it decompressed until it returns: runs in creation order
-        # move back and forth between batches of the order they ended in
+        # a scan keeps the last few batches it decompressed: runs in creation order move
+        # back and forth between (nearby) batches of the order they ended in
         self.raws: dict[_Batch, bytes] | None = {} if scan else None
 
     def part(self, batch: _Batch, item_id: str) -> bytes:
@@ -482,6 +490,8 @@ class _Reader:
         else:
             raw = self.raws.get(batch)  # type: ignore[assignment]
             if raw is None:
+                if len(self.raws) >= _SCAN_CACHE:
+                    del self.raws[next(iter(self.raws))]  # the one decompressed longest ago
                 raw = self.raws[batch] = zlib.decompress(typing.cast(bytes, batch.blob))
         ends = typing.cast(array.array, batch.ends)
         return raw[ends[i - 1] if i else 0:ends[i]]
