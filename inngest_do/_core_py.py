@@ -15,9 +15,9 @@ two raise the same errors.
 from __future__ import annotations
 
 import collections
-import typing
 import datetime as _dt
 import time as _time
+import typing
 from heapq import heapify as _heapify
 from heapq import heappop as _heappop
 from heapq import heappush as _heappush

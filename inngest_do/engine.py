@@ -62,7 +62,6 @@ from .triggers import CronSchedule, EventRouter
 if typing.TYPE_CHECKING:
     from .client import Inngest
     from .function import Function
-    from .storage import Store
 
 T = typing.TypeVar("T")
 
