@@ -26,7 +26,7 @@ import os
 import threading
 import typing
 
-from . import errors, limits
+from . import errors, limits, loop_entry
 from .context import Context, ContextSync, ReplayQuietLogger
 from .event import Event
 from .execution import (
@@ -525,7 +525,7 @@ class Engine:
         inline when called inside a caller's running loop (real I/O then needs a Worker)."""
         if _loop_running():
             return self._run_inline(coro)
-        return self._private_loop().run_until_complete(coro)
+        return loop_entry.run(self._private_loop(), coro)
 
     async def drain_async(self) -> int:
         """:meth:`drain` from inside an event loop."""
@@ -573,7 +573,8 @@ class Engine:
             ex.middleware = [mw(serving, None) for mw in mws] if mws else []
             ex.fast = not (mws or ex.requests or self.faults or self.limits
                            or self.group_commit or run.keys.get("concurrency")
-                           or fn.finish_timeout_ms is not None)
+                           or fn.finish_timeout_ms is not None
+                           or (not ex.is_async and self.sync_runner is not None))
             ex.ctx.attempt = run.attempt
             if fresh:
                 run.memos.reset_counter()
