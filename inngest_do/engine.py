@@ -565,8 +565,9 @@ class Engine:
                 self._log(now, run.id, run.fn_id, "run.started")
             if run.status is not RunStatus.RUNNING:
                 run.status = RunStatus.RUNNING
-                self._save(run)
-                await self.commit_async()  # readers of the store see it running
+                if self._commit_needed:  # readers of the store see it running
+                    self._save(run)
+                    await self.commit_async()
             self.flow.on_slice_start(run)
             serving = self.client_of(fn)
             mws = serving._middleware + fn.middleware
