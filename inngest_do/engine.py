@@ -36,10 +36,10 @@ from .execution import (
     OP_INVOKE,
     OP_SLEEP,
     OP_WAIT,
+    PARK,
     PARKED,
     RAISED,
     CancelRun,
-    Drive,
     Execution,
     SkipStep,
     SyncPark,
@@ -51,7 +51,7 @@ from .execution import (
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
-from .kernel import Journal, ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
+from .kernel import Drive, Journal, ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .serializer import serialize
@@ -597,7 +597,7 @@ class Engine:
                     ex.coro = fn.handler(ex.ctx)
                 handler_token = enter_handler(ex)
                 try:
-                    outcome, value = await Drive(ex.coro)
+                    outcome, value = await Drive(ex.coro, PARK)
                 finally:
                     exit_handler(handler_token)
             elif self.sync_runner is not None:
