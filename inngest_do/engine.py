@@ -557,7 +557,8 @@ class Engine:
             fresh = ex is None or ex.coro is None
             if ex is None:
                 ex = Execution(self, run, fn)
-            if self.client_of(fn).execution == "requests":
+            serving = self._fn_clients.get(fn.id, self.client)
+            if serving.execution == "requests":
                 ex.requests = True
                 ex.target = _next_target(run, now)
             if run.started_ms is None:
@@ -569,8 +570,8 @@ class Engine:
                     self._save(run)
                     await self.commit_async()
             self.flow.on_slice_start(run)
-            serving = self.client_of(fn)
-            mws = serving._middleware + fn.middleware
+            mws = (serving._middleware + fn.middleware) if (
+                serving._middleware or fn.middleware) else None
             ex.middleware = [mw(serving, None) for mw in mws] if mws else []
             ex.fast = not (mws or ex.requests or self.faults or self.limits
                            or self.group_commit or run.keys.get("concurrency")
@@ -770,12 +771,14 @@ class Engine:
 
     @staticmethod
     def _parked_status(run: RunState) -> RunStatus:
-        kinds = {p.kind for p in run.pending.values()}
-        if "wait" in kinds or "invoke" in kinds:
-            return RunStatus.WAITING
-        if "sleep" in kinds:
-            return RunStatus.SLEEPING
-        return RunStatus.RUNNING
+        status = RunStatus.RUNNING
+        for pending in run.pending.values():
+            kind = pending.kind
+            if kind == "wait" or kind == "invoke":
+                return RunStatus.WAITING
+            if kind == "sleep":
+                status = RunStatus.SLEEPING
+        return status
 
     def complete_run(self, run: RunState, output: typing.Any) -> None:
         now = self.now_ms()
