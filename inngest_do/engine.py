@@ -581,18 +581,19 @@ class Engine:
             if fresh:
                 run.memos.reset_counter()
                 ex.publishes = 0
-            ex.memo_phase = len(run.memos) > 0
+            memo_phase = ex.memo_phase = len(run.memos) > 0
             ex.memos_seen = 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
                                           StepMemos(_memo_lists(run)))
-                await ex.call_hooks_async("before_memoization" if ex.memo_phase
+                await ex.call_hooks_async("before_memoization" if memo_phase
                                           else "before_execution")
-            if not fresh and ex.memo_phase:
+            if not fresh and memo_phase:
                 # A live coroutine resumes at new code: middleware hears what a replay
                 # would have told it once its memos ran out.
                 ex.memo_phase = False
-                await self.new_code_reached(ex)
+                if ex.middleware:
+                    await self.new_code_reached(ex)
             if ex.is_async:
                 if fresh:
                     ex.coro = fn.handler(ex.ctx)
@@ -623,7 +624,10 @@ class Engine:
                 await self.new_code_reached(ex)
             if ex.middleware and not ex.hooks_ended:
                 await ex.call_hooks_async("after_execution", reverse=True)
-            await self._finish_slice(ex, outcome, value)
+            if outcome == PARKED:  # (nothing to await on this path)
+                self._finish_parked(ex)
+            else:
+                await self._finish_slice(ex, outcome, value)
             if ex.requests and outcome == PARKED:
                 requeue = self._request_ended(ex)
             if ex.middleware:
@@ -634,7 +638,10 @@ class Engine:
                 self.flow.on_slice_end(run)
                 if requeue:  # the next request goes at once (after the slots went back)
                     self.wake(run)
-                await self.commit_async()
+                if self.group_commit:
+                    await self.commit_async()
+                else:
+                    self.commit()
 
     def _request_ended(self, ex: Execution) -> bool:
         """``execution="requests"``: a request ended without finishing the run. Queue the
@@ -700,17 +707,21 @@ class Engine:
             ex.call_hooks_sync("after_memoization", reverse=True)
             ex.call_hooks_sync("before_execution")
 
+    def _finish_parked(self, ex: Execution) -> None:
+        run = ex.run
+        if ex.requests:
+            ex.coro = None  # nothing is kept: the next request replays from the start
+        if run.cancel_requested:
+            self._finalize_cancel(run, run.reason or "cancelled")
+            return
+        self._keep_live(ex)
+        run.status = self._parked_status(run)
+        self._save(run)
+
     async def _finish_slice(self, ex: Execution, outcome: str, value: typing.Any) -> None:
         run = ex.run
         if outcome == PARKED:
-            if ex.requests:
-                ex.coro = None  # nothing is kept: the next request replays from the start
-            if run.cancel_requested:
-                self._finalize_cancel(run, run.reason or "cancelled")
-                return
-            self._keep_live(ex)
-            run.status = self._parked_status(run)
-            self._save(run)
+            self._finish_parked(ex)
             return
         ex.coro = None
         if run.cancel_requested:
