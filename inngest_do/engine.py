@@ -367,7 +367,8 @@ class Engine:
         return ids
 
     def _accept_one(self, payload: dict, origin: str | None) -> str:
-        event_id = self._record_event(payload)
+        # saved once, with what it did, at the end (all of it is one commit)
+        event_id = self._record_event(payload, save=False)
         self._log(self.now_ms(), origin or "", "", "event.received", None, payload["name"])
         self._deliver(event_id, payload)
         self._store_event(event_id)
@@ -385,7 +386,7 @@ class Engine:
         if settled:
             self._settled.append(event_id)
 
-    def _record_event(self, payload: dict) -> str:
+    def _record_event(self, payload: dict, *, save: bool = True) -> str:
         """Give ``payload`` its internal id (and ``id``/``ts`` if it has none) and store it."""
         now = self.now_ms()
         event_id = self.rng.ulid(now)
@@ -396,7 +397,8 @@ class Engine:
             payload["ts"] = now
         self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": (),
                                  "user_id": user_id}
-        self.store.save_event(event_id, payload, now)
+        if save:
+            self.store.save_event(event_id, payload, now)
         return event_id
 
     def _deliver(self, event_id: str, payload: dict) -> None:
