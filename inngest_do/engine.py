@@ -1314,6 +1314,10 @@ class Engine:
     def finish_timed_out(self, run: RunState) -> bool:
         return self.flow.finish_timed_out(run)
 
+    def body_may_start(self, run: RunState) -> bool:
+        """May a step body of ``run`` start now (flow control's concurrency units)?"""
+        return self.flow.before_body(run)
+
     # records --------------------------------------------------------------------------------
     def _log(self, at_ms: int, run_id: str, fn_id: str, kind: str, step: str | None = None,
              detail: typing.Any = None) -> None:
