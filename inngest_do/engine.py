@@ -99,6 +99,8 @@ class Engine:
                  functions: typing.Iterable[Function[typing.Any]] | None = None) -> None:
         self.client = client
         self.clock = clock
+        #: the clock's time in ms (its own method: read several times per step)
+        self.now_ms: typing.Callable[[], int] = clock.now_ms
         self.store = store
         # Unseeded engines (the wall-clock ones) draw a seed, so two processes never
         # generate the same id sequence.
@@ -175,10 +177,6 @@ class Engine:
     @trace_listener.setter
     def trace_listener(self, listener: typing.Callable[[TraceEntry], None] | None) -> None:
         self.journal.listener = listener
-
-    # time -----------------------------------------------------------------------------------
-    def now_ms(self) -> int:
-        return self.clock.now_ms()
 
     # functions ------------------------------------------------------------------------------
     def sync_functions(self) -> None:
@@ -1153,11 +1151,13 @@ class Engine:
                 self._finalize_cancel(run, run.reason or "cancelled")
                 return
             if kind == "hold":
-                self._memoize(run, step_id, pending.data)
-                self._log(now, run.id, run.fn_id, "step.completed", step_id)
+                run.attempt = 0
+                self.journal.memoize(run.memos, run.history, now, run.id, run.fn_id,
+                                     "step.completed", step_id, pending.data)
             elif kind == "sleep":
-                self._memoize(run, step_id, (OP_SLEEP, True, None))  # a tuple: see step_succeeded
-                self._log(now, run.id, run.fn_id, "sleep.completed", step_id)
+                run.attempt = 0  # the memo is a tuple: see step_succeeded
+                self.journal.memoize(run.memos, run.history, now, run.id, run.fn_id,
+                                     "sleep.completed", step_id, (OP_SLEEP, True, None))
             elif kind == "wait":
                 self._memoize(run, step_id, [OP_WAIT, True, None])
                 self._log(now, run.id, run.fn_id, "wait.timed_out", step_id)
