@@ -406,13 +406,22 @@ class MemoryStore(Store):
         batch.blob = zlib.compress(b"".join(parts), 1)
         batch.parts = None
 
-    def _raw(self, batch: _Batch) -> bytes:
-        """A sealed batch's snapshots, decompressed (the last one asked for is cached)."""
+    def _raw(self, batch: _Batch, upto: int | None = None) -> bytes:
+        """A sealed batch's snapshots decompressed, at least its first ``upto`` bytes (None:
+        all). The last batch asked for is cached: a first read stops where its record ends
+        (half the batch on average), a read past that decompresses the whole batch."""
         blob = typing.cast(bytes, batch.blob)
         cached = self._inflated
         if cached is not None and cached[0] is blob:
-            return cached[1]
-        raw = zlib.decompress(blob)
+            raw = cached[1]
+            if len(raw) == batch.ends[-1] or (  # type: ignore[index]
+                    upto is not None and len(raw) >= upto):
+                return raw
+            upto = None
+        if upto is None:
+            raw = zlib.decompress(blob)
+        else:
+            raw = zlib.decompressobj().decompress(blob, upto)
         self._inflated = (blob, raw)
         return raw
 
@@ -479,19 +488,22 @@ class _Reader:
         self.raws: dict[_Batch, bytes] | None = {} if scan else None
 
     def part(self, batch: _Batch, item_id: str) -> bytes:
-        where = self.positions.get(batch)
-        if where is None:
-            where = self.positions[batch] = {k: i for i, k in enumerate(batch.ids)}
-        i = where[item_id]
+        if self.raws is None:  # one read
+            i = batch.ids.index(item_id)
+        else:
+            where = self.positions.get(batch)
+            if where is None:
+                where = self.positions[batch] = {k: i for i, k in enumerate(batch.ids)}
+            i = where[item_id]
         if batch.blob is None:
             return typing.cast(list, batch.parts)[i]
-        if self.raws is None:
-            raw = self.store._raw(batch)
+        ends = typing.cast(array.array, batch.ends)
+        if self.raws is None:  # one read
+            raw = self.store._raw(batch, ends[i])
         else:
             raw = self.raws.get(batch)  # type: ignore[assignment]
             if raw is None:
                 if len(self.raws) >= _SCAN_CACHE:
                     del self.raws[next(iter(self.raws))]  # the one decompressed longest ago
                 raw = self.raws[batch] = zlib.decompress(typing.cast(bytes, batch.blob))
-        ends = typing.cast(array.array, batch.ends)
         return raw[ends[i - 1] if i else 0:ends[i]]
