@@ -11,8 +11,8 @@ bench/hotpath.py store_calls 5000`` and ``bytes_split_finished 2000`` measure bo
   that parks (a save with pending suspensions) is made compact: the record as a tuple of
   values (``shape`` names the key layout, shared by every record of that layout) and its
   suspensions flat. Memos are a flat ``[step, outcome, ...]`` list (or None), history entries
-  are the engine's own. These are the objects the engine handed over: it replaces them rather
-  than change them (the active run's record lived by reference in this store before too).
+  are the engine's own: an active run is kept by reference, as it always was here (the
+  engine builds a fresh record for every save, and saves again what it changes in place).
 - A run that ends is snapshotted at once with :mod:`marshal` (a C-speed deep copy into bytes,
   so nothing done afterwards to what was handed over reaches it) and joins the open *batch*;
   a settled event likewise. Every ``_BATCH`` snapshots the batch is sealed: joined and
@@ -374,7 +374,8 @@ class MemoryStore(Store):
         self._remove(batch, [run_id], self._run_batches)
         return shape, tuple(values), memos, list(history)
 
-    def _change_finished(self, run_id: str, *, record: tuple[int, tuple, typing.Any] | None = None,
+    def _change_finished(self, run_id: str, *,
+                         record: tuple[int, tuple, typing.Any] | None = None,
                          memo: tuple[str, typing.Any] | None = None,
                          entry: tuple | None = None) -> None:
         """A new record (shape, values, ended_ms), memo or history entry for a run that has
