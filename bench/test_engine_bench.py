@@ -15,6 +15,8 @@ machine's other load only ever slows a round down.
 from __future__ import annotations
 
 import gc
+import pathlib
+import sys
 import time
 import typing
 
@@ -23,23 +25,11 @@ import pytest
 import inngest_do as inngest
 from inngest_do.testing import Simulation
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import hotpath  # bench/ is not a package: the workload builders are shared with hotpath.py
+
 N_EVENTS = 2_000
 N_STEPS = 1_000
-
-
-def _dispatch_app(sync: bool) -> tuple[Simulation, list[inngest.Event]]:
-    client = inngest.Inngest(app_id="bench")
-    if sync:
-        @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
-        def one_sync(ctx: inngest.ContextSync) -> int:
-            return ctx.step.run("only", lambda: 1)
-    else:
-        @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
-        async def one(ctx: inngest.Context) -> int:
-            return await ctx.step.run("only", lambda: 1)
-
-    events = [inngest.Event(name="go", data={"i": i}) for i in range(N_EVENTS)]
-    return Simulation(client), events
 
 
 @pytest.mark.parametrize("sync", [False, True], ids=["async-fn", "sync-fn"])
@@ -48,7 +38,8 @@ def test_events_dispatched(benchmark: typing.Any, sync: bool) -> None:
     state: dict = {}
 
     def setup() -> None:
-        state["sim"], state["events"] = _dispatch_app(sync)
+        client, state["events"] = hotpath.dispatch_app(N_EVENTS, sync)
+        state["sim"] = Simulation(client)
         gc.collect()
 
     def dispatch() -> None:
@@ -63,33 +54,13 @@ def test_events_dispatched(benchmark: typing.Any, sync: bool) -> None:
     benchmark.extra_info["kernel"] = inngest._core_impl
 
 
-def _sequential_app(n: int, sync: bool) -> Simulation:
-    client = inngest.Inngest(app_id="bench")
-    if sync:
-        @client.create_function(fn_id="seq", trigger=inngest.TriggerEvent(event="go"))
-        def seq_sync(ctx: inngest.ContextSync) -> int:
-            total = 0
-            for _ in range(n):
-                total += ctx.step.run("s", int, 1)
-            return total
-    else:
-        @client.create_function(fn_id="seq", trigger=inngest.TriggerEvent(event="go"))
-        async def seq(ctx: inngest.Context) -> int:
-            total = 0
-            for _ in range(n):
-                total += await ctx.step.run("s", int, 1)
-            return total
-
-    return Simulation(client)
-
-
 @pytest.mark.parametrize("sync", [False, True], ids=["async-fn", "sync-fn"])
 def test_sequential_steps(benchmark: typing.Any, sync: bool) -> None:
     """One run of 1,000 sequential step.run calls (ids s, s:1, ... s:999)."""
     state: dict = {}
 
     def setup() -> None:
-        state["sim"] = _sequential_app(N_STEPS, sync)
+        state["sim"] = hotpath.steps_app(N_STEPS, sync)
         gc.collect()
 
     def run() -> None:
