@@ -32,6 +32,17 @@ N_EVENTS = 2_000
 N_STEPS = 1_000
 
 
+def _record_rate(benchmark: typing.Any, key: str, n: int) -> None:
+    """Store ``n`` / the best round's seconds as ``extra_info[key]``, with the kernel.
+
+    Under ``--benchmark-disable`` each benchmark runs once as a plain test and keeps no
+    statistics (``benchmark.stats`` is ``None``): there is no rate to record then.
+    """
+    benchmark.extra_info["kernel"] = inngest._core_impl
+    if benchmark.stats is not None:
+        benchmark.extra_info[key] = round(n / benchmark.stats.stats.min)
+
+
 @pytest.mark.parametrize("sync", [False, True], ids=["async-fn", "sync-fn"])
 def test_events_dispatched(benchmark: typing.Any, sync: bool) -> None:
     """send -> run completed, one trivial step, one event per send() call."""
@@ -50,8 +61,7 @@ def test_events_dispatched(benchmark: typing.Any, sync: bool) -> None:
     benchmark.pedantic(dispatch, setup=setup, rounds=5, iterations=1)
     runs = state["sim"].runs()
     assert len(runs) == N_EVENTS and all(r.status == "Completed" for r in runs)
-    benchmark.extra_info["events_per_s"] = round(N_EVENTS / benchmark.stats.stats.min)
-    benchmark.extra_info["kernel"] = inngest._core_impl
+    _record_rate(benchmark, "events_per_s", N_EVENTS)
 
 
 @pytest.mark.parametrize("sync", [False, True], ids=["async-fn", "sync-fn"])
@@ -69,8 +79,7 @@ def test_sequential_steps(benchmark: typing.Any, sync: bool) -> None:
     benchmark.pedantic(run, setup=setup, rounds=10, iterations=1)
     [done] = state["sim"].runs()
     assert done.status == "Completed" and done.output == N_STEPS
-    benchmark.extra_info["steps_per_s"] = round(N_STEPS / benchmark.stats.stats.min)
-    benchmark.extra_info["kernel"] = inngest._core_impl
+    _record_rate(benchmark, "steps_per_s", N_STEPS)
 
 
 def _pairs_app(n: int, cap: int = 10_000) -> Simulation:
@@ -106,8 +115,7 @@ def test_step_sleep_pairs(benchmark: typing.Any, n: int) -> None:
                        rounds=5 if n <= 1_000 else 3, iterations=1)
     [done] = state["sim"].runs()
     assert done.status == "Completed" and done.output == n
-    benchmark.extra_info["pairs_per_s"] = round(n / benchmark.stats.stats.min)
-    benchmark.extra_info["kernel"] = inngest._core_impl
+    _record_rate(benchmark, "pairs_per_s", n)
 
 
 def test_step_sleep_pairs_replayed(benchmark: typing.Any) -> None:
@@ -162,4 +170,7 @@ def test_step_sleep_pairs_grow_linearly(benchmark: typing.Any) -> None:
     benchmark.extra_info["ratio_10k_over_1k"] = round(ratios["ratio"], 2)
     benchmark.extra_info["ratio_10k_over_1k_gc_paused"] = round(ratios["ratio_gc_paused"], 2)
     benchmark.extra_info["kernel"] = inngest._core_impl
-    assert ratios["ratio_gc_paused"] < 13, f"10,000 pairs cost {ratios} x 1,000: not linear"
+    # --benchmark-disable is a smoke run, usually beside other work (seen at 16.6 under load):
+    # there only a quadratic blow-up (~100x) should fail it, not a busy machine.
+    bound = 30 if benchmark.disabled else 13
+    assert ratios["ratio_gc_paused"] < bound, f"10,000 pairs cost {ratios} x 1,000: not linear"
