@@ -159,6 +159,22 @@ def steps_app(n: int, sync: bool = False) -> Simulation:
     return Simulation(client)
 
 
+def indexed_steps_client(n: int) -> inngest.Inngest:
+    """A client whose function runs ``n`` sequential ``step.run``s that return their index and
+    returns the sum: every step records a different output (the store benchmarks' workload,
+    ``bench/test_store_bench.py`` and ``bench/test_dbos_bench.py``)."""
+    client = inngest.Inngest(app_id="bench")
+
+    @client.create_function(fn_id="steps", trigger=inngest.TriggerEvent(event="go"))
+    async def steps(ctx: inngest.Context) -> int:
+        total = 0
+        for i in range(n):
+            total += await ctx.step.run("step", lambda i=i: i)
+        return total
+
+    return client
+
+
 def sim_steps(n: int) -> float:
     """Seconds for one run of ``n`` sequential trivial ``step.run``s."""
     sim = steps_app(n)

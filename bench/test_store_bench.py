@@ -13,6 +13,8 @@ to the next step, so the rate includes one commit per step.
 from __future__ import annotations
 
 import os
+import pathlib
+import sys
 import tempfile
 import time
 import typing
@@ -22,20 +24,14 @@ import pytest
 import inngest_do as inngest
 from inngest_do.testing import Simulation
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import hotpath  # bench/ is not a package: the workload builders live in hotpath.py
+
 STEPS = 1_000
 
 
 def _client() -> inngest.Inngest:
-    client = inngest.Inngest(app_id="bench")
-
-    @client.create_function(fn_id="steps", trigger=inngest.TriggerEvent(event="go"))
-    async def steps(ctx: inngest.Context) -> int:
-        total = 0
-        for i in range(STEPS):
-            total += await ctx.step.run("step", lambda i=i: i)
-        return total
-
-    return client
+    return hotpath.indexed_steps_client(STEPS)
 
 
 def _one_run(store: str | None) -> float:
