@@ -7,7 +7,7 @@ every question (memoized? retry due? nested?) and it forwards decisions that tou
 waits and stores to the engine.
 
 The driver protocol: a parked step yields :data:`PARK` (async) or raises :class:`SyncPark`
-(sync). :class:`Drive` runs a coroutine until it parks or ends, forwarding any other
+(sync). The kernel's :class:`~inngest_do.kernel.Drive` runs a coroutine until it parks or ends, forwarding any other
 awaitable (a step body's real I/O) to whoever awaits the drive: asyncio in a worker, a
 private loop in a simulation.
 """
@@ -20,11 +20,11 @@ import inspect
 import json
 import typing
 
-from . import errors, limits
+from . import errors, kernel, limits
 from .event import Event
 
 if typing.TYPE_CHECKING:
-    from .engine import Engine
+    from .context import Context, ContextSync
     from .function import Function
     from .runs import RunState
 
@@ -36,9 +36,8 @@ OP_WAIT = "wait"
 OP_SEND = "send"
 OP_INVOKE = "invoke"
 
-DONE = "done"
-RAISED = "raised"
-PARKED = "parked"
+# what Drive (the kernel's slice driver) reports
+DONE, RAISED, PARKED = kernel.DONE, kernel.RAISED, kernel.PARKED
 
 
 class _Park:
@@ -169,33 +168,7 @@ class _NoLock:
 NO_LOCK = _NoLock()
 
 
-class Drive:
-    """Run ``coro`` until it parks or returns: ``(DONE, value)``, ``(RAISED, exc)``,
-    ``(PARKED, None)``. Foreign awaitables are passed up to the awaiting task."""
-
-    __slots__ = ("coro",)
-
-    def __init__(self, coro: typing.Coroutine) -> None:
-        self.coro = coro
-
-    def __await__(self) -> typing.Generator[typing.Any, typing.Any, tuple[str, typing.Any]]:
-        coro = self.coro
-        send: typing.Any = None
-        exc: BaseException | None = None
-        while True:
-            try:
-                y = coro.throw(exc) if exc is not None else coro.send(send)
-            except StopIteration as stop:
-                return (DONE, stop.value)
-            except BaseException as err:  # noqa: BLE001 - the engine classifies it
-                return (RAISED, err)
-            if y is PARK:
-                return (PARKED, None)
-            exc = None
-            try:
-                send = yield y
-            except BaseException as err:  # noqa: BLE001 - forwarded into the handler
-                exc, send = err, None
+_SCALARS = (str, int, bool)  # what encode_output passes through (a float may be NaN)
 
 
 def encode_output(value: typing.Any, what: str) -> typing.Any:
@@ -221,6 +194,44 @@ def fresh_copy(value: typing.Any) -> typing.Any:
     return json.loads(json.dumps(value))
 
 
+class ExecutionHost(typing.Protocol):
+    """What an :class:`Execution` (and the step tools driving it) asks of the engine that
+    runs it: the engine's bookkeeping operations and four switches, nothing of its tables.
+    The :class:`~inngest_do.engine.Engine` is the one implementation."""
+
+    generation: int  # bumped when the engine rebuilds from its store (work begun is dropped)
+    limits: bool  # Inngest's size/count limits apply
+    faults: dict  # injected step failures (Simulation.fail_step)
+    group_commit: bool  # steps share commits (a Worker on a store that fsyncs)
+
+    def now_ms(self) -> int: ...
+    def client_of(self, fn: Function[typing.Any]) -> typing.Any: ...
+    def make_context(self, ex: Execution) -> Context | ContextSync: ...
+    def finish_timed_out(self, run: RunState) -> bool: ...
+    def body_may_start(self, run: RunState) -> bool: ...
+    def inject_fault(self, ex: Execution, full_id: str) -> None: ...
+    def prepare_output(self, ex: Execution, full_id: str, op: str, out: typing.Any) -> typing.Any: ...
+    async def prepare_output_async(self, ex: Execution, full_id: str, op: str,
+                                   out: typing.Any) -> typing.Any: ...
+    def step_succeeded(self, ex: Execution, full_id: str, op: str, value: typing.Any, *,
+                       defer: bool = False) -> typing.Any: ...
+    def step_failed(self, ex: Execution, full_id: str, err: BaseException,
+                    op: str = ...) -> bool: ...
+    def step_request_ended(self, ex: Execution) -> None: ...
+    async def step_request_ended_async(self, ex: Execution) -> None: ...
+    async def commit_async(self) -> None: ...
+    def new_code_reached_sync(self, ex: Execution) -> None: ...
+    async def new_code_reached(self, ex: Execution) -> None: ...
+    def park_sleep(self, ex: Execution, full_id: str, ms: int, relative: bool) -> None: ...
+    def park_wait(self, ex: Execution, full_id: str, event: str, if_exp: str | None,
+                  timeout_ms: int) -> None: ...
+    def park_invoke(self, ex: Execution, full_id: str, app_id: str | None, function_id: str,
+                    data: typing.Mapping[str, object] | None,
+                    timeout_ms: int | None) -> None: ...
+    def accept(self, events: list[Event], *, origin: str | None = None) -> list[str]: ...
+    def resolve(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any: ...
+
+
 class Execution:
     """The live state of one run's handler; see the module docstring."""
 
@@ -229,6 +240,7 @@ class Execution:
         "coro",
         "ctx",
         "engine",
+        "fast",
         "fn",
         "generation",
         "guard",
@@ -249,7 +261,8 @@ class Execution:
         "target",
     )
 
-    def __init__(self, engine: Engine, run: RunState, fn: Function[typing.Any]) -> None:
+    def __init__(self, engine: ExecutionHost, run: RunState,
+                 fn: Function[typing.Any]) -> None:
         self.engine = engine
         self.run = run
         self.fn = fn
@@ -280,6 +293,9 @@ class Execution:
         self.parallel = 0  # depth of parallel groups the handler is inside
         self.hooks_ended = False  # after_execution already heard this request end
         self.step_name = ""  # the user's id of the step being started (error messages)
+        # Set per slice by the engine: no middleware, fault, limit, request model or
+        # step-level flow control applies, so steps take their short path (step.py).
+        self.fast = False
         self.ctx = engine.make_context(self)
 
     # step boundaries -----------------------------------------------------------------------
@@ -290,6 +306,10 @@ class Execution:
             raise Abandoned()
         self.step_name = step_id
         run = self.run
+        if self.fast:  # no lock to take, no step limit, no finish timeout (see slice)
+            if run.cancel_requested:
+                raise CancelRun()
+            return run.memos.next_id(step_id)
         with self.guard:
             if run.cancel_requested or self.engine.finish_timed_out(run):
                 raise CancelRun()
@@ -311,6 +331,19 @@ class Execution:
                 f"as a {op} step; the function changed under a run in flight"
             )
         return memo
+
+    def recorded(self, full_id: str, op: str) -> typing.Any:
+        """:meth:`lookup` for the short path (no lock, no request model, no replay hooks)."""
+        memo = self.run.memos.get(full_id, MISSING)
+        if memo is not MISSING and memo[0] != op:
+            return self.lookup(full_id, op)  # raises NonDeterminismError
+        return memo
+
+    def checked_output(self, full_id: str, out: typing.Any) -> typing.Any:
+        """A step's output as recorded (the JSON round trip; scalars as they are)."""
+        if out is None or type(out) in _SCALARS:
+            return out
+        return encode_output(out, f"step '{full_id}'")
 
     async def lookup_async(self, full_id: str, op: str) -> typing.Any:
         """:meth:`lookup`, telling middleware when a replay runs out of memos."""
@@ -393,13 +426,17 @@ class Execution:
                     return True
                 if pending.kind == "retry" and pending.due_ms > self.engine.now_ms():
                     return True
-            return not self.engine.flow.before_body(self.run)
+            return not self.engine.body_may_start(self.run)
 
     def enter_body(self, full_id: str) -> str | None:
-        with self.guard:
-            pending = self.run.pending.get(full_id)
-            self.ctx.attempt = pending.data if pending is not None and pending.kind == "retry" \
-                else self.run.attempt
+        run = self.run
+        if not run.pending:
+            self.ctx.attempt = run.attempt
+        else:
+            with self.guard:
+                pending = run.pending.get(full_id)
+                self.ctx.attempt = pending.data if pending is not None and \
+                    pending.kind == "retry" else run.attempt
         token = self.in_body
         self.in_body = full_id
         self.busy_ms = 0
