@@ -1,7 +1,8 @@
 """Workloads of issue 12 (the engine's hot path), as plain functions returning measurements.
 
-Shared by ``bench/test_hotpath_bench.py`` (pytest-benchmark) and by subprocesses that need a
-fresh interpreter: the pure-Python twin (``INNGEST_DO_PURE_PYTHON=1``) and peak RSS. Run as a
+Shared by ``bench/test_hotpath_bench.py`` (pytest-benchmark; its app builders also by
+``test_engine_bench.py``, ``test_store_bench.py`` and ``test_dbos_bench.py``) and by
+subprocesses that need a fresh interpreter: the pure-Python twin (``INNGEST_DO_PURE_PYTHON=1``) and peak RSS. Run as a
 script it prints one JSON object, so another process can compare kernels side by side:
 
     python bench/hotpath.py dispatch 2000        # {"kernel": ..., "seconds": ..., ...}
