@@ -1,7 +1,8 @@
 """Workloads of issue 12 (the engine's hot path), as plain functions returning measurements.
 
-Shared by ``bench/test_hotpath_bench.py`` (pytest-benchmark) and by subprocesses that need a
-fresh interpreter: the pure-Python twin (``INNGEST_DO_PURE_PYTHON=1``) and peak RSS. Run as a
+Shared by ``bench/test_hotpath_bench.py`` (pytest-benchmark; its app builders also by
+``test_engine_bench.py``, ``test_store_bench.py`` and ``test_dbos_bench.py``) and by
+subprocesses that need a fresh interpreter: the pure-Python twin (``INNGEST_DO_PURE_PYTHON=1``) and peak RSS. Run as a
 script it prints one JSON object, so another process can compare kernels side by side:
 
     python bench/hotpath.py dispatch 2000        # {"kernel": ..., "seconds": ..., ...}
@@ -37,13 +38,21 @@ from inngest_do.testing import Simulation
 MINUTE_MS = 60_000
 
 
-def dispatch_app(n: int) -> tuple[inngest.Inngest, list[inngest.Event]]:
-    """A function of one trivial step and ``n`` events, each of which starts one run."""
-    client = inngest.Inngest(app_id="bench")
+def dispatch_app(n: int, sync: bool = False) -> tuple[inngest.Inngest, list[inngest.Event]]:
+    """A function of one trivial step and ``n`` events, each of which starts one run.
 
-    @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
-    async def one(ctx: inngest.Context) -> int:
-        return await ctx.step.run("only", lambda: 1)
+    ``sync`` makes the function a sync handler (``ContextSync``); the issue-12 workloads use
+    the async one (the default).
+    """
+    client = inngest.Inngest(app_id="bench")
+    if sync:
+        @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
+        def one_sync(ctx: inngest.ContextSync) -> int:
+            return ctx.step.run("only", lambda: 1)
+    else:
+        @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
+        async def one(ctx: inngest.Context) -> int:
+            return await ctx.step.run("only", lambda: 1)
 
     return client, [inngest.Event(name="go", data={"i": i}) for i in range(n)]
 
@@ -131,17 +140,42 @@ def simpy_timeouts(n: int) -> float:
     return elapsed
 
 
-def steps_app(n: int) -> Simulation:
+def steps_app(n: int, sync: bool = False) -> Simulation:
+    """A Simulation whose function runs ``n`` sequential trivial ``step.run``s (ids ``s``,
+    ``s:1``, ...) and returns ``n``; ``sync`` as in :func:`dispatch_app`."""
     client = inngest.Inngest(app_id="bench")
-
-    @client.create_function(fn_id="seq", trigger=inngest.TriggerEvent(event="go"))
-    async def seq(ctx: inngest.Context) -> int:
-        total = 0
-        for _ in range(n):
-            total += await ctx.step.run("s", int, 1)
-        return total
+    if sync:
+        @client.create_function(fn_id="seq", trigger=inngest.TriggerEvent(event="go"))
+        def seq_sync(ctx: inngest.ContextSync) -> int:
+            total = 0
+            for _ in range(n):
+                total += ctx.step.run("s", int, 1)
+            return total
+    else:
+        @client.create_function(fn_id="seq", trigger=inngest.TriggerEvent(event="go"))
+        async def seq(ctx: inngest.Context) -> int:
+            total = 0
+            for _ in range(n):
+                total += await ctx.step.run("s", int, 1)
+            return total
 
     return Simulation(client)
+
+
+def indexed_steps_client(n: int) -> inngest.Inngest:
+    """A client whose function runs ``n`` sequential ``step.run``s that return their index and
+    returns the sum: every step records a different output (the store benchmarks' workload,
+    ``bench/test_store_bench.py`` and ``bench/test_dbos_bench.py``)."""
+    client = inngest.Inngest(app_id="bench")
+
+    @client.create_function(fn_id="steps", trigger=inngest.TriggerEvent(event="go"))
+    async def steps(ctx: inngest.Context) -> int:
+        total = 0
+        for i in range(n):
+            total += await ctx.step.run("step", lambda i=i: i)
+        return total
+
+    return client
 
 
 def sim_steps(n: int) -> float:
