@@ -352,3 +352,25 @@ def test_the_store_holds_a_few_hundred_bytes_per_finished_or_parked_run() -> Non
     # the record as a tuple, flat suspensions and memos, history references)
     assert _store_bytes_per_run(parked=False) <= 450
     assert _store_bytes_per_run(parked=True) <= 700
+
+
+def test_saves_do_no_json_and_compress_once_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"json": 0, "compress": 0}
+    real_compress, real_json = memory_mod.zlib.compress, memory_mod._json
+
+    def compress(*args: typing.Any) -> bytes:
+        calls["compress"] += 1
+        return real_compress(*args)
+
+    def as_json(value: typing.Any) -> typing.Any:
+        calls["json"] += 1
+        return real_json(value)
+
+    monkeypatch.setattr(memory_mod.zlib, "compress", compress)
+    monkeypatch.setattr(memory_mod, "_json", as_json)
+    sim = Simulation(_app())
+    n = memory_mod._BATCH * 3
+    for i in range(n):
+        sim.send(inngest.Event(name="go", data={"i": i}))
+    assert calls == {"json": 0, "compress": 6}  # 3 batches of runs, 3 of their events
+    assert [r.output for r in sim.runs()] == list(range(n))
