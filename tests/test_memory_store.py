@@ -127,7 +127,7 @@ _values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | 
 _ops = st.lists(st.one_of(
     st.tuples(st.just("event"), _ids, st.sampled_from(["a", "b"]), st.booleans(), _values),
     st.tuples(st.just("run"), _ids, st.sampled_from(["f", "g"]),
-              st.sampled_from(["Running", "Completed", "Failed"]), _values),
+              st.sampled_from(["Running", "Parked", "Completed", "Failed"]), _values),
     st.tuples(st.just("memo"), _ids, st.sampled_from(["s1", "s2"]), _values),
     st.tuples(st.just("history"), _ids, _values),
     st.tuples(st.just("prune"), st.integers(0, 60), st.integers(1, 4)),
@@ -148,10 +148,10 @@ def _apply(op: tuple, i: int, store: MemoryStore, model: JsonModel) -> None:
             target.save_event("e" + op[1], {"name": op[2], "data": {"v": op[4]}}, i,
                               [("f", "started", op[1], op[4])], op[3])
         elif kind == "run":
-            ended = None if op[3] == "Running" else i
+            ended = None if op[3] in ("Running", "Parked") else i
             target.save_run({"id": op[1], "fn_id": op[2], "status": op[3], "created_ms": 0,
                              "ended_ms": ended, "output": op[4],
-                             "pending": {"z": ["sleep", i, op[4]]} if ended is None else {}})
+                             "pending": {"z": ["sleep", i, op[4]]} if op[3] == "Parked" else {}})
         elif kind == "memo":
             target.save_memo(op[1], op[2], ("run", True, op[3]))
         else:
