@@ -1,0 +1,339 @@
+"""Cron at simulation speed: an arithmetic evaluator for 5-field cron lines.
+
+:class:`CronFields` parses the five fields of a cron line once into tables of allowed values
+and answers "the first matching minute at or after this one" with integer arithmetic on epoch
+minutes: no datetime objects, no re-parsing, whole hours and days that cannot match skipped at
+once. For ``* * * * *`` a query is a division and a cached day lookup.
+
+The grammar it takes is the common subset of croniter's: ``*``, numbers, lists, ranges
+(``1-5``, wrapping ones such as ``FRI-MON`` too), steps (``*/7``, ``10-50/20``, ``5/15``),
+month and weekday names (``JAN``, ``MON``), ``7`` for Sunday and ``?`` alone in the
+day-of-month or day-of-week field. Its meaning is croniter's, quirks included, so a schedule
+ticks at the same instants whichever evaluates it (``tests/test_cron.py`` compares the two
+over random expressions): an equal range written out (``5-5``) means the whole field, a
+start with a step at the field's maximum (``59/15``) means that one value, and when both the
+day of month and the day of week are restricted a day matching either fires (a full range in
+one of them counts as unrestricted only when the other field's text contains a ``*``).
+
+:meth:`CronFields.parse` returns None for anything outside that subset (``L``, ``#``, ``W``,
+``R``, ``H``, values out of range, malformed text); the caller keeps croniter for those, and
+croniter is what validates and words the errors.
+
+:class:`CronTicker` is the engine's collaborator for cron triggers: it arms each schedule's
+next tick on the engine's timer heap, records it as the durable cursor and, when a tick fires,
+hands the tick event to the engine's admission path and arms the next one. It is given the
+callables it needs rather than the Engine.
+
+Time is integer epoch minutes in :class:`CronFields` and epoch milliseconds elsewhere.
+"""
+
+from __future__ import annotations
+
+import datetime
+import typing
+from typing import Final
+
+if typing.TYPE_CHECKING:
+    from inngest_do.function import Function
+    from inngest_do.triggers import CronSchedule
+
+__all__ = ["CronFields", "CronTicker"]
+
+MINUTES_PER_DAY: Final[int] = 1440
+# date.toordinal() of 1970-01-01: epoch day 0.
+_EPOCH_ORDINAL: Final[int] = 719_163
+# 1970-01-01 was a Thursday; day of week counts Sunday as 0 (cron's convention).
+_EPOCH_WEEKDAY: Final[int] = 4
+# No valid 5-field schedule goes more than 8 years between ticks (29 Feb across 2100); past
+# this many days of searching the schedule is taken to never fire again.
+_SEARCH_DAYS: Final[int] = 400 * 366
+
+# (low, high) per field: minute, hour, day of month, month, day of week.
+_RANGES: Final[tuple[tuple[int, int], ...]] = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+_MONTH_NAMES: Final[dict[str, int]] = {
+    name: n for n, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1)
+}
+_DOW_NAMES: Final[dict[str, int]] = {
+    name: n for n, name in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))
+}
+_NAMES: Final[tuple[dict[str, int], ...]] = ({}, {}, {}, _MONTH_NAMES, _DOW_NAMES)
+_DAYS_IN_MONTH: Final[tuple[int, ...]] = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_DOM: Final[int] = 2
+_DOW: Final[int] = 4
+
+
+class _Unsupported(Exception):
+    """The field uses syntax outside the subset this module evaluates."""
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        return 29
+    return _DAYS_IN_MONTH[month]
+
+
+def _value(token: str, index: int) -> int:
+    """A number or a name in field ``index``, with ``7`` read as Sunday in the weekday."""
+    if token.isascii() and token.isdigit():
+        value = int(token)
+    else:
+        named = _NAMES[index].get(token)
+        if named is None:
+            raise _Unsupported(token)
+        value = named
+    if index == _DOW and value == 7:
+        value = 0
+    return value
+
+
+def _expand_item(item: str, index: int) -> list[int]:
+    """The values one comma-separated item of field ``index`` allows, as croniter reads it."""
+    low_bound, high_bound = _RANGES[index]
+    if item == "*":
+        return list(range(low_bound, high_bound + 1))
+    base, slash, step_text = item.partition("/")
+    step = 1
+    if slash:
+        if not (step_text.isascii() and step_text.isdigit()) or int(step_text) == 0:
+            raise _Unsupported(item)
+        step = int(step_text)
+    start_with_step = False
+    if base == "*" and slash:
+        low, high = low_bound, high_bound
+    elif "-" in base:
+        first, _, last = base.partition("-")
+        if not first or not last or "-" in last:
+            raise _Unsupported(item)
+        low, high = _value(first, index), _value(last, index)
+    elif slash:
+        # "5/15" is "from 5 to the field's maximum, every 15".
+        start_with_step = True
+        low, high = _value(base, index), _value(str(high_bound), index)
+    else:
+        value = _value(base, index)
+        if not low_bound <= value <= high_bound:
+            raise _Unsupported(item)
+        return [value]
+    if max(low, high) > high_bound or min(low, high) < low_bound:
+        raise _Unsupported(item)
+    if start_with_step and low == high:
+        return [low]  # "59/15": the one value, not a cycle
+    if low == high:
+        # croniter reads an equal range written out ("5-5", "JAN-JAN") as the whole field.
+        low, high = low_bound, high_bound
+    if low <= high:
+        return list(range(low, high + 1, step))
+    # A wrapping range ("FRI-MON", "22-2/3"): up to the maximum, then on from the minimum,
+    # skipping the way croniter does so both evaluate the same schedule.
+    values = list(range(low, high_bound + 1, step))
+    skip = 0
+    already = high_bound - values[-1]
+    if values[-1] - low_bound + step > high_bound - low_bound + 1 and already < step:
+        skip = step - already
+    values.extend(range(low_bound + skip, high + 1, step))
+    return values
+
+
+def _expand_field(text: str, index: int, fields: list[str]) -> list[int] | None:
+    """The sorted values field ``index`` allows, or None for every value (unrestricted)."""
+    low_bound, high_bound = _RANGES[index]
+    if text == "?":
+        if index not in (_DOM, _DOW):
+            raise _Unsupported(text)
+        return None
+    items = text.split(",")
+    if all(item == "*" for item in items):
+        return None
+    if "*" in items:
+        raise _Unsupported(text)  # '*' in a list: croniter's reading depends on sort order
+    values: set[int] = set()
+    for item in items:
+        values.update(_expand_item(item, index))
+    if len(values) == high_bound - low_bound + 1:
+        # Every value is unrestricted, except that a full day of month (or day of week)
+        # stays restricted, for the either-day rule, unless the other field has a '*'.
+        other = fields[_DOW] if index == _DOM else fields[_DOM] if index == _DOW else "*"
+        if "*" in other:
+            return None
+    return sorted(values)
+
+
+def _next_table(allowed: list[int] | None, size: int) -> list[int]:
+    """``table[v]``: the smallest allowed value >= v, or -1; ``size + 1`` entries."""
+    ok = [allowed is None or v in allowed for v in range(size)]
+    table = [-1] * (size + 1)
+    nxt = -1
+    for v in range(size - 1, -1, -1):
+        if ok[v]:
+            nxt = v
+        table[v] = nxt
+    return table
+
+
+class CronFields:
+    """The five fields of a cron line as tables, and the next matching minute.
+
+    Build with :meth:`parse`. Immutable apart from a one-entry cache of the last day looked
+    up (replaced atomically, so sharing an instance between threads is safe).
+    """
+
+    __slots__ = ("_day_cache", "_dom_ok", "_dow_ok", "_either", "_first_hour", "_first_minute",
+                 "_month_ok", "_next_hour", "_next_minute", "_wildcard_days", "line")
+
+    line: str
+
+    def __init__(self, line: str, fields: list[list[int] | None]) -> None:
+        minutes, hours, doms, months, dows = fields
+        self.line = line
+        self._next_minute = _next_table(minutes, 60)
+        self._next_hour = _next_table(hours, 24)
+        self._first_minute = self._next_minute[0]
+        self._first_hour = self._next_hour[0]
+        self._month_ok = [False] + [months is None or m in months for m in range(1, 13)]
+        self._dom_ok = [False] + [doms is None or d in doms for d in range(1, 32)]
+        self._dow_ok = [dows is None or d in dows for d in range(7)]
+        # croniter's rule: both day fields restricted -> a day matching either one fires.
+        self._either = doms is not None and dows is not None
+        self._wildcard_days = months is None and doms is None and dows is None
+        self._day_cache = (None, 0)
+
+    @classmethod
+    def parse(cls, line: str) -> CronFields | None:
+        """Parse a 5-field line (already validated by croniter); None when it uses syntax this
+        evaluator does not implement (``L``, ``#``, ``W``, ``R``, ``H``, ...)."""
+        fields = line.lower().split()
+        if len(fields) != 5:
+            return None
+        try:
+            expanded = [_expand_field(text, index, fields) for index, text in enumerate(fields)]
+        except (_Unsupported, ValueError):
+            return None
+        return cls(line, expanded)
+
+    def next_minute(self, minute: int) -> int:
+        """The first matching epoch minute at or after ``minute`` (both in the schedule's wall
+        time, counted as if it were UTC).
+
+        Raises:
+            ValueError: no match within 400 years (only possible for a line croniter rejects).
+        """
+        day, minute_of_day = divmod(minute, MINUTES_PER_DAY)
+        first = self._first_day(day)
+        if first == day:
+            hour, minute_of_hour = divmod(minute_of_day, 60)
+            if self._next_hour[hour] == hour:
+                found = self._next_minute[minute_of_hour]
+                if found >= 0:
+                    return minute - minute_of_hour + found
+            later = self._next_hour[hour + 1]
+            if later >= 0:
+                return day * MINUTES_PER_DAY + later * 60 + self._first_minute
+            first = self._first_day(day + 1)
+        return first * MINUTES_PER_DAY + self._first_hour * 60 + self._first_minute
+
+    def _first_day(self, day: int) -> int:
+        """The first epoch day >= ``day`` whose month and day fields match (cached)."""
+        if self._wildcard_days:
+            return day
+        cached_day, cached = self._day_cache
+        if cached_day == day:
+            return cached
+        found = self._search_day(day)
+        self._day_cache = (day, found)
+        return found
+
+    def _search_day(self, day: int) -> int:
+        date = datetime.date.fromordinal(day + _EPOCH_ORDINAL)
+        year, month, dom = date.year, date.month, date.day
+        weekday = (day + _EPOCH_WEEKDAY) % 7
+        month_ok, dom_ok, dow_ok, either = self._month_ok, self._dom_ok, self._dow_ok, self._either
+        limit = day + _SEARCH_DAYS
+        length = _days_in_month(year, month)
+        while day < limit:
+            if not month_ok[month]:
+                skipped = length - dom + 1  # to the 1st of the next month
+                day += skipped
+                weekday = (weekday + skipped) % 7
+                dom = 1
+            elif (dom_ok[dom] or dow_ok[weekday]) if either else (dom_ok[dom] and dow_ok[weekday]):
+                return day
+            elif dom < length:
+                day += 1
+                dom += 1
+                weekday = (weekday + 1) % 7
+                continue
+            else:
+                day += 1
+                weekday = (weekday + 1) % 7
+                dom = 1
+            month += 1
+            if month == 13:
+                month = 1
+                year += 1
+            length = _days_in_month(year, month)
+        raise ValueError(f"cron {self.line!r}: no tick within 400 years")
+
+
+class CronTicker:
+    """Arms and fires an engine's cron triggers.
+
+    Given, not reached for: ``schedule(due_ms, payload) -> handle`` (the timer heap),
+    ``save_cursor(key, tick_ms)`` (the store's durable metadata), ``draw() -> int`` (the seeded
+    RNG, for jitter), ``now_ms()`` (the clock) and ``admit(fn, payload)`` (records a tick's
+    event and starts the function's run under its flow control).
+
+    ``armed`` holds the handles of the timers armed for ticks, so the engine can tell cron
+    timers apart from other work.
+    """
+
+    __slots__ = ("_admit", "_draw", "_now_ms", "_save_cursor", "_schedule", "armed")
+
+    def __init__(self, *, schedule: typing.Callable[[int, tuple], int],
+                 save_cursor: typing.Callable[[str, int], None],
+                 draw: typing.Callable[[], int], now_ms: typing.Callable[[], int],
+                 admit: typing.Callable[[Function[typing.Any], dict], None],
+                 armed: set[int] | None = None) -> None:
+        self._schedule = schedule
+        self._save_cursor = save_cursor
+        self._draw = draw
+        self._now_ms = now_ms
+        self._admit = admit
+        self.armed: set[int] = set() if armed is None else armed
+
+    def arm(self, fn: Function[typing.Any], idx: int, cron: CronSchedule, tick: int) -> int:
+        """Schedule the tick at ``tick`` (plus seeded jitter), record it as the cursor; the
+        timer's handle."""
+        fire = tick
+        if cron.jitter_ms:
+            fire = tick + cron.jitter_delay(self._draw())
+        handle = self._schedule(fire, ("cron", fn.id, idx, tick))
+        self.armed.add(handle)
+        self._save_cursor(f"cron:{fn.id}:{idx}", tick)
+        return handle
+
+    def tick_event(self, cron: CronSchedule, tick: int) -> dict:
+        """The event a tick sends its function (the SDK's ``inngest/scheduled.timer``)."""
+        return {"name": CRON_EVENT,
+                "data": {"cron": cron.source, "scheduledAt": _iso_utc(tick),
+                         "fireAt": _iso_utc(self._now_ms())},
+                "id": "", "ts": 0}
+
+
+CRON_EVENT: Final[str] = "inngest/scheduled.timer"
+
+
+def _iso_utc(ms: int) -> str:
+    """``ms_to_datetime(ms).isoformat()`` without building a datetime per call when the
+    instant is a whole second (every tick without jitter)."""
+    seconds, millis = divmod(ms, 1000)
+    text = _iso_seconds(seconds)
+    if millis:
+        # isoformat() prints microseconds when there are any
+        return f"{text[:-6]}.{millis * 1000:06d}+00:00"
+    return text
+
+
+def _iso_seconds(seconds: int) -> str:
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc).isoformat()
