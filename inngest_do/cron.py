@@ -281,59 +281,66 @@ class CronTicker:
 
     Given, not reached for: ``schedule(due_ms, payload) -> handle`` (the timer heap),
     ``save_cursor(key, tick_ms)`` (the store's durable metadata), ``draw() -> int`` (the seeded
-    RNG, for jitter), ``now_ms()`` (the clock) and ``admit(fn, payload)`` (records a tick's
-    event and starts the function's run under its flow control).
-
-    ``armed`` holds the handles of the timers armed for ticks, so the engine can tell cron
-    timers apart from other work.
+    RNG, for jitter), ``now_ms()`` (the clock), ``function(fn_id)`` (a served function or
+    None) and ``admit(fn, payload)`` (records a tick's event and starts the function's run
+    under its flow control).
     """
 
-    __slots__ = ("_admit", "_draw", "_now_ms", "_save_cursor", "_schedule", "armed")
+    __slots__ = ("_admit", "_day", "_draw", "_function", "_now_ms", "_save_cursor", "_schedule")
 
     def __init__(self, *, schedule: typing.Callable[[int, tuple], int],
-                 save_cursor: typing.Callable[[str, int], None],
+                 save_cursor: typing.Callable[[str, typing.Any], None],
                  draw: typing.Callable[[], int], now_ms: typing.Callable[[], int],
-                 admit: typing.Callable[[Function[typing.Any], dict], None],
-                 armed: set[int] | None = None) -> None:
+                 function: typing.Callable[[str], Function[typing.Any] | None],
+                 admit: typing.Callable[[Function[typing.Any], dict], object]) -> None:
         self._schedule = schedule
         self._save_cursor = save_cursor
         self._draw = draw
         self._now_ms = now_ms
+        self._function = function
         self._admit = admit
-        self.armed: set[int] = set() if armed is None else armed
+        self._day: tuple[int, str] = (-1, "")  # (epoch day, its ISO date): one per day
 
     def arm(self, fn: Function[typing.Any], idx: int, cron: CronSchedule, tick: int) -> int:
-        """Schedule the tick at ``tick`` (plus seeded jitter), record it as the cursor; the
-        timer's handle."""
+        """Schedule the tick at ``tick`` (plus seeded jitter) and record it as the durable
+        cursor of ``fn``'s trigger ``idx``; the timer's handle."""
         fire = tick
         if cron.jitter_ms:
             fire = tick + cron.jitter_delay(self._draw())
         handle = self._schedule(fire, ("cron", fn.id, idx, tick))
-        self.armed.add(handle)
         self._save_cursor(f"cron:{fn.id}:{idx}", tick)
         return handle
 
-    def tick_event(self, cron: CronSchedule, tick: int) -> dict:
-        """The event a tick sends its function (the SDK's ``inngest/scheduled.timer``)."""
-        return {"name": CRON_EVENT,
-                "data": {"cron": cron.source, "scheduledAt": _iso_utc(tick),
-                         "fireAt": _iso_utc(self._now_ms())},
-                "id": "", "ts": 0}
+    def fire(self, payload: tuple) -> tuple[Function[typing.Any], int, CronSchedule, int] | None:
+        """A tick's timer is due: start its run; what to arm next as ``(fn, idx, cron,
+        next_tick)``, or None when the function is no longer served."""
+        _, fn_id, idx, tick = payload
+        fn = self._function(fn_id)
+        if fn is None:
+            return None
+        cron = fn.cron_triggers[idx]
+        now = self._now_ms()
+        scheduled = self._iso(tick)
+        data = {"cron": cron.source, "scheduledAt": scheduled,
+                "fireAt": scheduled if now == tick else self._iso(now)}
+        # a tick is this function's own event: recorded, but delivered to no one else
+        self._admit(fn, {"name": CRON_EVENT, "data": data, "id": "", "ts": 0})
+        return fn, idx, cron, cron.next_after(tick)
+
+    def _iso(self, ms: int) -> str:
+        """``ms_to_datetime(ms).isoformat()``, from integers (the date part cached per day)."""
+        seconds, millis = divmod(ms, 1000)
+        day, second = divmod(seconds, 86_400)
+        cached_day, date = self._day
+        if cached_day != day:
+            date = datetime.date.fromordinal(day + _EPOCH_ORDINAL).isoformat()
+            self._day = (day, date)
+        hour, second = divmod(second, 3600)
+        minute, second = divmod(second, 60)
+        if millis:
+            return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{millis * 1000:06d}+00:00"
+        return f"{date}T{hour:02d}:{minute:02d}:{second:02d}+00:00"
 
 
+#: the name of a cron tick's event (the SDK's)
 CRON_EVENT: Final[str] = "inngest/scheduled.timer"
-
-
-def _iso_utc(ms: int) -> str:
-    """``ms_to_datetime(ms).isoformat()`` without building a datetime per call when the
-    instant is a whole second (every tick without jitter)."""
-    seconds, millis = divmod(ms, 1000)
-    text = _iso_seconds(seconds)
-    if millis:
-        # isoformat() prints microseconds when there are any
-        return f"{text[:-6]}.{millis * 1000:06d}+00:00"
-    return text
-
-
-def _iso_seconds(seconds: int) -> str:
-    return datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc).isoformat()

@@ -28,6 +28,8 @@ import typing
 
 from . import errors, limits
 from .context import Context, ContextSync, ReplayQuietLogger
+from .cron import CRON_EVENT as _CRON_EVENT
+from .cron import CronTicker
 from .event import Event
 from .execution import (
     DONE,
@@ -77,7 +79,7 @@ FUNCTION_RETRY = ""  # pending key of a retry of code outside any step
 FAILED_EVENT = "inngest/function.failed"
 CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
-CRON_EVENT = "inngest/scheduled.timer"
+CRON_EVENT = _CRON_EVENT  # re-exported: the name of a cron tick's event
 #: outcomes an event may still change from (so it stays in memory until it does)
 _OPEN_OUTCOMES = ("debounced", "batched", "throttled")
 #: pruning by age runs at most this often (engine time)
@@ -144,6 +146,13 @@ class Engine:
         self._serve_all = functions is None
         self._taken = 0  # how many of the client's created functions serve-all has taken
         self._cron_timers: set[int] = set()
+        # Cron triggers: handed what they need (looked up anew on each call, since a rebuild
+        # replaces the timers, the function table and the RNG).
+        self.crons = CronTicker(
+            schedule=lambda due, payload: self.timers.schedule(due, payload),
+            save_cursor=self.store.save_meta, draw=lambda: self.rng.next_u64(),
+            now_ms=self.now_ms, function=lambda fn_id: self._known_fns.get(fn_id),
+            admit=lambda fn, payload: self.flow.admit(fn, self._record_event(payload), payload))
         # Bumped when a failed commit makes the engine rebuild itself from the store: work
         # begun before (an Execution, a slice) is then abandoned.
         self.generation = 0
@@ -1143,26 +1152,12 @@ class Engine:
     def _arm_cron(self, fn: Function[typing.Any], idx: int, cron: CronSchedule,
                   tick: int) -> None:
         """Schedule the tick at ``tick`` (plus seeded jitter) and record it as the cursor."""
-        fire = tick
-        if cron.jitter_ms:
-            fire = tick + cron.jitter_delay(self.rng.next_u64())
-        handle = self.timers.schedule(fire, ("cron", fn.id, idx, tick))
-        self._cron_timers.add(handle)
-        self.store.save_meta(f"cron:{fn.id}:{idx}", tick)
+        self._cron_timers.add(self.crons.arm(fn, idx, cron, tick))
 
     def _fire_cron(self, payload: tuple) -> None:
-        _, fn_id, idx, tick = payload
-        fn = self._known_fns.get(fn_id)
-        if fn is None:
-            return
-        cron = fn.cron_triggers[idx]
-        now = self.now_ms()
-        data = {"cron": cron.source, "scheduledAt": ms_to_datetime(tick).isoformat(),
-                "fireAt": ms_to_datetime(now).isoformat()}
-        event_payload = {"name": CRON_EVENT, "data": data, "id": "", "ts": 0}
-        # a tick is this function's own event: recorded, but delivered to no one else
-        self.flow.admit(fn, self._record_event(event_payload), event_payload)
-        self._arm_cron(fn, idx, cron, cron.next_after(tick))
+        nxt = self.crons.fire(payload)
+        if nxt is not None:
+            self._arm_cron(*nxt)  # through the method: a subclass tracks what it arms
 
     # driving --------------------------------------------------------------------------------
     def run_until(self, target_ms: int) -> None:
