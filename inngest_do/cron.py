@@ -282,24 +282,31 @@ class CronTicker:
     Given, not reached for: ``schedule(due_ms, payload) -> handle`` (the timer heap),
     ``save_cursor(key, tick_ms)`` (the store's durable metadata), ``draw() -> int`` (the seeded
     RNG, for jitter), ``now_ms()`` (the clock), ``function(fn_id)`` (a served function or
-    None) and ``admit(fn, payload)`` (records a tick's event and starts the function's run
-    under its flow control).
+    None), and for a tick's event ``record_event(payload) -> event_id`` (gives it its id and
+    stores it), ``admit(fn, event_id, payload)`` (starts the function's run under its flow
+    control) and ``store_event(event_id)`` (stores it with its outcome, after which it leaves
+    the engine's memory like any settled event).
     """
 
-    __slots__ = ("_admit", "_day", "_draw", "_function", "_now_ms", "_save_cursor", "_schedule")
+    __slots__ = ("_admit", "_day", "_draw", "_function", "_now_ms", "_record_event",
+                 "_save_cursor", "_schedule", "_store_event")
 
     def __init__(self, *, schedule: typing.Callable[[int, tuple], int],
                  save_cursor: typing.Callable[[str, typing.Any], None],
                  draw: typing.Callable[[], int], now_ms: typing.Callable[[], int],
                  function: typing.Callable[[str], Function[typing.Any] | None],
-                 admit: typing.Callable[[Function[typing.Any], dict], object]) -> None:
+                 record_event: typing.Callable[[dict], str],
+                 admit: typing.Callable[[Function[typing.Any], str, dict], object],
+                 store_event: typing.Callable[[str], None]) -> None:
         self._schedule = schedule
         self._save_cursor = save_cursor
         self._draw = draw
         self._now_ms = now_ms
         self._function = function
+        self._record_event = record_event
         self._admit = admit
-        self._day: tuple[int, str] = (-1, "")  # (epoch day, its ISO date): one per day
+        self._store_event = store_event
+        self._day: tuple[int | None, str] = (None, "")  # (epoch day, its ISO date)
 
     def arm(self, fn: Function[typing.Any], idx: int, cron: CronSchedule, tick: int) -> int:
         """Schedule the tick at ``tick`` (plus seeded jitter) and record it as the durable
@@ -324,7 +331,12 @@ class CronTicker:
         data = {"cron": cron.source, "scheduledAt": scheduled,
                 "fireAt": scheduled if now == tick else self._iso(now)}
         # a tick is this function's own event: recorded, but delivered to no one else
-        self._admit(fn, {"name": CRON_EVENT, "data": data, "id": "", "ts": 0})
+        payload = {"name": CRON_EVENT, "data": data, "id": "", "ts": 0}
+        event_id = self._record_event(payload)
+        self._admit(fn, event_id, payload)
+        # Stored with its outcome, so it leaves memory at the next commit (before, every
+        # tick's event stayed in the engine's event table for good).
+        self._store_event(event_id)
         return fn, idx, cron, cron.next_after(tick)
 
     def _iso(self, ms: int) -> str:

@@ -152,7 +152,8 @@ class Engine:
             schedule=lambda due, payload: self.timers.schedule(due, payload),
             save_cursor=self.store.save_meta, draw=lambda: self.rng.next_u64(),
             now_ms=self.now_ms, function=lambda fn_id: self._known_fns.get(fn_id),
-            admit=lambda fn, payload: self.flow.admit(fn, self._record_event(payload), payload))
+            record_event=self._record_event, store_event=self._store_event,
+            admit=lambda fn, event_id, payload: self.flow.admit(fn, event_id, payload))
         # Bumped when a failed commit makes the engine rebuild itself from the store: work
         # begun before (an Execution, a slice) is then abandoned.
         self.generation = 0

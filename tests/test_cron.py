@@ -16,7 +16,10 @@ from croniter import croniter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inngest_do.cron import CronFields
+import inngest_do as inngest
+from inngest_do.cron import CRON_EVENT, CronFields, CronTicker
+from inngest_do.kernel import ms_to_datetime
+from inngest_do.testing import Simulation
 from inngest_do.triggers import CronSchedule
 
 UTC = datetime.timezone.utc
@@ -230,3 +233,32 @@ def test_rejections_keep_croniters_words(expr: str) -> None:
     with pytest.raises(ValueError, match="invalid cron expression") as ours:
         CronSchedule(expr)
     assert str(ours.value) == f"invalid cron expression {expr!r}: {words}"
+
+
+# -- the engine's collaborator ----------------------------------------------------------------
+
+@given(st.integers(ms(1, 1, 2), ms(9999, 12, 30)))
+def test_tick_timestamps_read_like_isoformat(at: int) -> None:
+    ticker = CronTicker(schedule=lambda due, payload: 0, save_cursor=lambda key, value: None,
+                        draw=lambda: 0, now_ms=lambda: at, function=lambda fn_id: None,
+                        record_event=lambda payload: "", admit=lambda fn, eid, payload: None,
+                        store_event=lambda event_id: None)
+    assert ticker._iso(at) == ms_to_datetime(at).isoformat()
+    assert ticker._iso(at - at % 1000) == ms_to_datetime(at - at % 1000).isoformat()
+
+
+def test_tick_events_leave_memory_but_stay_queryable(client: inngest.Inngest) -> None:
+    @client.create_function(fn_id="tick", trigger=inngest.TriggerCron(cron="*/10 * * * *"))
+    async def tick(ctx: inngest.Context) -> str:
+        return ctx.event.data["fireAt"]
+
+    sim = Simulation(client, start=datetime.datetime(2025, 1, 1, tzinfo=UTC))
+    sim.advance(DAY)
+    runs = sim.runs(tick)
+    assert len(runs) == 144 and all(r.status == "Completed" for r in runs)
+    # every tick's event was stored with its outcome, then left the engine's event table
+    assert not any(rec["payload"]["name"] == CRON_EVENT for rec in sim.engine.events.values())
+    events = sim.events(CRON_EVENT)
+    assert len(events) == 144
+    assert [e.outcomes[0].run_id for e in events] == [r.id for r in runs]
+    assert events[0].data["scheduledAt"] == "2025-01-01T00:10:00+00:00" == runs[0].output
