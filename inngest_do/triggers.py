@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import heapq
 import re
+import threading
 from typing import Final, Generic, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -181,6 +182,8 @@ _TZ_PREFIXES: Final[tuple[str, ...]] = ("CRON_TZ=", "TZ=")
 _UTC: Final = datetime.timezone.utc
 _MINUTE_MS: Final[int] = 60_000
 # Zones whose offset from UTC never changes: their ticks are computed arithmetically.
+# croniter's random/hashed field ("R", "R(0-29)", "H/15"), matched whole, case-insensitive
+_RANDOM_FIELD: Final = re.compile(r"[hr](\(\d+-\d+\))?(/\d+)?\Z", re.IGNORECASE)
 _FIXED_ZONE: Final = re.compile(r"(Etc/)?(UTC|UCT|GMT|Zulu|Universal|Greenwich)([+-]\d{1,2})?\Z")
 
 
@@ -215,7 +218,8 @@ class CronSchedule:
             fires (``0 0 30 2 *``); the message names the expression.
     """
 
-    __slots__ = ("_fields", "_offset_min", "_zone", "cron", "jitter_ms", "source", "timezone")
+    __slots__ = ("_croniter", "_fields", "_lock", "_offset_min", "_zone", "cron", "jitter_ms",
+                 "source", "timezone")
 
     source: str
     cron: str
@@ -261,7 +265,8 @@ class CronSchedule:
         self._zone = zone
         try:
             # Validates the fields and that the schedule ever fires.
-            croniter(self.cron, datetime.datetime(2000, 1, 1, tzinfo=zone)).get_next(float)
+            parsed = croniter(self.cron, datetime.datetime(2000, 1, 1, tzinfo=zone))
+            parsed.get_next(float)
         except (CroniterError, ValueError, TypeError, KeyError) as exc:
             reason = "it never fires" if "find next date" in str(exc) else str(exc)
             raise ValueError(f"invalid cron expression {expr!r}: {reason}") from None
@@ -273,6 +278,11 @@ class CronSchedule:
             if offset is not None and offset % datetime.timedelta(minutes=1) == datetime.timedelta(0):
                 self._fields = CronFields.parse(self.cron)
                 self._offset_min = offset // datetime.timedelta(minutes=1)
+        # Where croniter computes ticks, one instance parsed once is moved to each start (a
+        # new one per tick spent two thirds of its time parsing), except for R fields, which
+        # croniter draws anew at each parse.
+        self._croniter = None if any(_RANDOM_FIELD.match(f) for f in fields) else parsed
+        self._lock = threading.Lock()  # the shared instance keeps its position between calls
         self.jitter_ms = (
             None if jitter_ms is None else jitter_to_ms(jitter_ms, what=f"cron {expr!r} jitter")
         )
@@ -297,8 +307,11 @@ class CronSchedule:
     def _croniter_next_after(self, ms: int) -> int:
         """:meth:`next_after` through croniter (also the reference the tests compare with)."""
         start = datetime.datetime.fromtimestamp(ms // 1000, tz=self._zone)
-        tick = croniter(self.cron, start).get_next(datetime.datetime)
-        return _datetime_to_ms(tick)
+        parsed = self._croniter
+        if parsed is None:
+            return _datetime_to_ms(croniter(self.cron, start).get_next(datetime.datetime))
+        with self._lock:
+            return _datetime_to_ms(parsed.get_next(datetime.datetime, start_time=start))
 
     def ticks_between(self, start_ms: int, end_ms: int) -> list[int]:
         """All ticks t with ``start_ms < t <= end_ms``, in increasing order.
