@@ -29,15 +29,22 @@ Time is integer epoch minutes in :class:`CronFields` and epoch milliseconds else
 
 from __future__ import annotations
 
+import bisect
 import datetime
+import functools
+import importlib.resources
+import os
+import re
+import struct
 import typing
+import zoneinfo
 from typing import Final
 
 if typing.TYPE_CHECKING:
     from inngest_do.function import Function
     from inngest_do.triggers import CronSchedule
 
-__all__ = ["CronFields", "CronTicker"]
+__all__ = ["CronFields", "CronTicker", "ZoneTransitions"]
 
 MINUTES_PER_DAY: Final[int] = 1440
 # date.toordinal() of 1970-01-01: epoch day 0.
@@ -274,6 +281,155 @@ class CronFields:
                 year += 1
             length = _days_in_month(year, month)
         raise ValueError(f"cron {self.line!r}: no tick within 400 years")
+
+
+# -- zones with daylight-saving time -------------------------------------------------------------
+
+# Ticks are computed arithmetically in a zone's wall time when no change of its UTC offset
+# lies within two days of the interval (offsets differ by at most 26 h, so no wall time there
+# is skipped or repeated and the wall clock runs at one offset); otherwise croniter decides.
+_ZONE_MARGIN_S: Final[int] = 2 * 86_400
+# Rule-generated changes are listed up to this year; later instants go to croniter.
+_LAST_RULE_YEAR: Final[int] = 2200
+_POSIX_NAME: Final = r"(?:<[^>]*>|[A-Za-z]{3,})"
+_POSIX_OFFSET: Final = r"[+-]?\d{1,3}(?::\d{1,2}){0,2}"
+_POSIX_TZ: Final = re.compile(
+    rf"(?P<std>{_POSIX_NAME})(?P<stdoff>{_POSIX_OFFSET})"
+    rf"(?:(?P<dst>{_POSIX_NAME})(?P<dstoff>{_POSIX_OFFSET})?"
+    rf",(?P<start>[^,/]+)(?:/(?P<starttime>{_POSIX_OFFSET}))?"
+    rf",(?P<end>[^,/]+)(?:/(?P<endtime>{_POSIX_OFFSET}))?)?\Z")
+
+
+def _posix_seconds(text: str) -> int:
+    """``[+-]hh[:mm[:ss]]`` as signed seconds."""
+    sign = -1 if text.startswith("-") else 1
+    parts = [int(p) for p in text.lstrip("+-").split(":")]
+    parts += [0] * (3 - len(parts))
+    return sign * (parts[0] * 3600 + parts[1] * 60 + parts[2])
+
+
+def _posix_day(rule: str, year: int) -> int:
+    """The epoch day a POSIX TZ date (``Mm.w.d``, ``Jn`` or ``n``) names in ``year``."""
+    jan1 = datetime.date(year, 1, 1).toordinal() - _EPOCH_ORDINAL
+    leap = _days_in_month(year, 2) == 29
+    if rule.startswith("M"):
+        month, week, weekday = (int(p) for p in rule[1:].split("."))
+        first = datetime.date(year, month, 1).toordinal() - _EPOCH_ORDINAL
+        day = 1 + (weekday - (first + _EPOCH_WEEKDAY)) % 7 + (week - 1) * 7
+        if day > _days_in_month(year, month):
+            day -= 7
+        return first + day - 1
+    if rule.startswith("J"):
+        n = int(rule[1:])  # 1..365, 29 February never counted
+        return jan1 + n - 1 + (1 if leap and n >= 60 else 0)
+    return jan1 + int(rule)  # 0..365, 29 February counted
+
+
+def _tzif_path(key: str) -> typing.Any:
+    """The TZif file zoneinfo reads for ``key`` (its search path, then the tzdata package);
+    None when there is none."""
+    for directory in zoneinfo.TZPATH:
+        path = os.path.join(directory, key)
+        if os.path.isfile(path):
+            return path
+    try:
+        package, _, name = f"tzdata.zoneinfo.{key}".replace("/", ".").rpartition(".")
+        resource = importlib.resources.files(package).joinpath(name)
+        return resource if resource.is_file() else None
+    except (ModuleNotFoundError, ValueError, TypeError):
+        return None
+
+
+def _read_tzif(data: bytes) -> tuple[list[int], str]:
+    """The transition instants (UTC seconds) and the footer rule of a TZif file (RFC 8536)."""
+    if data[:4] != b"TZif":
+        raise ValueError("not a TZif file")
+    version = data[4]
+    counts = struct.unpack(">6l", data[20:44])
+    isut, isstd, leap, timecnt, typecnt, charcnt = counts
+    if version < ord("2"):
+        return list(struct.unpack(f">{timecnt}l", data[44:44 + 4 * timecnt])), ""
+    # skip the version 1 block (32-bit times) to the version 2+ header
+    start = 44 + timecnt * 5 + typecnt * 6 + charcnt + leap * 8 + isstd + isut
+    isut, isstd, leap, timecnt, typecnt, charcnt = struct.unpack(
+        ">6l", data[start + 20:start + 44])
+    body = start + 44
+    times = list(struct.unpack(f">{timecnt}q", data[body:body + 8 * timecnt]))
+    footer_at = body + timecnt * 9 + typecnt * 6 + charcnt + leap * 12 + isstd + isut
+    footer = data[footer_at:].strip(b"\n").decode("ascii")
+    return times, footer
+
+
+class ZoneTransitions:
+    """Every instant at which a zone's UTC offset may change, from its TZif file and footer
+    rule, up to :data:`_LAST_RULE_YEAR`. Over-listing is harmless (more ticks go to croniter);
+    :meth:`load` returns None rather than risk missing one."""
+
+    __slots__ = ("end", "times")
+
+    def __init__(self, times: list[int], end: int) -> None:
+        self.times = times
+        self.end = end  # past this instant (UTC seconds) nothing is known
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def load(key: str) -> ZoneTransitions | None:
+        """The transitions of the IANA zone ``key``; None when its file cannot be read or its
+        rule not understood (such zones keep croniter)."""
+        path = _tzif_path(key)
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") if isinstance(path, str) else path.open("rb") as file:
+                times, footer = _read_tzif(file.read())
+            end = datetime.datetime(_LAST_RULE_YEAR, 1, 1, tzinfo=datetime.timezone.utc)
+            end_s = int(end.timestamp())
+            match = _POSIX_TZ.match(footer)
+            if match is None:
+                return None
+            ruled: list[int] = []
+            if match["start"] is not None:
+                std = -_posix_seconds(match["stdoff"])
+                dst = -_posix_seconds(match["dstoff"]) if match["dstoff"] else std + 3600
+                first_year = 1970 if not times else max(
+                    1970, datetime.datetime.fromtimestamp(times[-1], datetime.timezone.utc).year
+                    - 1)
+                for year in range(first_year, _LAST_RULE_YEAR + 1):
+                    for rule, at, offset in (
+                            (match["start"], match["starttime"], std),
+                            (match["end"], match["endtime"], dst)):
+                        local = _posix_day(rule, year) * 86_400 + (
+                            _posix_seconds(at) if at else 7200)
+                        ruled.append(local - offset)
+            zone = zoneinfo.ZoneInfo(key)
+        except (OSError, ValueError, struct.error, zoneinfo.ZoneInfoNotFoundError):
+            return None
+        # Check the rule against zoneinfo where it applies: each change it lists from 2020 on
+        # must change the offset or the DST flag (a misread rule would list wrong instants).
+        utc = datetime.timezone.utc
+        for at in ruled:
+            if at < 1_577_836_800 or at > 2_240_611_200:  # 2020..2041
+                continue
+            before = datetime.datetime.fromtimestamp(at - 1, utc).astimezone(zone)
+            after = datetime.datetime.fromtimestamp(at, utc).astimezone(zone)
+            if (before.utcoffset(), before.dst()) == (after.utcoffset(), after.dst()):
+                return None
+        return ZoneTransitions(sorted({*times, *ruled}), end_s)
+
+    def span(self, at_s: int) -> tuple[int, int]:
+        """``(lo, hi)``: the listed changes around ``at_s`` (``lo <= at_s < hi``), between which
+        the offset is constant."""
+        times = self.times
+        i = bisect.bisect_right(times, at_s)
+        return (times[i - 1] if i else -(1 << 62)), (times[i] if i < len(times) else self.end)
+
+    def quiet(self, start_s: int, end_s: int) -> bool:
+        """True when no change lies within two days of ``[start_s, end_s]``."""
+        if end_s + _ZONE_MARGIN_S >= self.end:
+            return False
+        times = self.times
+        i = bisect.bisect_right(times, start_s - _ZONE_MARGIN_S)
+        return i == len(times) or times[i] > end_s + _ZONE_MARGIN_S
 
 
 class CronTicker:

@@ -6,8 +6,8 @@
 * :class:`CronSchedule` parses a ``TriggerCron.cron`` string (5 fields or an ``@daily``-style
   descriptor, optional ``TZ=Zone `` / ``CRON_TZ=Zone `` prefix) and computes ticks in integer
   epoch milliseconds, in the schedule's zone (UTC by default): arithmetically
-  (:class:`inngest_do.cron.CronFields`) for UTC and fixed-offset zones, through croniter for
-  zones with daylight-saving changes and for syntax the evaluator does not implement.
+  (:class:`inngest_do.cron.CronFields`), through croniter within two days of a zone's offset
+  change and for syntax the evaluator does not implement; croniter validates every line.
 
 Time here is integer epoch milliseconds throughout; no function reads a clock.
 """
@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
-from inngest_do.cron import CronFields
+from inngest_do.cron import CronFields, ZoneTransitions
 from inngest_do.durations import SECOND_MS, parse_duration_str, to_ms
 
 __all__ = ["CronSchedule", "EventPattern", "EventRouter", "jitter_to_ms"]
@@ -196,9 +196,11 @@ class CronSchedule:
     ``@hourly``, optionally preceded by ``TZ=Area/City `` or ``CRON_TZ=Area/City ``. Ticks are
     computed in that zone (UTC without a prefix) and returned as UTC epoch milliseconds.
 
-    Ticks in UTC, or in a zone with a fixed offset (``Etc/GMT+5``), are computed with integer
-    arithmetic on a parse made once (about 1 µs a tick for ``* * * * *``); other zones, and
-    ``L``/``#``/``W``/``R``, go through croniter (about 100 µs a tick) with the same results.
+    Ticks are computed with integer arithmetic on a parse made once (about 1 µs a tick for
+    ``* * * * *``), in the zone's wall time at its current offset; within two days of a change
+    of the zone's offset (read from its TZif file), for ``L``/``#``/``W``/``R`` and for a zone
+    whose file cannot be read, croniter computes them (40-100 µs a tick). Both give the same
+    ticks (``tests/test_cron.py`` compares them).
 
     Daylight-saving time follows croniter with zoneinfo: a wall time skipped by a spring-forward
     change fires at the first instant after the gap (``0 2 * * *`` in Europe/Paris fires at
@@ -218,8 +220,8 @@ class CronSchedule:
             fires (``0 0 30 2 *``); the message names the expression.
     """
 
-    __slots__ = ("_croniter", "_fields", "_lock", "_offset_min", "_zone", "cron", "jitter_ms",
-                 "source", "timezone")
+    __slots__ = ("_changes", "_croniter", "_fields", "_lock", "_offset_min", "_span", "_zone",
+                 "cron", "jitter_ms", "source", "timezone")
 
     source: str
     cron: str
@@ -273,11 +275,19 @@ class CronSchedule:
         # The arithmetic evaluator serves UTC and fixed offsets (whole minutes); None: croniter.
         self._fields: CronFields | None = None
         self._offset_min = 0
+        # A zone that changes its offset: the instants it does, and the cached span of the
+        # last instant asked about, (lo, hi, offset in seconds).
+        self._changes: ZoneTransitions | None = None
+        self._span = (0, 0, 0)
         if zone is _UTC or _FIXED_ZONE.match(zone_name):
             offset = datetime.datetime(2000, 1, 1, tzinfo=zone).utcoffset()
             if offset is not None and offset % datetime.timedelta(minutes=1) == datetime.timedelta(0):
                 self._fields = CronFields.parse(self.cron)
                 self._offset_min = offset // datetime.timedelta(minutes=1)
+        else:
+            self._changes = ZoneTransitions.load(zone_name)
+            if self._changes is not None:
+                self._fields = CronFields.parse(self.cron)
         # Where croniter computes ticks, one instance parsed once is moved to each start (a
         # new one per tick spent two thirds of its time parsing), except for R fields, which
         # croniter draws anew at each parse.
@@ -299,9 +309,24 @@ class CronSchedule:
         ``* * * * *`` in UTC; about 100 µs where croniter computes it (see the class).
         """
         fields = self._fields
-        if fields is not None:
+        if fields is None:
+            return self._croniter_next_after(ms)
+        changes = self._changes
+        if changes is None:
             offset = self._offset_min
             return (fields.next_minute(ms // _MINUTE_MS + 1 + offset) - offset) * _MINUTE_MS
+        # In a zone with DST: in its wall time at the current offset, when no offset change
+        # is near (croniter's handling of the gap and the repeat applies only near one).
+        at = ms // 1000
+        lo, hi, offset = self._span
+        if not lo <= at < hi:
+            lo, hi = changes.span(at)
+            wall = datetime.datetime.fromtimestamp(at, tz=_UTC).astimezone(self._zone)
+            offset = wall.utcoffset() // datetime.timedelta(seconds=1)  # type: ignore[operator]
+            self._span = (lo, hi, offset)
+        tick = fields.next_minute((at + offset) // 60 + 1) * 60 - offset
+        if changes.quiet(at, tick):
+            return tick * 1000
         return self._croniter_next_after(ms)
 
     def _croniter_next_after(self, ms: int) -> int:
