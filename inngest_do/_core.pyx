@@ -23,9 +23,14 @@ from libc.string cimport memcpy
 from libc.stdlib cimport calloc, free, malloc, realloc
 
 __all__ = [
+    "DONE",
+    "Drive",
     "GCRA",
+    "Journal",
     "KeyedCounter",
     "MemoTable",
+    "PARKED",
+    "RAISED",
     "ReadyQueue",
     "RealClock",
     "SeededRandom",
@@ -1211,3 +1216,134 @@ cdef class SeededRandom:
 
     def __repr__(self):
         return "SeededRandom(...)"
+
+
+cdef class Journal:
+    """Builds a run's journal entries and hands each to everyone who keeps it: the run's own
+    history list, the global trace (when kept), a listener, and the store's sinks.
+
+    An entry is ``record_type(at_ms, subject, group, kind, item, detail)`` for a tuple
+    subclass ``record_type``, built without its ``__new__`` and (compiled) not tracked by the
+    garbage collector (see :func:`untracked_record`). ``trace`` and ``listener`` are plain
+    attributes, None when unused. Complexity: O(1) per entry (list appends, one sink call).
+    """
+
+    cdef public type record_type
+    cdef public object save_entry
+    cdef public object save_memo
+    cdef public object trace
+    cdef public object listener
+
+    def __init__(self, type record_type, save_entry, save_memo):
+        self.record_type = record_type
+        self.save_entry = save_entry
+        self.save_memo = save_memo
+        self.trace = None
+        self.listener = None
+
+    cdef inline object _log(self, object history, object at_ms, object subject, object group,
+                            object kind, object item, object detail):
+        cdef tuple fields = (at_ms, subject, group, kind, item, detail)
+        entry = tuple.__new__(self.record_type, fields)
+        PyObject_GC_UnTrack(entry)
+        if self.trace is not None:
+            (<list?>self.trace).append(entry)
+        if self.listener is not None:
+            self.listener(entry)
+        if history is not None:
+            (<list?>history).append(entry)
+            self.save_entry(subject, entry)
+        return entry
+
+    def log(self, history, at_ms, subject, group, kind, item=None, detail=None):
+        """One entry: to the trace, the listener and, with a ``history`` list, to it and to
+        the store's ``save_entry(subject, entry)``."""
+        return self._log(history, at_ms, subject, group, kind, item, detail)
+
+    def memoize(self, MemoTable memos, list history, at_ms, subject, group, kind, item,
+                memo):
+        """Record ``memo`` under ``item`` (``memos.set`` and the store's ``save_memo``), then
+        :meth:`log` the entry ``kind`` for it."""
+        memos.set(item, memo)
+        self.save_memo(subject, item, memo)
+        return self._log(history, at_ms, subject, group, kind, item, None)
+
+
+DONE = "done"
+RAISED = "raised"
+PARKED = "parked"
+
+
+@cython.final
+cdef class Drive:
+    """Awaitable that runs ``coro`` until it returns, raises or yields ``park``: the await
+    gives ``(DONE, value)``, ``(RAISED, exception)`` or ``(PARKED, None)``. Whatever else
+    ``coro`` yields (an asyncio future: real I/O) goes up to the awaiting task, and what the
+    task sends or throws back goes down into ``coro``, so a driven coroutine keeps its place
+    whether it parks or awaits. Complexity: O(1) per value passed through.
+
+    Compiled, the awaitable is its own iterator (``send``/``throw``/``close`` in C): no
+    generator frame between the task and the coroutine.
+    """
+
+    cdef object _coro
+    cdef object _send
+    cdef object _park
+    cdef bint _done
+
+    def __init__(self, coro, park):
+        self._coro = coro
+        self._send = coro.send
+        self._park = park
+        self._done = False
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._resume(None, None)
+
+    def send(self, value):
+        return self._resume(value, None)
+
+    def throw(self, typ, val=None, tb=None):
+        if isinstance(typ, BaseException):
+            exc = typ
+        elif isinstance(val, BaseException):
+            exc = val
+        elif val is None:
+            exc = typ()
+        else:
+            exc = typ(val)
+        return self._resume(None, exc)
+
+    def close(self):
+        # as a generator's close(): GeneratorExit goes down into the coroutine
+        if self._done:
+            return
+        try:
+            self._resume(None, GeneratorExit())
+        except StopIteration:
+            pass
+
+    cdef object _resume(self, object value, object exc):
+        if self._done:
+            raise StopIteration
+        try:
+            if exc is not None:
+                y = self._coro.throw(exc)
+            else:
+                y = self._send(value)
+        except StopIteration as stop:
+            self._done = True
+            raise StopIteration((DONE, stop.value))
+        except BaseException as err:
+            self._done = True
+            raise StopIteration((RAISED, err))
+        if y is self._park:
+            self._done = True
+            raise StopIteration((PARKED, None))
+        return y

@@ -26,7 +26,7 @@ import os
 import threading
 import typing
 
-from . import errors, limits
+from . import errors, limits, loop_entry
 from .context import Context, ContextSync, ReplayQuietLogger
 from .cron import CRON_EVENT as _CRON_EVENT
 from .cron import CronTicker
@@ -38,10 +38,10 @@ from .execution import (
     OP_INVOKE,
     OP_SLEEP,
     OP_WAIT,
+    PARK,
     PARKED,
     RAISED,
     CancelRun,
-    Drive,
     Execution,
     SkipStep,
     SyncPark,
@@ -53,18 +53,17 @@ from .execution import (
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
-from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime, untracked_record
+from .kernel import Drive, Journal, ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .serializer import serialize
 from .step import Group, GroupSync, Step, StepSync
-from .storage.base import StoreError
+from .storage.base import Store, StoreError
 from .triggers import CronSchedule, EventRouter
 
 if typing.TYPE_CHECKING:
     from .client import Inngest
     from .function import Function
-    from .storage import Store
 
 T = typing.TypeVar("T")
 
@@ -119,8 +118,10 @@ class Engine:
         # A long-running wall-clock engine keeps no global trace (each run keeps its own
         # history); a Simulation turns it on.
         self.keep_trace = bool(getattr(clock, "is_virtual", False))
-        #: called with every new trace entry (a Worker's way to report progress)
-        self.trace_listener: typing.Callable[[TraceEntry], None] | None = None
+        # Where trace entries go (the kernel builds and hands them out): this trace, a
+        # listener, each run's history and the store.
+        self.journal = Journal(TraceEntry, store.append_history, store.save_memo)
+        self.journal.trace = self.trace if self.keep_trace else None
         self.live: collections.OrderedDict[str, Execution] = collections.OrderedDict()
         self.coroutine_cap = coroutine_cap
         self.waits: dict[str, dict[tuple[str, str], _Wait]] = {}
@@ -169,10 +170,21 @@ class Engine:
             self.retention_ms = None  # a Simulation keeps everything unless told otherwise
         self._next_prune_ms: int | None = None
         self._log_store = _store_logger()
+        # A store that keeps every write at once (the memory store) needs no commit per step.
+        self._commit_needed = type(store).commit is not Store.commit
         self.store.open()
         self._recover()
         if functions is not None:
             self.serve(functions)
+
+    @property
+    def trace_listener(self) -> typing.Callable[[TraceEntry], None] | None:
+        """Called with every new trace entry (a Worker's way to report progress)."""
+        return self.journal.listener
+
+    @trace_listener.setter
+    def trace_listener(self, listener: typing.Callable[[TraceEntry], None] | None) -> None:
+        self.journal.listener = listener
 
     # time -----------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -365,7 +377,8 @@ class Engine:
         return ids
 
     def _accept_one(self, payload: dict, origin: str | None) -> str:
-        event_id = self._record_event(payload)
+        # saved once, with what it did, at the end (all of it is one commit)
+        event_id = self._record_event(payload, save=False)
         self._log(self.now_ms(), origin or "", "", "event.received", None, payload["name"])
         self._deliver(event_id, payload)
         self._store_event(event_id)
@@ -383,7 +396,7 @@ class Engine:
         if settled:
             self._settled.append(event_id)
 
-    def _record_event(self, payload: dict) -> str:
+    def _record_event(self, payload: dict, *, save: bool = True) -> str:
         """Give ``payload`` its internal id (and ``id``/``ts`` if it has none) and store it."""
         now = self.now_ms()
         event_id = self.rng.ulid(now)
@@ -394,7 +407,8 @@ class Engine:
             payload["ts"] = now
         self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": (),
                                  "user_id": user_id}
-        self.store.save_event(event_id, payload, now)
+        if save:
+            self.store.save_event(event_id, payload, now)
         return event_id
 
     def _deliver(self, event_id: str, payload: dict) -> None:
@@ -523,7 +537,7 @@ class Engine:
         inline when called inside a caller's running loop (real I/O then needs a Worker)."""
         if _loop_running():
             return self._run_inline(coro)
-        return self._private_loop().run_until_complete(coro)
+        return loop_entry.run(self._private_loop(), coro)
 
     async def drain_async(self) -> int:
         """:meth:`drain` from inside an event loop."""
@@ -555,7 +569,8 @@ class Engine:
             fresh = ex is None or ex.coro is None
             if ex is None:
                 ex = Execution(self, run, fn)
-            if self.client_of(fn).execution == "requests":
+            serving = self._fn_clients.get(fn.id, self.client)
+            if serving.execution == "requests":
                 ex.requests = True
                 ex.target = _next_target(run, now)
             if run.started_ms is None:
@@ -563,34 +578,40 @@ class Engine:
                 self._log(now, run.id, run.fn_id, "run.started")
             if run.status is not RunStatus.RUNNING:
                 run.status = RunStatus.RUNNING
-                self._save(run)
-                await self.commit_async()  # readers of the store see it running
+                if self._commit_needed:  # readers of the store see it running
+                    self._save(run)
+                    await self.commit_async()
             self.flow.on_slice_start(run)
-            serving = self.client_of(fn)
-            mws = serving._middleware + fn.middleware
+            mws = (serving._middleware + fn.middleware) if (
+                serving._middleware or fn.middleware) else None
             ex.middleware = [mw(serving, None) for mw in mws] if mws else []
+            ex.fast = not (mws or ex.requests or self.faults or self.limits
+                           or self.group_commit or run.keys.get("concurrency")
+                           or fn.finish_timeout_ms is not None
+                           or (not ex.is_async and self.sync_runner is not None))
             ex.ctx.attempt = run.attempt
             if fresh:
                 run.memos.reset_counter()
                 ex.publishes = 0
-            ex.memo_phase = len(run.memos) > 0
+            memo_phase = ex.memo_phase = len(run.memos) > 0
             ex.memos_seen = 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
                                           StepMemos(_memo_lists(run)))
-                await ex.call_hooks_async("before_memoization" if ex.memo_phase
+                await ex.call_hooks_async("before_memoization" if memo_phase
                                           else "before_execution")
-            if not fresh and ex.memo_phase:
+            if not fresh and memo_phase:
                 # A live coroutine resumes at new code: middleware hears what a replay
                 # would have told it once its memos ran out.
                 ex.memo_phase = False
-                await self.new_code_reached(ex)
+                if ex.middleware:
+                    await self.new_code_reached(ex)
             if ex.is_async:
                 if fresh:
                     ex.coro = fn.handler(ex.ctx)
                 handler_token = enter_handler(ex)
                 try:
-                    outcome, value = await Drive(ex.coro)
+                    outcome, value = await Drive(ex.coro, PARK)
                 finally:
                     exit_handler(handler_token)
             elif self.sync_runner is not None:
@@ -615,7 +636,10 @@ class Engine:
                 await self.new_code_reached(ex)
             if ex.middleware and not ex.hooks_ended:
                 await ex.call_hooks_async("after_execution", reverse=True)
-            await self._finish_slice(ex, outcome, value)
+            if outcome == PARKED:  # (nothing to await on this path)
+                self._finish_parked(ex)
+            else:
+                await self._finish_slice(ex, outcome, value)
             if ex.requests and outcome == PARKED:
                 requeue = self._request_ended(ex)
             if ex.middleware:
@@ -626,7 +650,10 @@ class Engine:
                 self.flow.on_slice_end(run)
                 if requeue:  # the next request goes at once (after the slots went back)
                     self.wake(run)
-                await self.commit_async()
+                if self.group_commit:
+                    await self.commit_async()
+                else:
+                    self.commit()
 
     def _request_ended(self, ex: Execution) -> bool:
         """``execution="requests"``: a request ended without finishing the run. Queue the
@@ -692,17 +719,21 @@ class Engine:
             ex.call_hooks_sync("after_memoization", reverse=True)
             ex.call_hooks_sync("before_execution")
 
+    def _finish_parked(self, ex: Execution) -> None:
+        run = ex.run
+        if ex.requests:
+            ex.coro = None  # nothing is kept: the next request replays from the start
+        if run.cancel_requested:
+            self._finalize_cancel(run, run.reason or "cancelled")
+            return
+        self._keep_live(ex)
+        run.status = self._parked_status(run)
+        self._save(run)
+
     async def _finish_slice(self, ex: Execution, outcome: str, value: typing.Any) -> None:
         run = ex.run
         if outcome == PARKED:
-            if ex.requests:
-                ex.coro = None  # nothing is kept: the next request replays from the start
-            if run.cancel_requested:
-                self._finalize_cancel(run, run.reason or "cancelled")
-                return
-            self._keep_live(ex)
-            run.status = self._parked_status(run)
-            self._save(run)
+            self._finish_parked(ex)
             return
         ex.coro = None
         if run.cancel_requested:
@@ -763,12 +794,14 @@ class Engine:
 
     @staticmethod
     def _parked_status(run: RunState) -> RunStatus:
-        kinds = {p.kind for p in run.pending.values()}
-        if "wait" in kinds or "invoke" in kinds:
-            return RunStatus.WAITING
-        if "sleep" in kinds:
-            return RunStatus.SLEEPING
-        return RunStatus.RUNNING
+        status = RunStatus.RUNNING
+        for pending in run.pending.values():
+            kind = pending.kind
+            if kind == "wait" or kind == "invoke":
+                return RunStatus.WAITING
+            if kind == "sleep":
+                status = RunStatus.SLEEPING
+        return status
 
     def complete_run(self, run: RunState, output: typing.Any) -> None:
         now = self.now_ms()
@@ -978,10 +1011,14 @@ class Engine:
             return MISSING
         # A tuple: with a JSON scalar value the garbage collector stops visiting it (one is
         # kept per step for the run's life); memos are only ever indexed, never changed.
-        self._memoize(run, full_id, (op, True, value))
-        self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
-        if not defer:  # deferred: the caller awaits commit_async() before going on
-            self.commit()  # recorded before the handler continues
+        run.attempt = 0
+        self.journal.memoize(run.memos, run.history, self.now_ms(), run.id, run.fn_id,
+                             "step.completed", full_id, (op, True, value))
+        # Recorded before the handler continues (deferred: the caller awaits commit_async()
+        # itself). A store whose writes need no commit gets its housekeeping at the end of
+        # the slice instead.
+        if not defer and self._commit_needed:
+            self.commit()
         return fresh_copy(value)
 
     def _memoize(self, run: RunState, full_id: str, memo: typing.Sequence[typing.Any]) -> None:
@@ -1279,15 +1316,9 @@ class Engine:
         # Built in the kernel (a NamedTuple's own __new__ is a Python-level call) and not
         # tracked by the garbage collector: entries are kept for every run and point at
         # nothing that could lead back to them.
-        entry = untracked_record(TraceEntry, at_ms, run_id, fn_id, kind, step, detail)
-        if self.keep_trace:
-            self.trace.append(entry)
-        if self.trace_listener is not None:
-            self.trace_listener(entry)
         run = self.runs.get(run_id) if fn_id else None
-        if run is not None:
-            run.history.append(entry)
-            self.store.append_history(run_id, entry)
+        self.journal.log(None if run is None else run.history, at_ms, run_id, fn_id, kind,
+                         step, detail)
 
     def _save(self, run: RunState) -> None:
         self.store.save_run(run_record(run))

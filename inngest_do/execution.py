@@ -7,7 +7,7 @@ every question (memoized? retry due? nested?) and it forwards decisions that tou
 waits and stores to the engine.
 
 The driver protocol: a parked step yields :data:`PARK` (async) or raises :class:`SyncPark`
-(sync). :class:`Drive` runs a coroutine until it parks or ends, forwarding any other
+(sync). The kernel's :class:`~inngest_do.kernel.Drive` runs a coroutine until it parks or ends, forwarding any other
 awaitable (a step body's real I/O) to whoever awaits the drive: asyncio in a worker, a
 private loop in a simulation.
 """
@@ -20,7 +20,7 @@ import inspect
 import json
 import typing
 
-from . import errors, limits
+from . import errors, kernel, limits
 from .event import Event
 
 if typing.TYPE_CHECKING:
@@ -36,9 +36,8 @@ OP_WAIT = "wait"
 OP_SEND = "send"
 OP_INVOKE = "invoke"
 
-DONE = "done"
-RAISED = "raised"
-PARKED = "parked"
+# what Drive (the kernel's slice driver) reports
+DONE, RAISED, PARKED = kernel.DONE, kernel.RAISED, kernel.PARKED
 
 
 class _Park:
@@ -169,33 +168,7 @@ class _NoLock:
 NO_LOCK = _NoLock()
 
 
-class Drive:
-    """Run ``coro`` until it parks or returns: ``(DONE, value)``, ``(RAISED, exc)``,
-    ``(PARKED, None)``. Foreign awaitables are passed up to the awaiting task."""
-
-    __slots__ = ("coro",)
-
-    def __init__(self, coro: typing.Coroutine) -> None:
-        self.coro = coro
-
-    def __await__(self) -> typing.Generator[typing.Any, typing.Any, tuple[str, typing.Any]]:
-        coro = self.coro
-        send: typing.Any = None
-        exc: BaseException | None = None
-        while True:
-            try:
-                y = coro.throw(exc) if exc is not None else coro.send(send)
-            except StopIteration as stop:
-                return (DONE, stop.value)
-            except BaseException as err:  # noqa: BLE001 - the engine classifies it
-                return (RAISED, err)
-            if y is PARK:
-                return (PARKED, None)
-            exc = None
-            try:
-                send = yield y
-            except BaseException as err:  # noqa: BLE001 - forwarded into the handler
-                exc, send = err, None
+_SCALARS = (str, int, bool)  # what encode_output passes through (a float may be NaN)
 
 
 def encode_output(value: typing.Any, what: str) -> typing.Any:
@@ -229,6 +202,7 @@ class Execution:
         "coro",
         "ctx",
         "engine",
+        "fast",
         "fn",
         "generation",
         "guard",
@@ -280,6 +254,9 @@ class Execution:
         self.parallel = 0  # depth of parallel groups the handler is inside
         self.hooks_ended = False  # after_execution already heard this request end
         self.step_name = ""  # the user's id of the step being started (error messages)
+        # Set per slice by the engine: no middleware, fault, limit, request model or
+        # step-level flow control applies, so steps take their short path (step.py).
+        self.fast = False
         self.ctx = engine.make_context(self)
 
     # step boundaries -----------------------------------------------------------------------
@@ -290,6 +267,10 @@ class Execution:
             raise Abandoned()
         self.step_name = step_id
         run = self.run
+        if self.fast:  # no lock to take, no step limit, no finish timeout (see slice)
+            if run.cancel_requested:
+                raise CancelRun()
+            return run.memos.next_id(step_id)
         with self.guard:
             if run.cancel_requested or self.engine.finish_timed_out(run):
                 raise CancelRun()
@@ -311,6 +292,19 @@ class Execution:
                 f"as a {op} step; the function changed under a run in flight"
             )
         return memo
+
+    def recorded(self, full_id: str, op: str) -> typing.Any:
+        """:meth:`lookup` for the short path (no lock, no request model, no replay hooks)."""
+        memo = self.run.memos.get(full_id, MISSING)
+        if memo is not MISSING and memo[0] != op:
+            return self.lookup(full_id, op)  # raises NonDeterminismError
+        return memo
+
+    def checked_output(self, full_id: str, out: typing.Any) -> typing.Any:
+        """A step's output as recorded (the JSON round trip; scalars as they are)."""
+        if out is None or type(out) in _SCALARS:
+            return out
+        return encode_output(out, f"step '{full_id}'")
 
     async def lookup_async(self, full_id: str, op: str) -> typing.Any:
         """:meth:`lookup`, telling middleware when a replay runs out of memos."""
@@ -396,10 +390,14 @@ class Execution:
             return not self.engine.flow.before_body(self.run)
 
     def enter_body(self, full_id: str) -> str | None:
-        with self.guard:
-            pending = self.run.pending.get(full_id)
-            self.ctx.attempt = pending.data if pending is not None and pending.kind == "retry" \
-                else self.run.attempt
+        run = self.run
+        if not run.pending:
+            self.ctx.attempt = run.attempt
+        else:
+            with self.guard:
+                pending = run.pending.get(full_id)
+                self.ctx.attempt = pending.data if pending is not None and \
+                    pending.kind == "retry" else run.attempt
         token = self.in_body
         self.in_body = full_id
         self.busy_ms = 0
