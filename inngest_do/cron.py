@@ -439,9 +439,9 @@ class CronTicker:
     ``save_cursor(key, tick_ms)`` (the store's durable metadata), ``draw() -> int`` (the seeded
     RNG, for jitter), ``now_ms()`` (the clock), ``function(fn_id)`` (a served function or
     None), and for a tick's event ``record_event(payload) -> event_id`` (gives it its id and
-    stores it), ``admit(fn, event_id, payload)`` (starts the function's run under its flow
-    control) and ``store_event(event_id)`` (stores it with its outcome, after which it leaves
-    the engine's memory like any settled event).
+    a place in the engine's event table), ``admit(fn, event_id, payload)`` (starts the
+    function's run under its flow control) and ``store_event(event_id)`` (saves it with its
+    outcome, after which it leaves the engine's memory like any settled event).
     """
 
     __slots__ = ("_admit", "_day", "_draw", "_function", "_now_ms", "_record_event",

@@ -153,7 +153,9 @@ class Engine:
             schedule=lambda due, payload: self.timers.schedule(due, payload),
             save_cursor=self.store.save_meta, draw=lambda: self.rng.next_u64(),
             now_ms=self.now_ms, function=lambda fn_id: self._known_fns.get(fn_id),
-            record_event=self._record_event, store_event=self._store_event,
+            # saved once, with its outcome, by store_event (as an accepted event is)
+            record_event=lambda payload: self._record_event(payload, save=False),
+            store_event=self._store_event,
             admit=lambda fn, event_id, payload: self.flow.admit(fn, event_id, payload))
         # Bumped when a failed commit makes the engine rebuild itself from the store: work
         # begun before (an Execution, a slice) is then abandoned.
