@@ -53,7 +53,9 @@ from .expressions import Expression, ExpressionError
 from .flow import FlowControl
 from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime, untracked_record
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
+from .recovery import cron_cursors, restore, run_from_record
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
+from .runs import Wait as _Wait
 from .serializer import serialize
 from .step import Group, GroupSync, Step, StepSync
 from .storage.base import StoreError
@@ -62,7 +64,7 @@ from .triggers import CronSchedule, EventRouter
 if typing.TYPE_CHECKING:
     from .client import Inngest
     from .function import Function
-    from .storage import Store
+    from .storage import RecoveredState, Store
 
 T = typing.TypeVar("T")
 
@@ -84,12 +86,6 @@ _OPEN_OUTCOMES = ("debounced", "batched", "throttled")
 PRUNE_EVERY_MS = 3_600_000
 #: the outcome of an event whose trigger, cancel or wait expression failed to evaluate
 EXPRESSION_ERROR = "expression_error"
-
-
-class _Wait(typing.NamedTuple):
-    run: RunState
-    step: str
-    expr: Expression | None
 
 
 class Engine:
@@ -1319,8 +1315,6 @@ class Engine:
                    status: RunStatus | str | None = None) -> list[RunState]:
         """Runs in creation order: finished ones read from the store, active ones as the
         engine holds them."""
-        from .recovery import run_from_record
-
         if status is not None:
             status = RunStatus(status)
         with self.lock:  # a Worker may be changing them on another thread
@@ -1338,8 +1332,6 @@ class Engine:
 
     def get_run(self, run_id: str) -> RunState | None:
         """One run by id (an active one from memory, a finished one from the store)."""
-        from .recovery import run_from_record
-
         with self.lock:
             run = self.runs.get(run_id)
             if run is not None:
@@ -1354,12 +1346,14 @@ class Engine:
 
     def _recover(self) -> None:
         """Rebuild working state from the store (a new store gives back nothing)."""
-        state = self.store.recover()
+        self._restore(self.store.recover())
+
+    def _restore(self, state: RecoveredState) -> None:
         if not state.runs and not state.events and not state.meta:
             return
-        from .recovery import restore
-
-        restore(self, state)
+        self.cron_cursors.update(cron_cursors(state.meta))
+        restore(state, runs=self.runs, events=self.events, timers=self.timers,
+                waits=self.waits, flow=self.flow, reseed=self.reseed)
 
 
 _LOOPS = threading.local()

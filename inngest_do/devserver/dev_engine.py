@@ -61,11 +61,7 @@ class DevEngine(Engine):
         # of each app there, to serve its functions again before the app re-syncs.
         state = self.store.recover()
         self.recovered_meta = dict(state.meta)
-        if not state.runs and not state.events and not state.meta:
-            return
-        from ..recovery import restore
-
-        restore(self, state)
+        self._restore(state)
 
     # parking ---------------------------------------------------------------------------------
     async def slice(self, run: RunState) -> None:
