@@ -119,7 +119,7 @@ class Engine:
         self.coroutine_cap = coroutine_cap
         self.waits: dict[str, dict[tuple[str, str], _Wait]] = {}
         self.executing: set[str] = set()
-        self.flow = FlowControl(self)
+        self.flow = self._flow_control()
         self.lock = threading.RLock()
         self.auto_drain = False  # a Simulation runs what is due after every top-level send
         self.drain_limit: int | None = None  # slices one drain may run (a Simulation's bound)
@@ -313,7 +313,7 @@ class Engine:
         self.waits = {}
         self.executing = set()
         self.cron_cursors = {}
-        self.flow = FlowControl(self)
+        self.flow = self._flow_control()
         self._router = EventRouter()
         self._known_fns = {}
         self._fn_clients = {}
@@ -328,6 +328,15 @@ class Engine:
         except StoreError as err:  # the cursors go with a later commit
             self._log_store.warning("inngest_do: %s", err)
         self._work_arrived()
+
+    def _flow_control(self) -> FlowControl:
+        """Flow control over this engine's current working state (made anew on rebuild)."""
+        return FlowControl(
+            now_ms=self.now_ms, timers=self.timers, store=self.store, runs=self.runs,
+            events=self.events, executing=self.executing, enqueue=self.enqueue,
+            create_run=self.create_run, cancel_run=self.cancel_run,
+            record_outcome=self.record_outcome, set_outcome=self.set_outcome,
+            set_outcome_run=self.set_outcome_run, note=self.record_run_note)
 
     def function(self, fn_id: str) -> Function[typing.Any]:
         self.sync_functions()

@@ -40,9 +40,9 @@ from .kernel import GCRA, KeyedCounter
 from .runs import RunStatus
 
 if typing.TYPE_CHECKING:
-    from .engine import Engine
     from .function import Function
     from .runs import RunState
+    from .storage import Store
 
 DAY_MS = 86_400_000
 YEAR_MS = 366 * DAY_MS
@@ -50,6 +50,27 @@ PRIORITY_LIMIT_S = 600
 #: keys a decision forgets, at most, from the limiter it touched: more than the one it may
 #: add, so expired keys cannot pile up between sweeps (amortised O(1) per decision)
 PRUNE_PER_TOUCH = 2
+
+
+class Timers(typing.Protocol):
+    """The engine's timer heap, as flow control uses it."""
+
+    def schedule(self, due_ms: int, payload: tuple) -> int: ...
+
+    def cancel(self, handle: int) -> None: ...
+
+    def __contains__(self, handle: object) -> bool: ...
+
+
+class CreateRun(typing.Protocol):
+    def __call__(self, fn: Function[typing.Any], events: list[dict], *,
+                 status: RunStatus = ..., reason: str | None = None,
+                 lock: str | None = None) -> RunState: ...
+
+
+class RecordOutcome(typing.Protocol):
+    def __call__(self, event_id: str, fn_id: str, outcome: str, run_id: str | None = None,
+                 error: str | None = None) -> None: ...
 
 
 def _compile(source: str | None, what: str) -> Expression | None:
@@ -130,8 +151,39 @@ def _key(expr: Expression | None, payload: dict) -> str | None:
 class FlowControl:
     """Per-engine flow-control state for every function. See the module docstring."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, *, now_ms: typing.Callable[[], int], timers: Timers, store: Store,
+                 runs: typing.Mapping[str, RunState], events: typing.Mapping[str, dict],
+                 executing: typing.Container[str], enqueue: typing.Callable[[RunState], None],
+                 create_run: CreateRun, cancel_run: typing.Callable[[RunState, str], None],
+                 record_outcome: RecordOutcome,
+                 set_outcome: typing.Callable[[str, str, str, str], None],
+                 set_outcome_run: typing.Callable[[str, str, str], None],
+                 note: typing.Callable[[RunState, str, typing.Any], None]) -> None:
+        """Flow control over the engine's state, handed in piece by piece (it reads the
+        run table, the events' ids and which runs are executing; it owns nothing else):
+
+        - ``now_ms``: the engine's clock; ``timers``: its timer heap (flow-control timers
+          come back through :meth:`fire`); ``store``: where limiter keys, seen event ids
+          and debounce/batch piles are kept (``save_flow``);
+        - ``runs``: run id -> run (the run table); ``events``: event id -> its record
+          (for the id the user gave it); ``executing``: ids of runs with a slice running;
+        - what flow control decides, done by the engine: ``enqueue`` a run for a slice,
+          ``create_run``, ``cancel_run``, ``record_outcome`` / ``set_outcome`` /
+          ``set_outcome_run`` (what an event did), ``note`` (a line in a run's history).
+        """
+        self._now_ms = now_ms
+        self._timers = timers
+        self._store = store
+        self._runs = runs
+        self._events = events
+        self._executing = executing
+        self._enqueue = enqueue
+        self._create_run = create_run
+        self._cancel_run = cancel_run
+        self._record_outcome = record_outcome
+        self._set_outcome = set_outcome
+        self._set_outcome_run = set_outcome_run
+        self._note = note
         self.fns: dict[str, _FnFlow] = {}
         self.cancel_index: dict[str, list[_FnFlow]] = {}
         self.slots = KeyedCounter()
@@ -166,8 +218,8 @@ class FlowControl:
             for key, rec in self._restored.get(f"{name}:{fn_id}", {}).items():
                 pile = _Pile(key, rec["events"], rec["event_ids"], rec["first_ms"])
                 piles[key] = pile
-                pile.timer = self.engine.schedule(rec["due_ms"], (name, fn_id, key))
-        for run in self.engine.runs.values():
+                pile.timer = self._timers.schedule(rec["due_ms"], (name, fn_id, key))
+        for run in self._runs.values():
             if run.fn_id == fn_id and not run.status.is_final:
                 self._track(flow, run)
 
@@ -181,21 +233,20 @@ class FlowControl:
     # admission ------------------------------------------------------------------------------
     def admit(self, fn: Function[typing.Any], event_id: str, payload: dict) -> None:
         """An event matched ``fn``'s trigger: start a run, or say why not."""
-        engine = self.engine
         flow = self.fns[fn.id]
-        now = engine.now_ms()
-        user_id = engine.events[event_id].get("user_id")
+        now = self._now_ms()
+        user_id = self._events[event_id].get("user_id")
         if user_id:
             seen = flow.seen_ids
             first = seen.get(user_id)
             if first is not None and now - first < DAY_MS:
-                engine.record_outcome(event_id, fn.id, "deduplicated")
+                self._record_outcome(event_id, fn.id, "deduplicated")
                 return
             # Kept in first-seen order, so ids older than a day are dropped from the front:
             # a long-running engine does not remember every id it ever saw. O(1) amortised.
             seen.pop(user_id, None)
             seen[user_id] = now
-            engine.store.save_flow(f"ids:{fn.id}", user_id, now)
+            self._store.save_flow(f"ids:{fn.id}", user_id, now)
             self._forget_ids(flow, now, PRUNE_PER_TOUCH)
         if flow.batch is not None:
             self._batch(flow, event_id, payload, now)
@@ -204,7 +255,7 @@ class FlowControl:
             key = _key(flow.rate_key, payload)
             if key is not None and key != "false":
                 if flow.rate_gcra.acquire(key, now) != -1:
-                    engine.record_outcome(event_id, fn.id, "rate_limited")
+                    self._record_outcome(event_id, fn.id, "rate_limited")
                     return
                 self._save_gcra("rate", flow, flow.rate_gcra, key)
                 self._forget_keys("rate", flow, flow.rate_gcra, now, PRUNE_PER_TOUCH)
@@ -213,7 +264,7 @@ class FlowControl:
             if key is not None:
                 if flow.idem_gcra.acquire(key, now) != -1:
                     # SPEC: idempotency is a rate limit of 1 per 24 h; duplicates show as such
-                    engine.record_outcome(event_id, fn.id, "rate_limited")
+                    self._record_outcome(event_id, fn.id, "rate_limited")
                     return
                 self._save_gcra("idem", flow, flow.idem_gcra, key)
                 self._forget_keys("idem", flow, flow.idem_gcra, now, PRUNE_PER_TOUCH)
@@ -223,7 +274,7 @@ class FlowControl:
         self._start(flow, [event_id], [payload])
 
     def _save_gcra(self, name: str, flow: _FnFlow, gcra: typing.Any, key: str) -> None:
-        self.engine.store.save_flow(f"{name}:{flow.fn.id}", key, gcra.get_state(key))
+        self._store.save_flow(f"{name}:{flow.fn.id}", key, gcra.get_state(key))
 
     # forgetting keys ------------------------------------------------------------------------
     def _forget_keys(self, name: str, flow: _FnFlow, gcra: typing.Any, now: int,
@@ -232,7 +283,7 @@ class FlowControl:
         and in the store."""
         dropped = gcra.prune(now, budget)
         if dropped:
-            save = self.engine.store.save_flow
+            save = self._store.save_flow
             namespace = f"{name}:{flow.fn.id}"
             for key in dropped:
                 save(namespace, key, None)
@@ -246,7 +297,7 @@ class FlowControl:
             if now - seen[old_id] < DAY_MS:
                 break
             del seen[old_id]
-            self.engine.store.save_flow(namespace, old_id, None)
+            self._store.save_flow(namespace, old_id, None)
             budget -= 1
 
     def sweep(self, now_ms: int | None = None) -> None:
@@ -254,7 +305,7 @@ class FlowControl:
         engine calls it before each commit (so the store forgets them in the same
         transaction) and when a Simulation's clock moves: O(number of functions) plus O(1)
         per key forgotten, each key being forgotten once."""
-        now = self.engine.now_ms() if now_ms is None else now_ms
+        now = self._now_ms() if now_ms is None else now_ms
         for flow in self.fns.values():
             for name, gcra in flow.gcras:
                 self._forget_keys(name, flow, gcra, now, -1)
@@ -289,26 +340,25 @@ class FlowControl:
 
     def _start(self, flow: _FnFlow, event_ids: list[str], events: list[dict]) -> None:
         """Create a run for ``events`` (singleton permitting)."""
-        engine = self.engine
         fn = flow.fn
         lock = None
         if flow.singleton is not None:
             lock = _key(flow.singleton_key, events[0])
             holder_id = flow.locks.get(lock) if lock is not None else None
-            holder = engine.runs.get(holder_id) if holder_id else None
+            holder = self._runs.get(holder_id) if holder_id else None
             if holder is not None and not holder.status.is_final:
                 if flow.singleton.mode == "skip":
-                    run = engine.create_run(fn, events, status=RunStatus.SKIPPED,
+                    run = self._create_run(fn, events, status=RunStatus.SKIPPED,
                                             reason=f"singleton: run {holder.id} holds the lock")
                     for eid in event_ids:
-                        engine.record_outcome(eid, fn.id, "skipped", run.id)
+                        self._record_outcome(eid, fn.id, "skipped", run.id)
                     return
-                engine.cancel_run(holder, "singleton: replaced by a newer run")
-        run = engine.create_run(fn, events, lock=lock)
+                self._cancel_run(holder, "singleton: replaced by a newer run")
+        run = self._create_run(fn, events, lock=lock)
         # A run held back by the throttle says so until it starts (see _pass_throttle).
         held = flow.throttle_gcra is not None and not run.keys.get("throttled")
         for eid in event_ids:
-            engine.record_outcome(eid, fn.id, "throttled" if held else "started", run.id)
+            self._record_outcome(eid, fn.id, "throttled" if held else "started", run.id)
         if held:
             self.throttled_events[run.id] = event_ids
 
@@ -325,7 +375,7 @@ class FlowControl:
             ]
         self._track(flow, run)
         if flow.timeouts is not None and flow.timeouts.start_ms is not None:
-            self.engine.schedule(run.created_ms + flow.timeouts.start_ms,
+            self._timers.schedule(run.created_ms + flow.timeouts.start_ms,
                                  ("timeout.start", run.id))
         self.request_slice(run)
 
@@ -346,9 +396,9 @@ class FlowControl:
         if spec.timeout_ms is not None:
             due = min(due, pile.first_ms + spec.timeout_ms)
         if pile.timer is not None:
-            self.engine.timers.cancel(pile.timer)
-        pile.timer = self.engine.schedule(due, ("debounce", flow.fn.id, key))
-        self.engine.record_outcome(event_id, flow.fn.id, "debounced")
+            self._timers.cancel(pile.timer)
+        pile.timer = self._timers.schedule(due, ("debounce", flow.fn.id, key))
+        self._record_outcome(event_id, flow.fn.id, "debounced")
         self._save_pile("debounce", flow, pile, due)
 
     def _batch(self, flow: _FnFlow, event_id: str, payload: dict, now: int) -> None:
@@ -364,29 +414,28 @@ class FlowControl:
         if pile is None:
             pile = _Pile(key, [], [], now)
             flow.batches[key] = pile
-            pile.timer = self.engine.schedule(now + spec.timeout_ms, ("batch", flow.fn.id, key))
+            pile.timer = self._timers.schedule(now + spec.timeout_ms, ("batch", flow.fn.id, key))
         pile.events.append(payload)
         pile.event_ids.append(event_id)
-        self.engine.record_outcome(event_id, flow.fn.id, "batched")
+        self._record_outcome(event_id, flow.fn.id, "batched")
         if len(pile.events) >= spec.max_size:
             self._close_pile("batch", flow, flow.batches, key)
         else:
             self._save_pile("batch", flow, pile, pile.first_ms + spec.timeout_ms)
 
     def _save_pile(self, name: str, flow: _FnFlow, pile: _Pile, due_ms: int) -> None:
-        self.engine.store.save_flow(f"{name}:{flow.fn.id}", pile.key, {
+        self._store.save_flow(f"{name}:{flow.fn.id}", pile.key, {
             "events": pile.events, "event_ids": pile.event_ids, "first_ms": pile.first_ms,
             "due_ms": due_ms})
 
     def _close_pile(self, name: str, flow: _FnFlow, piles: dict[str, _Pile], key: str) -> None:
         pile = piles.pop(key)
-        if pile.timer is not None and pile.timer in self.engine.timers:
-            self.engine.timers.cancel(pile.timer)
-        self.engine.store.save_flow(f"{name}:{flow.fn.id}", key, None)
-        engine = self.engine
-        run = engine.create_run(flow.fn, pile.events)
+        if pile.timer is not None and pile.timer in self._timers:
+            self._timers.cancel(pile.timer)
+        self._store.save_flow(f"{name}:{flow.fn.id}", key, None)
+        run = self._create_run(flow.fn, pile.events)
         for eid in pile.event_ids:
-            engine.set_outcome_run(eid, flow.fn.id, run.id)
+            self._set_outcome_run(eid, flow.fn.id, run.id)
 
     # starting and slots ---------------------------------------------------------------------
     def request_slice(self, run: RunState, *, after_slice: bool = False) -> None:
@@ -395,7 +444,7 @@ class FlowControl:
             return
         flow = self.fns.get(run.fn_id)
         if flow is None:
-            self.engine.enqueue(run)
+            self._enqueue(run)
             return
         if flow.throttle_gcra is not None and not run.keys.get("throttled"):
             self._throttle(flow, run)
@@ -410,7 +459,7 @@ class FlowControl:
         if queue:
             queue.append(run.id)
             return
-        now = self.engine.now_ms()
+        now = self._now_ms()
         gcra = flow.throttle_gcra
         assert gcra is not None
         at = gcra.acquire(key, now)
@@ -419,14 +468,14 @@ class FlowControl:
             self._forget_keys("throttle", flow, gcra, now, PRUNE_PER_TOUCH)
             return
         flow.throttle_queues.setdefault(key, collections.deque()).append(run.id)
-        flow.throttle_timers[key] = self.engine.schedule(at, ("throttle", flow.fn.id, key))
-        self.engine.record_run_note(run, "throttled", {"until_ms": at})
+        flow.throttle_timers[key] = self._timers.schedule(at, ("throttle", flow.fn.id, key))
+        self._note(run, "throttled", {"until_ms": at})
 
     def _pass_throttle(self, flow: _FnFlow, run: RunState, gcra: typing.Any, key: str) -> None:
         self._save_gcra("throttle", flow, gcra, key)
         run.keys["throttled"] = True
         for eid in self.throttled_events.pop(run.id, ()):
-            self.engine.set_outcome(eid, flow.fn.id, "started", run.id)
+            self._set_outcome(eid, flow.fn.id, "started", run.id)
         self._take_slots(flow, run)
 
     def _throttle_fire(self, flow: _FnFlow, key: str) -> None:
@@ -434,15 +483,15 @@ class FlowControl:
         flow.throttle_timers.pop(key, None)
         gcra = flow.throttle_gcra
         assert gcra is not None
-        now = self.engine.now_ms()
+        now = self._now_ms()
         while queue:
-            run = self.engine.runs.get(queue[0])
+            run = self._runs.get(queue[0])
             if run is None or run.status.is_final:
                 queue.popleft()
                 continue
             at = gcra.acquire(key, now)
             if at != -1:
-                flow.throttle_timers[key] = self.engine.schedule(at, ("throttle", flow.fn.id,
+                flow.throttle_timers[key] = self._timers.schedule(at, ("throttle", flow.fn.id,
                                                                       key))
                 return
             queue.popleft()
@@ -457,10 +506,10 @@ class FlowControl:
     def _take_slots(self, flow: _FnFlow, run: RunState) -> None:
         """Enqueue ``run`` for a slice once it holds a unit for it (or queue it)."""
         if not run.keys.get("concurrency"):
-            self.engine.enqueue(run)
+            self._enqueue(run)
             return
         if self._units(run) > _in_flight(run) or self._try_unit(run):
-            self.engine.enqueue(run)
+            self._enqueue(run)
 
     def _units(self, run: RunState) -> int:
         return self.units.get(run.id, 0)
@@ -532,7 +581,7 @@ class FlowControl:
                 stale = []
                 # From the head: O(finished + already tried) per key, not a copy of the queue.
                 for order in self.waiters.get(key) or ():
-                    run = self.engine.runs.get(order[2])
+                    run = self._runs.get(order[2])
                     if run is None or run.status.is_final:
                         stale.append(order[2])
                         continue
@@ -545,10 +594,10 @@ class FlowControl:
             if best is None:
                 return
             tried.add(best[2])
-            run = self.engine.runs[best[2]]
+            run = self._runs[best[2]]
             self._unwait(run.id)  # it competes by its order, not by its place in a queue
             if self._try_unit(run):
-                self.engine.enqueue(run)
+                self._enqueue(run)
                 continue
             # A key that is full now stays full for the rest of this pump: stop looking at
             # its waiters (else every waiter is tried in turn, O(waiting) per release).
@@ -581,7 +630,7 @@ class FlowControl:
                 and flow.timeouts.finish_ms is not None and "finish_timer" not in run.keys
                 and run.started_ms is not None):
             run.keys["finish_timer"] = True
-            self.engine.schedule(run.started_ms + flow.timeouts.finish_ms,
+            self._timers.schedule(run.started_ms + flow.timeouts.finish_ms,
                                  ("timeout.finish", run.id))
 
     def on_slice_end(self, run: RunState) -> None:
@@ -604,7 +653,7 @@ class FlowControl:
         # a run that ends while the throttle holds it back (cancelled, timed out) is no
         # longer waited for: the list of its events goes too
         self.throttled_events.pop(run.id, None)
-        if run.id not in self.engine.executing and run.id in self.units:
+        if run.id not in self._executing and run.id in self.units:
             self._give_back(run, self._units(run))
             self._pump([k for k, _ in run.keys["concurrency"]])
 
@@ -615,7 +664,7 @@ class FlowControl:
         flows = self.cancel_index.get(payload["name"])
         if not flows:
             return
-        now = self.engine.now_ms()
+        now = self._now_ms()
         for flow in flows:
             for spec, expr in flow.cancel:
                 if spec.event != payload["name"]:
@@ -629,13 +678,13 @@ class FlowControl:
                             hit = expr.matches({"event": run.events[0], "async": payload})
                         except ExpressionError as err:
                             if event_id is not None:
-                                self.engine.record_outcome(event_id, run.fn_id,
+                                self._record_outcome(event_id, run.fn_id,
                                                            "expression_error", run.id,
                                                            str(err))
                             continue
                         if not hit:
                             continue
-                    self.engine.cancel_run(run, f"cancelled by event {payload['name']}")
+                    self._cancel_run(run, f"cancelled by event {payload['name']}")
 
     def finish_timed_out(self, run: RunState) -> bool:
         flow = self.fns.get(run.fn_id)
@@ -643,7 +692,7 @@ class FlowControl:
             return False
         if run.started_ms is None:
             return False
-        if self.engine.now_ms() >= run.started_ms + flow.timeouts.finish_ms:
+        if self._now_ms() >= run.started_ms + flow.timeouts.finish_ms:
             run.reason = "timeouts.finish"
             return True
         return False
@@ -651,7 +700,6 @@ class FlowControl:
     # timers ---------------------------------------------------------------------------------
     def fire(self, payload: tuple) -> None:
         kind = payload[0]
-        engine = self.engine
         if kind in ("debounce", "batch"):
             flow = self.fns.get(payload[1])
             if flow is None:
@@ -665,13 +713,13 @@ class FlowControl:
             if flow is not None:
                 self._throttle_fire(flow, payload[2])
         elif kind == "timeout.start":
-            run = engine.runs.get(payload[1])
+            run = self._runs.get(payload[1])
             if run is not None and run.started_ms is None and not run.status.is_final:
-                engine.cancel_run(run, "timeouts.start")
+                self._cancel_run(run, "timeouts.start")
         elif kind == "timeout.finish":
-            run = engine.runs.get(payload[1])
+            run = self._runs.get(payload[1])
             if run is not None and not run.status.is_final:
-                engine.cancel_run(run, "timeouts.finish")
+                self._cancel_run(run, "timeouts.finish")
 
 
 def _slot(flow: _FnFlow, spec: typing.Any, key: str | None) -> tuple[tuple[str, str, str], int]:
