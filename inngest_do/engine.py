@@ -18,9 +18,7 @@ O(1); a replay costs O(steps recorded), each an O(1) memo look-up.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import collections
-import inspect
 import json
 import os
 import threading
@@ -28,6 +26,7 @@ import typing
 
 from . import errors, limits
 from .context import Context, ContextSync, ReplayQuietLogger
+from .driver import Driver, resolve
 from .event import Event
 from .execution import (
     DONE,
@@ -65,8 +64,6 @@ if typing.TYPE_CHECKING:
     from .client import Inngest
     from .function import Function
     from .storage import RecoveredState, Store
-
-T = typing.TypeVar("T")
 
 _SCALARS = (str, int, bool)  # step outputs encode_output passes through as they are
 
@@ -122,9 +119,14 @@ class Engine:
         self.flow = self._flow_control()
         self.lock = threading.RLock()
         self.auto_drain = False  # a Simulation runs what is due after every top-level send
-        self.drain_limit: int | None = None  # slices one drain may run (a Simulation's bound)
-        self.busy_error: typing.Callable[[int], Exception] = lambda n: RuntimeError(
-            f"inngest_do: still busy after {n} slices at one instant")
+        # Runs what is ready and moves virtual time for synchronous callers; it reads the
+        # working state through these calls, so it outlives a rebuild. A Simulation bounds
+        # its drains (driver.drain_limit, driver.busy_error).
+        self.driver = Driver(
+            clock=clock, has_ready=lambda: bool(self.ready), pop_ready=self._pop_ready,
+            run_slice=self.slice, next_due=self.next_due, fire_due=self.fire_due,
+            has_work=self.has_work, sync_functions=self.sync_functions,
+            clock_moved=lambda: self.flow.sweep())
         self.on_work: typing.Callable[[], None] | None = None  # a Worker's wake-up call
         # How a Worker runs sync handlers off its loop: awaitable runner(fn, *args), e.g.
         # loop.run_in_executor on a bounded pool. None: on the calling thread.
@@ -503,40 +505,14 @@ class Engine:
         run.queued = False
         return None if run.status.is_final else run
 
+    # driving (see driver.py) ---------------------------------------------------------------
     def drain(self) -> int:
-        """Execute ready slices one after another until none is left; returns how many ran.
-
-        Slices run inside the engine's private event loop (entered once for the whole
-        drain), so step bodies and middleware may await real asyncio I/O.
-        """
-        if not self.ready:
-            return 0  # no loop entry when there is nothing to run
-        return self._drive(self.drain_async())
-
-    def _drive(self, coro: typing.Coroutine[typing.Any, typing.Any, T]) -> T:
-        """Run an engine coroutine from synchronous code: in this thread's private loop, or
-        inline when called inside a caller's running loop (real I/O then needs a Worker)."""
-        if _loop_running():
-            return self._run_inline(coro)
-        return self._private_loop().run_until_complete(coro)
+        """Execute ready slices until none is left; returns how many ran."""
+        return self.driver.drain()
 
     async def drain_async(self) -> int:
         """:meth:`drain` from inside an event loop."""
-        count = 0
-        while self.ready:
-            run = self._pop_ready()
-            if run is not None:
-                count = self._count(count)
-                await self.slice(run)
-        return count
-
-    def _count(self, count: int) -> int:
-        if self.drain_limit is not None and count >= self.drain_limit:
-            raise self.busy_error(count)
-        return count + 1
-
-    def _private_loop(self) -> asyncio.AbstractEventLoop:
-        return _private_loop()
+        return await self.driver.drain_async()
 
     async def slice(self, run: RunState) -> None:
         """Drive ``run``'s handler until it returns, raises or parks."""
@@ -1169,52 +1145,14 @@ class Engine:
         self.flow.admit(fn, self._record_event(event_payload), event_payload)
         self._arm_cron(fn, idx, cron, cron.next_after(tick))
 
-    # driving --------------------------------------------------------------------------------
     def run_until(self, target_ms: int) -> None:
-        """Virtual clocks: run everything due up to ``target_ms`` in time order, then set
-        the clock to ``target_ms``. The private loop is entered once for all of it."""
-        self.sync_functions()  # a cron function created after the Simulation ticks too
-        due = self.timers.peek_due()
-        if self.ready or (due is not None and due <= target_ms):
-            self._drive(self._run_until_async(target_ms))
-        if target_ms > self.clock.now_ms():
-            self.clock.advance_to(target_ms)
-            self.flow.sweep()  # as the clock moves, limiter keys expire
+        """Virtual clocks: run everything due up to ``target_ms``, then move the clock there."""
+        self.driver.run_until(target_ms)
 
     def run_until_idle(self, max_iterations: int) -> bool:
         """Virtual clocks: run from timer to timer until only cron schedules remain; False if
         ``max_iterations`` timer instants were not enough."""
-        self.sync_functions()
-        return self._drive(self._run_until_idle_async(max_iterations))
-
-    async def _run_until_idle_async(self, max_iterations: int) -> bool:
-        await self.drain_async()
-        done = 0
-        while self.has_work():
-            if done >= max_iterations:
-                return False
-            self._due_step(max(self.timers.peek_due() or 0, self.clock.now_ms()))
-            await self.drain_async()
-            done += 1
-        return True
-
-    async def _run_until_async(self, target_ms: int) -> None:
-        await self.drain_async()
-        while self._due_step(target_ms):
-            await self.drain_async()
-
-    def _due_step(self, target_ms: int) -> bool:
-        """Move the clock to the next timer due by ``target_ms`` and fire what is due then;
-        False when none is."""
-        if self.ready:
-            return True
-        due = self.timers.peek_due()
-        if due is None or due > target_ms:
-            return False
-        if due > self.clock.now_ms():
-            self.clock.advance_to(due)
-        self.fire_due(self.clock.now_ms())
-        return True
+        return self.driver.run_until_idle(max_iterations)
 
     def has_work(self) -> bool:
         """True while anything but cron schedules remains to be done."""
@@ -1223,43 +1161,9 @@ class Engine:
         return len(self.timers) > len(self._cron_timers)
 
     def resolve(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
-        """Run a fresh ``awaitable`` to completion from synchronous code (a sync handler's
-        async step body, an async hook called from sync code).
-
-        With no loop running in this thread it runs in this thread's private loop; inside a
-        running loop (a Simulation's, while a sync handler runs) it runs on a helper thread
-        with a loop of its own. Either way it may await real asyncio I/O.
-        """
-        if not _loop_running():
-            return self._private_loop().run_until_complete(_ensure(awaitable))
-        box: list[typing.Any] = []
-
-        def target() -> None:
-            try:
-                box.append((True, asyncio.run(_ensure(awaitable))))
-            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
-                box.append((False, err))
-
-        helper = threading.Thread(target=target, name="inngest_do-resolve")
-        helper.start()
-        helper.join()
-        ok, value = box[0]
-        if ok:
-            return value
-        raise value
-
-    def _run_inline(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
-        """Run ``awaitable`` with no event loop: fine until it awaits real I/O."""
-        gen = awaitable.__await__()
-        try:
-            gen.send(None)
-        except StopIteration as stop:
-            return stop.value
-        gen.close()
-        raise RuntimeError(
-            "inngest_do: a step awaited real I/O while a Simulation was driven from inside a "
-            "running event loop; drive it from synchronous code, or use inngest_do.Worker"
-        )
+        """Run a fresh ``awaitable`` to completion from synchronous code (see
+        :func:`~inngest_do.driver.resolve`)."""
+        return resolve(awaitable)
 
     def _work_arrived(self) -> None:
         if self.auto_drain:
@@ -1365,47 +1269,10 @@ class Engine:
                 waits=self.waits, flow=self.flow, reseed=self.reseed)
 
 
-_LOOPS = threading.local()
-_ALL_LOOPS: list[asyncio.AbstractEventLoop] = []
-
-
-def _private_loop() -> asyncio.AbstractEventLoop:
-    """This thread's private event loop, shared by every engine (one per thread, closed at
-    exit), used to drive slices from synchronous code."""
-    loop = getattr(_LOOPS, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _LOOPS.loop = asyncio.new_event_loop()
-        _ALL_LOOPS.append(loop)
-    return loop
-
-
-@atexit.register
-def _close_loops() -> None:
-    for loop in _ALL_LOOPS:
-        if not loop.is_closed() and not loop.is_running():
-            loop.close()
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def _transformed(res: TransformOutputResult) -> typing.Any:
     if res.error is not None:
         raise res.error
     return res.output
-
-
-async def _wrap(awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
-    return await awaitable
-
-
-def _ensure(awaitable: typing.Any) -> typing.Coroutine:
-    return awaitable if inspect.iscoroutine(awaitable) else _wrap(awaitable)
 
 
 def _is_settled(outcomes: list) -> bool:
