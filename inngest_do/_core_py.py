@@ -17,12 +17,14 @@ from __future__ import annotations
 import collections
 import datetime as _dt
 import time as _time
+import typing
 from heapq import heapify as _heapify
 from heapq import heappop as _heappop
 from heapq import heappush as _heappush
 
 __all__ = [
     "GCRA",
+    "Journal",
     "KeyedCounter",
     "MemoTable",
     "ReadyQueue",
@@ -634,3 +636,46 @@ class SeededRandom:
 
     def __repr__(self) -> str:
         return "SeededRandom(...)"
+
+
+class Journal:
+    """Builds a run's journal entries and hands each to everyone who keeps it: the run's own
+    history list, the global trace (when kept), a listener, and the store's sinks.
+
+    An entry is ``record_type(at_ms, subject, group, kind, item, detail)`` for a tuple
+    subclass ``record_type``, built without its ``__new__`` and (compiled) not tracked by the
+    garbage collector (see :func:`untracked_record`). ``trace`` and ``listener`` are plain
+    attributes, None when unused. Complexity: O(1) per entry (list appends, one sink call).
+    """
+
+    __slots__ = ("listener", "record_type", "save_entry", "save_memo", "trace")
+
+    def __init__(self, record_type: type, save_entry: typing.Callable[[str, tuple], None],
+                 save_memo: typing.Callable[[str, str, object], None]) -> None:
+        self.record_type = record_type
+        self.save_entry = save_entry
+        self.save_memo = save_memo
+        self.trace: list | None = None
+        self.listener: typing.Callable[[tuple], None] | None = None
+
+    def log(self, history: list | None, at_ms: int, subject: str, group: str, kind: str,
+            item: object = None, detail: object = None) -> tuple:
+        """One entry: to the trace, the listener and, with a ``history`` list, to it and to
+        the store's ``save_entry(subject, entry)``."""
+        entry = tuple.__new__(self.record_type, (at_ms, subject, group, kind, item, detail))
+        if self.trace is not None:
+            self.trace.append(entry)
+        if self.listener is not None:
+            self.listener(entry)
+        if history is not None:
+            history.append(entry)
+            self.save_entry(subject, entry)
+        return entry
+
+    def memoize(self, memos: MemoTable, history: list, at_ms: int, subject: str, group: str,
+                kind: str, item: str, memo: object) -> tuple:
+        """Record ``memo`` under ``item`` (``memos.set`` and the store's ``save_memo``), then
+        :meth:`log` the entry ``kind`` for it."""
+        memos.set(item, memo)
+        self.save_memo(subject, item, memo)
+        return self.log(history, at_ms, subject, group, kind, item, None)

@@ -50,20 +50,20 @@ from .execution import (
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
-from .kernel import ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime, untracked_record
+from .kernel import Journal, ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .recovery import cron_cursors, restore, run_from_record
 from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .runs import Wait as _Wait
 from .serializer import serialize
 from .step import Group, GroupSync, Step, StepSync
-from .storage.base import StoreError
+from .storage.base import Store, StoreError
 from .triggers import CronSchedule, EventRouter
 
 if typing.TYPE_CHECKING:
     from .client import Inngest
     from .function import Function
-    from .storage import RecoveredState, Store
+    from .storage import RecoveredState
 
 _SCALARS = (str, int, bool)  # step outputs encode_output passes through as they are
 
@@ -110,8 +110,10 @@ class Engine:
         # A long-running wall-clock engine keeps no global trace (each run keeps its own
         # history); a Simulation turns it on.
         self.keep_trace = bool(getattr(clock, "is_virtual", False))
-        #: called with every new trace entry (a Worker's way to report progress)
-        self.trace_listener: typing.Callable[[TraceEntry], None] | None = None
+        # Where trace entries go (the kernel builds and hands them out): this trace, a
+        # listener, each run's history and the store.
+        self.journal = Journal(TraceEntry, store.append_history, store.save_memo)
+        self.journal.trace = self.trace if self.keep_trace else None
         self.live: collections.OrderedDict[str, Execution] = collections.OrderedDict()
         self.coroutine_cap = coroutine_cap
         self.waits: dict[str, dict[tuple[str, str], _Wait]] = {}
@@ -157,10 +159,21 @@ class Engine:
             self.retention_ms = None  # a Simulation keeps everything unless told otherwise
         self._next_prune_ms: int | None = None
         self._log_store = _store_logger()
+        # A store that keeps every write at once (the memory store) needs no commit per step.
+        self._commit_needed = type(store).commit is not Store.commit
         self.store.open()
         self._recover()
         if functions is not None:
             self.serve(functions)
+
+    @property
+    def trace_listener(self) -> typing.Callable[[TraceEntry], None] | None:
+        """Called with every new trace entry (a Worker's way to report progress)."""
+        return self.journal.listener
+
+    @trace_listener.setter
+    def trace_listener(self, listener: typing.Callable[[TraceEntry], None] | None) -> None:
+        self.journal.listener = listener
 
     # time -----------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -540,6 +553,9 @@ class Engine:
             serving = self.client_of(fn)
             mws = serving._middleware + fn.middleware
             ex.middleware = [mw(serving, None) for mw in mws] if mws else []
+            ex.fast = not (mws or ex.requests or self.faults or self.limits
+                           or self.group_commit or run.keys.get("concurrency")
+                           or fn.finish_timeout_ms is not None)
             ex.ctx.attempt = run.attempt
             if fresh:
                 run.memos.reset_counter()
@@ -949,10 +965,14 @@ class Engine:
             return MISSING
         # A tuple: with a JSON scalar value the garbage collector stops visiting it (one is
         # kept per step for the run's life); memos are only ever indexed, never changed.
-        self._memoize(run, full_id, (op, True, value))
-        self._log(self.now_ms(), run.id, run.fn_id, "step.completed", full_id)
-        if not defer:  # deferred: the caller awaits commit_async() before going on
-            self.commit()  # recorded before the handler continues
+        run.attempt = 0
+        self.journal.memoize(run.memos, run.history, self.now_ms(), run.id, run.fn_id,
+                             "step.completed", full_id, (op, True, value))
+        # Recorded before the handler continues (deferred: the caller awaits commit_async()
+        # itself). A store whose writes need no commit gets its housekeeping at the end of
+        # the slice instead.
+        if not defer and self._commit_needed:
+            self.commit()
         return fresh_copy(value)
 
     def _memoize(self, run: RunState, full_id: str, memo: typing.Sequence[typing.Any]) -> None:
@@ -1192,15 +1212,9 @@ class Engine:
         # Built in the kernel (a NamedTuple's own __new__ is a Python-level call) and not
         # tracked by the garbage collector: entries are kept for every run and point at
         # nothing that could lead back to them.
-        entry = untracked_record(TraceEntry, at_ms, run_id, fn_id, kind, step, detail)
-        if self.keep_trace:
-            self.trace.append(entry)
-        if self.trace_listener is not None:
-            self.trace_listener(entry)
         run = self.runs.get(run_id) if fn_id else None
-        if run is not None:
-            run.history.append(entry)
-            self.store.append_history(run_id, entry)
+        self.journal.log(None if run is None else run.history, at_ms, run_id, fn_id, kind,
+                         step, detail)
 
     def _save(self, run: RunState) -> None:
         self.store.save_run(run_record(run))

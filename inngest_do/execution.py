@@ -198,6 +198,9 @@ class Drive:
                 exc, send = err, None
 
 
+_SCALARS = (str, int, bool)  # what encode_output passes through (a float may be NaN)
+
+
 def encode_output(value: typing.Any, what: str) -> typing.Any:
     """The JSON round trip of ``value``: what the handler sees, live or replayed.
 
@@ -229,6 +232,7 @@ class Execution:
         "coro",
         "ctx",
         "engine",
+        "fast",
         "fn",
         "generation",
         "guard",
@@ -280,6 +284,9 @@ class Execution:
         self.parallel = 0  # depth of parallel groups the handler is inside
         self.hooks_ended = False  # after_execution already heard this request end
         self.step_name = ""  # the user's id of the step being started (error messages)
+        # Set per slice by the engine: no middleware, fault, limit, request model or
+        # step-level flow control applies, so steps take their short path (step.py).
+        self.fast = False
         self.ctx = engine.make_context(self)
 
     # step boundaries -----------------------------------------------------------------------
@@ -311,6 +318,19 @@ class Execution:
                 f"as a {op} step; the function changed under a run in flight"
             )
         return memo
+
+    def recorded(self, full_id: str, op: str) -> typing.Any:
+        """:meth:`lookup` for the short path (no lock, no request model, no replay hooks)."""
+        memo = self.run.memos.get(full_id, MISSING)
+        if memo is not MISSING and memo[0] != op:
+            return self.lookup(full_id, op)  # raises NonDeterminismError
+        return memo
+
+    def checked_output(self, full_id: str, out: typing.Any) -> typing.Any:
+        """A step's output as recorded (the JSON round trip; scalars as they are)."""
+        if out is None or type(out) in _SCALARS:
+            return out
+        return encode_output(out, f"step '{full_id}'")
 
     async def lookup_async(self, full_id: str, op: str) -> typing.Any:
         """:meth:`lookup`, telling middleware when a replay runs out of memos."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 
@@ -90,8 +91,9 @@ class Function(typing.Generic[T]):
         for what, source in _expressions(opts):
             Expression.compile(source, what=what)
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
+        # cached: read several times per run by the engine
         return f"{self._app_id}-{self._opts.fn_id}"
 
     @property
@@ -102,9 +104,15 @@ class Function(typing.Generic[T]):
     def name(self) -> str:
         return self._name
 
-    @property
+    @functools.cached_property
     def is_handler_async(self) -> bool:
         return inspect.iscoroutinefunction(self.handler)
+
+    @functools.cached_property
+    def finish_timeout_ms(self) -> int | None:
+        """``timeouts.finish`` in ms, or None."""
+        timeouts = self._opts.timeouts
+        return None if timeouts is None else timeouts.finish_ms
 
     @property
     def options(self) -> FunctionOptions:

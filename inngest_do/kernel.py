@@ -20,6 +20,7 @@ from types import ModuleType
 __all__ = [
     "GCRA",
     "IMPLEMENTATION",
+    "Journal",
     "KeyedCounter",
     "MemoTable",
     "ReadyQueue",
@@ -62,6 +63,7 @@ MemoTable = _core.MemoTable
 ReadyQueue = _core.ReadyQueue
 GCRA = _core.GCRA
 KeyedCounter = _core.KeyedCounter
+Journal = _core.Journal
 SeededRandom = _core.SeededRandom
 ms_to_datetime = _core.ms_to_datetime
 datetime_to_ms = _core.datetime_to_ms

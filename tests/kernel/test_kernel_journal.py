@@ -1,0 +1,64 @@
+"""The kernel's Journal: one entry reaches the trace, a listener, the run's history and the
+store's sinks, in that order, identically in both twins."""
+
+from __future__ import annotations
+
+import gc
+import typing
+
+import pytest
+
+
+class Entry(typing.NamedTuple):
+    at_ms: int
+    run_id: str
+    fn_id: str
+    kind: str
+    step: str | None
+    detail: typing.Any
+
+
+def _journal(core, seen):
+    journal = core.Journal(Entry, lambda subject, e: seen.append(("entry", subject, e)),
+                           lambda subject, item, memo: seen.append(("memo", subject, item, memo)))
+    return journal
+
+
+def test_log_hands_the_entry_to_everyone_who_keeps_it(core):
+    seen: list = []
+    journal = _journal(core, seen)
+    trace: list = []
+    journal.trace = trace
+    journal.listener = lambda e: seen.append(("listener", e))
+    history: list = []
+    entry = journal.log(history, 5, "r1", "f", "run.started")
+    assert type(entry) is Entry and entry == (5, "r1", "f", "run.started", None, None)
+    assert trace == [entry] and history == [entry]
+    assert seen == [("listener", entry), ("entry", "r1", entry)]
+
+
+def test_log_without_history_skips_the_store(core):
+    seen: list = []
+    journal = _journal(core, seen)
+    entry = journal.log(None, 1, "", "", "event.received", None, "go")
+    assert entry.detail == "go" and seen == []  # no trace, no listener, no history
+
+
+def test_memoize_records_then_logs(core):
+    seen: list = []
+    journal = _journal(core, seen)
+    memos = core.MemoTable()
+    history: list = []
+    entry = journal.memoize(memos, history, 7, "r1", "f", "step.completed", "a", ("run", True, 1))
+    assert memos.get("a") == ("run", True, 1)
+    assert entry == (7, "r1", "f", "step.completed", "a", None) and history == [entry]
+    assert seen == [("memo", "r1", "a", ("run", True, 1)), ("entry", "r1", entry)]
+    with pytest.raises(ValueError, match="already recorded"):
+        journal.memoize(memos, history, 8, "r1", "f", "step.completed", "a", ("run", True, 2))
+    assert len(history) == 1
+
+
+def test_entries_are_not_tracked_by_the_collector_when_compiled(core):
+    journal = _journal(core, [])
+    entry = journal.log(None, 1, "r", "f", "k", None, {"a": 1})
+    assert gc.is_tracked(entry) is (core.__name__.endswith("_core_py"))
