@@ -23,6 +23,8 @@ import inspect
 import threading
 import typing
 
+from . import loop_entry
+
 if typing.TYPE_CHECKING:
     from .runs import RunState
 
@@ -152,7 +154,7 @@ def drive(coro: typing.Coroutine[typing.Any, typing.Any, T]) -> T:
     inline when called inside a caller's running loop (real I/O then needs a Worker)."""
     if loop_running():
         return typing.cast(T, run_inline(coro))
-    return private_loop().run_until_complete(coro)
+    return loop_entry.run(private_loop(), coro)  # run_until_complete, without its set-up
 
 
 def resolve(awaitable: typing.Awaitable[typing.Any]) -> typing.Any:

@@ -555,7 +555,8 @@ class Engine:
             ex.middleware = [mw(serving, None) for mw in mws] if mws else []
             ex.fast = not (mws or ex.requests or self.faults or self.limits
                            or self.group_commit or run.keys.get("concurrency")
-                           or fn.finish_timeout_ms is not None)
+                           or fn.finish_timeout_ms is not None
+                           or (not ex.is_async and self.sync_runner is not None))
             ex.ctx.attempt = run.attempt
             if fresh:
                 run.memos.reset_counter()

@@ -297,6 +297,10 @@ class Execution:
             raise Abandoned()
         self.step_name = step_id
         run = self.run
+        if self.fast:  # no lock to take, no step limit, no finish timeout (see slice)
+            if run.cancel_requested:
+                raise CancelRun()
+            return run.memos.next_id(step_id)
         with self.guard:
             if run.cancel_requested or self.engine.finish_timed_out(run):
                 raise CancelRun()
@@ -416,10 +420,14 @@ class Execution:
             return not self.engine.flow.before_body(self.run)
 
     def enter_body(self, full_id: str) -> str | None:
-        with self.guard:
-            pending = self.run.pending.get(full_id)
-            self.ctx.attempt = pending.data if pending is not None and pending.kind == "retry" \
-                else self.run.attempt
+        run = self.run
+        if not run.pending:
+            self.ctx.attempt = run.attempt
+        else:
+            with self.guard:
+                pending = run.pending.get(full_id)
+                self.ctx.attempt = pending.data if pending is not None and \
+                    pending.kind == "retry" else run.attempt
         token = self.in_body
         self.in_body = full_id
         self.busy_ms = 0
