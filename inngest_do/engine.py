@@ -24,7 +24,7 @@ import os
 import threading
 import typing
 
-from . import errors, limits
+from . import errors, limits, queries
 from .context import Context, ContextSync, ReplayQuietLogger
 from .driver import Driver, resolve
 from .event import Event
@@ -52,8 +52,8 @@ from .expressions import Expression, ExpressionError
 from .flow import FlowControl
 from .kernel import Journal, ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
-from .recovery import cron_cursors, restore, run_from_record
-from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
+from .recovery import cron_cursors, restore
+from .runs import EventRecord, Pending, RunState, RunStatus, TraceEntry
 from .runs import Wait as _Wait
 from .serializer import serialize
 from .step import Group, GroupSync, Step, StepSync
@@ -1220,52 +1220,23 @@ class Engine:
     def _save(self, run: RunState) -> None:
         self.store.save_run(run_record(run))
 
+    # queries (see queries.py) -------------------------------------------------------------
     def event_records(self, name: str | None = None) -> list[tuple[str, dict]]:
-        """(internal id, {"payload", "received_ms", "outcomes"}) of events in arrival order:
-        the committed ones from the store, with what memory knows fresher (outcomes still
-        changing, events not yet committed)."""
-        with self.lock:  # a Worker may be changing them on another thread
-            stored = self.store.load_events(name)
-            live = {k: {"payload": v["payload"], "received_ms": v["received_ms"],
-                        "outcomes": [list(o) for o in v["outcomes"]]}
-                    for k, v in self.events.items()}
-        out = [(rec["id"], live.pop(rec["id"], rec)) for rec in stored]
-        out += [(event_id, rec) for event_id, rec in live.items()
-                if name is None or rec["payload"]["name"] == name]
-        return out
+        """(internal id, {"payload", "received_ms", "outcomes"}) of events in arrival order."""
+        return queries.event_records(self.store, self.lock, self.events, name)
 
     def query_events(self, name: str | None = None) -> list[EventRecord]:
-        """Events in arrival order, with their outcomes (see :meth:`event_records`)."""
-        return [_event_record(event_id, rec["payload"], rec["received_ms"], rec["outcomes"])
-                for event_id, rec in self.event_records(name)]
+        """Events in arrival order, with their outcomes."""
+        return queries.query_events(self.store, self.lock, self.events, name)
 
     def query_runs(self, fn_id: str | None = None,
                    status: RunStatus | str | None = None) -> list[RunState]:
-        """Runs in creation order: finished ones read from the store, active ones as the
-        engine holds them."""
-        if status is not None:
-            status = RunStatus(status)
-        with self.lock:  # a Worker may be changing them on another thread
-            records = self.store.load_runs(fn_id, None if status is None else status.value)
-            live = dict(self.runs)
-        out = []
-        for rec in records:
-            run = live.pop(rec["id"], None) or run_from_record(rec)
-            if status is None or run.status == status:
-                out.append(run)
-        for run in live.values():  # created since the last commit
-            if (fn_id is None or run.fn_id == fn_id) and (status is None or run.status == status):
-                out.append(run)
-        return out
+        """Runs in creation order (finished ones from the store, active ones from memory)."""
+        return queries.query_runs(self.store, self.lock, self.runs, fn_id, status)
 
     def get_run(self, run_id: str) -> RunState | None:
         """One run by id (an active one from memory, a finished one from the store)."""
-        with self.lock:
-            run = self.runs.get(run_id)
-            if run is not None:
-                return run
-            rec = self.store.load_run(run_id)
-        return None if rec is None else run_from_record(rec)
+        return queries.get_run(self.store, self.lock, self.runs, run_id)
 
     # recovery -------------------------------------------------------------------------------
     def reseed(self, salt: int) -> None:
@@ -1294,13 +1265,6 @@ def _is_settled(outcomes: list) -> bool:
     """True when none of an event's outcomes can change any more."""
     return not any(o[1] in _OPEN_OUTCOMES and (o[2] is None or o[1] == "throttled")
                    for o in outcomes)
-
-
-def _event_record(event_id: str, payload: dict, received_ms: int,
-                  outcomes: list) -> EventRecord:
-    return EventRecord(id=event_id, name=payload["name"], data=payload.get("data") or {},
-                       received_at=ms_to_datetime(received_ms),
-                       outcomes=tuple(EventOutcome(*o) for o in outcomes))
 
 
 def _store_logger() -> typing.Any:
