@@ -35,10 +35,10 @@ from .execution import (
     OP_INVOKE,
     OP_SLEEP,
     OP_WAIT,
+    PARK,
     PARKED,
     RAISED,
     CancelRun,
-    Drive,
     Execution,
     SkipStep,
     SyncPark,
@@ -50,7 +50,7 @@ from .execution import (
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
-from .kernel import Journal, ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
+from .kernel import Drive, Journal, ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .recovery import cron_cursors, restore
 from .runs import EventRecord, Pending, RunState, RunStatus, TraceEntry
@@ -547,8 +547,9 @@ class Engine:
                 self._log(now, run.id, run.fn_id, "run.started")
             if run.status is not RunStatus.RUNNING:
                 run.status = RunStatus.RUNNING
-                self._save(run)
-                await self.commit_async()  # readers of the store see it running
+                if self._commit_needed:  # readers of the store see it running
+                    self._save(run)
+                    await self.commit_async()
             self.flow.on_slice_start(run)
             serving = self.client_of(fn)
             mws = serving._middleware + fn.middleware
@@ -578,7 +579,7 @@ class Engine:
                     ex.coro = fn.handler(ex.ctx)
                 handler_token = enter_handler(ex)
                 try:
-                    outcome, value = await Drive(ex.coro)
+                    outcome, value = await Drive(ex.coro, PARK)
                 finally:
                     exit_handler(handler_token)
             elif self.sync_runner is not None:

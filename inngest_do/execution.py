@@ -7,7 +7,7 @@ every question (memoized? retry due? nested?) and it forwards decisions that tou
 waits and stores to the engine.
 
 The driver protocol: a parked step yields :data:`PARK` (async) or raises :class:`SyncPark`
-(sync). :class:`Drive` runs a coroutine until it parks or ends, forwarding any other
+(sync). The kernel's :class:`~inngest_do.kernel.Drive` runs a coroutine until it parks or ends, forwarding any other
 awaitable (a step body's real I/O) to whoever awaits the drive: asyncio in a worker, a
 private loop in a simulation.
 """
@@ -20,7 +20,7 @@ import inspect
 import json
 import typing
 
-from . import errors, limits
+from . import errors, kernel, limits
 from .event import Event, SendEventsResult
 
 if typing.TYPE_CHECKING:
@@ -36,9 +36,8 @@ OP_WAIT = "wait"
 OP_SEND = "send"
 OP_INVOKE = "invoke"
 
-DONE = "done"
-RAISED = "raised"
-PARKED = "parked"
+# what Drive (the kernel's slice driver) reports
+DONE, RAISED, PARKED = kernel.DONE, kernel.RAISED, kernel.PARKED
 
 
 class _Park:
@@ -167,35 +166,6 @@ class _NoLock:
 
 
 NO_LOCK = _NoLock()
-
-
-class Drive:
-    """Run ``coro`` until it parks or returns: ``(DONE, value)``, ``(RAISED, exc)``,
-    ``(PARKED, None)``. Foreign awaitables are passed up to the awaiting task."""
-
-    __slots__ = ("coro",)
-
-    def __init__(self, coro: typing.Coroutine) -> None:
-        self.coro = coro
-
-    def __await__(self) -> typing.Generator[typing.Any, typing.Any, tuple[str, typing.Any]]:
-        coro = self.coro
-        send: typing.Any = None
-        exc: BaseException | None = None
-        while True:
-            try:
-                y = coro.throw(exc) if exc is not None else coro.send(send)
-            except StopIteration as stop:
-                return (DONE, stop.value)
-            except BaseException as err:  # noqa: BLE001 - the engine classifies it
-                return (RAISED, err)
-            if y is PARK:
-                return (PARKED, None)
-            exc = None
-            try:
-                send = yield y
-            except BaseException as err:  # noqa: BLE001 - forwarded into the handler
-                exc, send = err, None
 
 
 _SCALARS = (str, int, bool)  # what encode_output passes through (a float may be NaN)

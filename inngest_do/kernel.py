@@ -18,8 +18,12 @@ import warnings
 from types import ModuleType
 
 __all__ = [
+    "DONE",
     "GCRA",
     "IMPLEMENTATION",
+    "PARKED",
+    "RAISED",
+    "Drive",
     "Journal",
     "KeyedCounter",
     "MemoTable",
@@ -64,6 +68,10 @@ ReadyQueue = _core.ReadyQueue
 GCRA = _core.GCRA
 KeyedCounter = _core.KeyedCounter
 Journal = _core.Journal
+Drive = _core.Drive
+DONE = _core.DONE
+RAISED = _core.RAISED
+PARKED = _core.PARKED
 SeededRandom = _core.SeededRandom
 ms_to_datetime = _core.ms_to_datetime
 datetime_to_ms = _core.datetime_to_ms
