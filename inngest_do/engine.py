@@ -28,6 +28,7 @@ from . import errors, limits, queries
 from .context import Context, ContextSync, ReplayQuietLogger
 from .driver import Driver, resolve
 from .event import Event
+from .event_table import EventTable
 from .execution import (
     DONE,
     MISSING,
@@ -77,8 +78,6 @@ FAILED_EVENT = "inngest/function.failed"
 CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
 CRON_EVENT = "inngest/scheduled.timer"
-#: outcomes an event may still change from (so it stays in memory until it does)
-_OPEN_OUTCOMES = ("debounced", "batched", "throttled")
 #: pruning by age runs at most this often (engine time)
 PRUNE_EVERY_MS = 3_600_000
 #: the outcome of an event whose trigger, cancel or wait expression failed to evaluate
@@ -105,7 +104,7 @@ class Engine:
         self.ready = ReadyQueue()
         self.runs: dict[str, RunState] = {}
         self._run_seq = 0
-        self.events: dict[str, dict] = {}  # internal id -> {"payload", "received_ms", ...}
+        self.event_table = self._event_table()
         self.trace: list[TraceEntry] = []
         # A long-running wall-clock engine keeps no global trace (each run keeps its own
         # history); a Simulation turns it on.
@@ -149,7 +148,6 @@ class Engine:
         self.generation = 0
         # Finished runs and settled events leave memory once the store has them committed.
         self._ended: list[str] = []
-        self._settled: list[str] = []
         self._store_failure: StoreError | None = None  # the last commit that failed
         #: share commits (and their fsyncs) between slices: a Worker on a FULL store
         self.group_commit = False
@@ -272,13 +270,7 @@ class Engine:
                 if run is not None and run.status.is_final:
                     del runs[run_id]
             self._ended.clear()
-        if self._settled:
-            events = self.events
-            for event_id in self._settled:
-                rec = events.get(event_id)
-                if rec is not None and _is_settled(rec["outcomes"]):
-                    del events[event_id]
-            self._settled.clear()
+        self.event_table.forget_settled()
         if self.retention_ms is not None:
             now = self.now_ms()
             if self._next_prune_ms is None or now >= self._next_prune_ms:
@@ -323,7 +315,7 @@ class Engine:
         self.timers = TimerHeap()
         self.ready = ReadyQueue()
         self.runs = {}
-        self.events = {}
+        self.event_table = self._event_table()
         self.live = collections.OrderedDict()
         self.waits = {}
         self.executing = set()
@@ -334,7 +326,6 @@ class Engine:
         self._fn_clients = {}
         self._cron_timers = set()
         self._ended = []
-        self._settled = []
         self.store.open()  # an open store starts over from its last commit
         self._recover()
         try:
@@ -348,10 +339,19 @@ class Engine:
         """Flow control over this engine's current working state (made anew on rebuild)."""
         return FlowControl(
             now_ms=self.now_ms, timers=self.timers, store=self.store, runs=self.runs,
-            events=self.events, executing=self.executing, enqueue=self.enqueue,
+            outcomes=self.event_table, executing=self.executing, enqueue=self.enqueue,
             create_run=self.create_run, cancel_run=self.cancel_run,
-            record_outcome=self.record_outcome, set_outcome=self.set_outcome,
-            set_outcome_run=self.set_outcome_run, note=self.record_run_note)
+            note=self.record_run_note)
+
+    def _event_table(self) -> EventTable:
+        """The events in memory (made anew on rebuild); ids from the seeded source."""
+        return EventTable(store=self.store, now_ms=self.now_ms,
+                          new_id=lambda now: self.rng.ulid(now))
+
+    @property
+    def events(self) -> dict[str, dict]:
+        """Event id -> record, for the events still in memory (see event_table.py)."""
+        return self.event_table.records
 
     def function(self, fn_id: str) -> Function[typing.Any]:
         self.sync_functions()
@@ -375,37 +375,15 @@ class Engine:
         return ids
 
     def _accept_one(self, payload: dict, origin: str | None) -> str:
-        event_id = self._record_event(payload)
+        event_id = self.event_table.record(payload)
         self._log(self.now_ms(), origin or "", "", "event.received", None, payload["name"])
         self._deliver(event_id, payload)
-        self._store_event(event_id)
+        self.event_table.save(event_id)
         return event_id
-
-    def _store_event(self, event_id: str) -> None:
-        """Save an event with its outcomes; once they can no longer change it leaves
-        memory at the next commit."""
-        rec = self.events.get(event_id)
-        if rec is None:
-            return
-        settled = _is_settled(rec["outcomes"])
-        self.store.save_event(event_id, rec["payload"], rec["received_ms"], rec["outcomes"],
-                              settled)
-        if settled:
-            self._settled.append(event_id)
 
     def _record_event(self, payload: dict) -> str:
-        """Give ``payload`` its internal id (and ``id``/``ts`` if it has none) and store it."""
-        now = self.now_ms()
-        event_id = self.rng.ulid(now)
-        user_id = payload.get("id") or None
-        if not user_id:
-            payload["id"] = event_id
-        if not payload.get("ts"):
-            payload["ts"] = now
-        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": (),
-                                 "user_id": user_id}
-        self.store.save_event(event_id, payload, now)
-        return event_id
+        """Give ``payload`` its internal id and store it (see EventTable.record)."""
+        return self.event_table.record(payload)
 
     def _deliver(self, event_id: str, payload: dict) -> None:
         name = payload["name"]
@@ -418,8 +396,8 @@ class Engine:
                 try:
                     hit = wait.expr.matches({"event": wait.run.events[0], "async": payload})
                 except ExpressionError as err:  # no match, but the event says why
-                    self.record_outcome(event_id, wait.run.fn_id, EXPRESSION_ERROR,
-                                        wait.run.id, str(err))
+                    self.event_table.record_outcome(event_id, wait.run.fn_id,
+                                                    EXPRESSION_ERROR, wait.run.id, str(err))
                     continue
                 if hit:
                     self._resolve_wait(key, wait, payload)
@@ -442,37 +420,7 @@ class Engine:
             self.flow.admit(fn, event_id, payload)
         for fn_id, why in failed.items():
             if fn_id not in started:  # an event that matches a trigger never vanishes
-                self.record_outcome(event_id, fn_id, EXPRESSION_ERROR, None, why)
-
-    # An event's outcomes are a tuple of (fn id, outcome, run id) string tuples, replaced
-    # rather than changed: one is kept per event for the engine's life, and the garbage
-    # collector stops visiting tuples of strings (it visits every list and dict, every pass).
-    def record_outcome(self, event_id: str, fn_id: str, outcome: str,
-                       run_id: str | None = None, error: str | None = None) -> None:
-        """Say why an event did or did not start a run of ``fn_id`` (for queries)."""
-        rec = self.events.get(event_id)
-        if rec is not None:
-            entry = (fn_id, outcome, run_id) if error is None else (
-                fn_id, outcome, run_id, error)
-            rec["outcomes"] = (*rec["outcomes"], entry)
-
-    def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None:
-        """Change what ``event_id`` did for ``fn_id`` (a throttled run has now started)."""
-        rec = self.events.get(event_id)
-        if rec is not None:
-            rec["outcomes"] = tuple(
-                (fn_id, outcome, run_id, *e[3:]) if e[0] == fn_id and e[2] == run_id else e
-                for e in rec["outcomes"])
-            self._store_event(event_id)
-
-    def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None:
-        """A debounced or batched event's run now exists."""
-        rec = self.events.get(event_id)
-        if rec is not None:
-            rec["outcomes"] = tuple(
-                (fn_id, e[1], run_id, *e[3:]) if e[0] == fn_id and e[2] is None else e
-                for e in rec["outcomes"])
-            self._store_event(event_id)
+                self.event_table.record_outcome(event_id, fn_id, EXPRESSION_ERROR, None, why)
 
     def record_run_note(self, run: RunState, kind: str, detail: typing.Any = None) -> None:
         """Flow control notes something about ``run`` in its history."""
@@ -1260,12 +1208,6 @@ def _transformed(res: TransformOutputResult) -> typing.Any:
     if res.error is not None:
         raise res.error
     return res.output
-
-
-def _is_settled(outcomes: list) -> bool:
-    """True when none of an event's outcomes can change any more."""
-    return not any(o[1] in _OPEN_OUTCOMES and (o[2] is None or o[1] == "throttled")
-                   for o in outcomes)
 
 
 def _store_logger() -> typing.Any:

@@ -68,9 +68,18 @@ class CreateRun(typing.Protocol):
                  lock: str | None = None) -> RunState: ...
 
 
-class RecordOutcome(typing.Protocol):
-    def __call__(self, event_id: str, fn_id: str, outcome: str, run_id: str | None = None,
-                 error: str | None = None) -> None: ...
+class Outcomes(typing.Protocol):
+    """The engine's event table, as flow control uses it: what each event did for each
+    function (see event_table.py)."""
+
+    def user_id(self, event_id: str) -> str | None: ...
+
+    def record_outcome(self, event_id: str, fn_id: str, outcome: str,
+                       run_id: str | None = None, error: str | None = None) -> None: ...
+
+    def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None: ...
+
+    def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None: ...
 
 
 def _compile(source: str | None, what: str) -> Expression | None:
@@ -152,12 +161,9 @@ class FlowControl:
     """Per-engine flow-control state for every function. See the module docstring."""
 
     def __init__(self, *, now_ms: typing.Callable[[], int], timers: Timers, store: Store,
-                 runs: typing.Mapping[str, RunState], events: typing.Mapping[str, dict],
+                 runs: typing.Mapping[str, RunState], outcomes: Outcomes,
                  executing: typing.Container[str], enqueue: typing.Callable[[RunState], None],
                  create_run: CreateRun, cancel_run: typing.Callable[[RunState, str], None],
-                 record_outcome: RecordOutcome,
-                 set_outcome: typing.Callable[[str, str, str, str], None],
-                 set_outcome_run: typing.Callable[[str, str, str], None],
                  note: typing.Callable[[RunState, str, typing.Any], None]) -> None:
         """Flow control over the engine's state, handed in piece by piece (it reads the
         run table, the events' ids and which runs are executing; it owns nothing else):
@@ -165,24 +171,24 @@ class FlowControl:
         - ``now_ms``: the engine's clock; ``timers``: its timer heap (flow-control timers
           come back through :meth:`fire`); ``store``: where limiter keys, seen event ids
           and debounce/batch piles are kept (``save_flow``);
-        - ``runs``: run id -> run (the run table); ``events``: event id -> its record
-          (for the id the user gave it); ``executing``: ids of runs with a slice running;
+        - ``runs``: run id -> run (the run table); ``outcomes``: the event table (what
+          each event did for each function, and the id its sender gave it);
+          ``executing``: ids of runs with a slice running;
         - what flow control decides, done by the engine: ``enqueue`` a run for a slice,
-          ``create_run``, ``cancel_run``, ``record_outcome`` / ``set_outcome`` /
-          ``set_outcome_run`` (what an event did), ``note`` (a line in a run's history).
+          ``create_run``, ``cancel_run``, ``note`` (a line in a run's history).
         """
         self._now_ms = now_ms
         self._timers = timers
         self._store = store
         self._runs = runs
-        self._events = events
+        self._outcomes = outcomes
         self._executing = executing
         self._enqueue = enqueue
         self._create_run = create_run
         self._cancel_run = cancel_run
-        self._record_outcome = record_outcome
-        self._set_outcome = set_outcome
-        self._set_outcome_run = set_outcome_run
+        self._record_outcome = outcomes.record_outcome
+        self._set_outcome = outcomes.set_outcome
+        self._set_outcome_run = outcomes.set_outcome_run
         self._note = note
         self.fns: dict[str, _FnFlow] = {}
         self.cancel_index: dict[str, list[_FnFlow]] = {}
@@ -235,7 +241,7 @@ class FlowControl:
         """An event matched ``fn``'s trigger: start a run, or say why not."""
         flow = self.fns[fn.id]
         now = self._now_ms()
-        user_id = self._events[event_id].get("user_id")
+        user_id = self._outcomes.user_id(event_id)
         if user_id:
             seen = flow.seen_ids
             first = seen.get(user_id)

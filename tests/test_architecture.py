@@ -17,7 +17,8 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "inngest_do"
 
 #: collaborators that get what they need passed in, never the Engine
-NO_ENGINE = ("inngest_do.flow", "inngest_do.recovery", "inngest_do.driver")
+NO_ENGINE = ("inngest_do.flow", "inngest_do.recovery", "inngest_do.driver",
+             "inngest_do.queries", "inngest_do.event_table")
 
 
 def _modules() -> dict[str, pathlib.Path]:
