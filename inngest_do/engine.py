@@ -375,15 +375,16 @@ class Engine:
         return ids
 
     def _accept_one(self, payload: dict, origin: str | None) -> str:
-        event_id = self.event_table.record(payload)
+        # saved once, with what it did, at the end (all of it is one commit)
+        event_id = self.event_table.record(payload, save=False)
         self._log(self.now_ms(), origin or "", "", "event.received", None, payload["name"])
         self._deliver(event_id, payload)
         self.event_table.save(event_id)
         return event_id
 
-    def _record_event(self, payload: dict) -> str:
+    def _record_event(self, payload: dict, *, save: bool = True) -> str:
         """Give ``payload`` its internal id and store it (see EventTable.record)."""
-        return self.event_table.record(payload)
+        return self.event_table.record(payload, save=save)
 
     def _deliver(self, event_id: str, payload: dict) -> None:
         name = payload["name"]
@@ -487,7 +488,8 @@ class Engine:
             fresh = ex is None or ex.coro is None
             if ex is None:
                 ex = Execution(self, run, fn)
-            if self.client_of(fn).execution == "requests":
+            serving = self._fn_clients.get(fn.id, self.client)
+            if serving.execution == "requests":
                 ex.requests = True
                 ex.target = _next_target(run, now)
             if run.started_ms is None:
@@ -499,8 +501,8 @@ class Engine:
                     self._save(run)
                     await self.commit_async()
             self.flow.on_slice_start(run)
-            serving = self.client_of(fn)
-            mws = serving._middleware + fn.middleware
+            mws = (serving._middleware + fn.middleware) if (
+                serving._middleware or fn.middleware) else None
             ex.middleware = [mw(serving, None) for mw in mws] if mws else []
             ex.fast = not (mws or ex.requests or self.faults or self.limits
                            or self.group_commit or run.keys.get("concurrency")
@@ -510,18 +512,19 @@ class Engine:
             if fresh:
                 run.memos.reset_counter()
                 ex.publishes = 0
-            ex.memo_phase = len(run.memos) > 0
+            memo_phase = ex.memo_phase = len(run.memos) > 0
             ex.memos_seen = 0
             if ex.middleware:
                 await ex.call_hooks_async("transform_input", ex.ctx, fn,
                                           StepMemos(_memo_lists(run)))
-                await ex.call_hooks_async("before_memoization" if ex.memo_phase
+                await ex.call_hooks_async("before_memoization" if memo_phase
                                           else "before_execution")
-            if not fresh and ex.memo_phase:
+            if not fresh and memo_phase:
                 # A live coroutine resumes at new code: middleware hears what a replay
                 # would have told it once its memos ran out.
                 ex.memo_phase = False
-                await self.new_code_reached(ex)
+                if ex.middleware:
+                    await self.new_code_reached(ex)
             if ex.is_async:
                 if fresh:
                     ex.coro = fn.handler(ex.ctx)
@@ -552,7 +555,10 @@ class Engine:
                 await self.new_code_reached(ex)
             if ex.middleware and not ex.hooks_ended:
                 await ex.call_hooks_async("after_execution", reverse=True)
-            await self._finish_slice(ex, outcome, value)
+            if outcome == PARKED:  # (nothing to await on this path)
+                self._finish_parked(ex)
+            else:
+                await self._finish_slice(ex, outcome, value)
             if ex.requests and outcome == PARKED:
                 requeue = self._request_ended(ex)
             if ex.middleware:
@@ -563,7 +569,10 @@ class Engine:
                 self.flow.on_slice_end(run)
                 if requeue:  # the next request goes at once (after the slots went back)
                     self.wake(run)
-                await self.commit_async()
+                if self.group_commit:
+                    await self.commit_async()
+                else:
+                    self.commit()
 
     def _request_ended(self, ex: Execution) -> bool:
         """``execution="requests"``: a request ended without finishing the run. Queue the
@@ -629,17 +638,21 @@ class Engine:
             ex.call_hooks_sync("after_memoization", reverse=True)
             ex.call_hooks_sync("before_execution")
 
+    def _finish_parked(self, ex: Execution) -> None:
+        run = ex.run
+        if ex.requests:
+            ex.coro = None  # nothing is kept: the next request replays from the start
+        if run.cancel_requested:
+            self._finalize_cancel(run, run.reason or "cancelled")
+            return
+        self._keep_live(ex)
+        run.status = self._parked_status(run)
+        self._save(run)
+
     async def _finish_slice(self, ex: Execution, outcome: str, value: typing.Any) -> None:
         run = ex.run
         if outcome == PARKED:
-            if ex.requests:
-                ex.coro = None  # nothing is kept: the next request replays from the start
-            if run.cancel_requested:
-                self._finalize_cancel(run, run.reason or "cancelled")
-                return
-            self._keep_live(ex)
-            run.status = self._parked_status(run)
-            self._save(run)
+            self._finish_parked(ex)
             return
         ex.coro = None
         if run.cancel_requested:
@@ -700,12 +713,14 @@ class Engine:
 
     @staticmethod
     def _parked_status(run: RunState) -> RunStatus:
-        kinds = {p.kind for p in run.pending.values()}
-        if "wait" in kinds or "invoke" in kinds:
-            return RunStatus.WAITING
-        if "sleep" in kinds:
-            return RunStatus.SLEEPING
-        return RunStatus.RUNNING
+        status = RunStatus.RUNNING
+        for pending in run.pending.values():
+            kind = pending.kind
+            if kind == "wait" or kind == "invoke":
+                return RunStatus.WAITING
+            if kind == "sleep":
+                status = RunStatus.SLEEPING
+        return status
 
     def complete_run(self, run: RunState, output: typing.Any) -> None:
         now = self.now_ms()

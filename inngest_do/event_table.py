@@ -45,8 +45,9 @@ class EventTable:
         self.records: dict[str, dict] = {}
         self._settled: list[str] = []  # saved as settled: leave memory after the commit
 
-    def record(self, payload: dict) -> str:
-        """Give ``payload`` its internal id (and ``id``/``ts`` if it has none) and store it."""
+    def record(self, payload: dict, *, save: bool = True) -> str:
+        """Give ``payload`` its internal id (and ``id``/``ts`` if it has none) and store it
+        (``save=False``: the caller saves it later with :meth:`save`, once)."""
         now = self._now_ms()
         event_id = self._new_id(now)
         user_id = payload.get("id") or None
@@ -56,7 +57,8 @@ class EventTable:
             payload["ts"] = now
         self.records[event_id] = {"payload": payload, "received_ms": now, "outcomes": (),
                                   "user_id": user_id}
-        self._store.save_event(event_id, payload, now)
+        if save:
+            self._store.save_event(event_id, payload, now)
         return event_id
 
     def save(self, event_id: str) -> None:

@@ -183,10 +183,21 @@ class Step:
 
     async def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
         """Sleep for ``duration`` (ms or timedelta) on a durable timer."""
-        ms = to_ms(duration, what="sleep.duration", min_ms=0)
+        ms = duration if type(duration) is int and duration >= 0 else to_ms(
+            duration, what="sleep.duration", min_ms=0)
         ex = self._ex
-        full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
-        while (await ex.lookup_async(full_id, OP_SLEEP)) is MISSING:
+        if type(step_id) is not str or not step_id:
+            _step_id(step_id)
+        full_id = ex.begin_step(step_id, OP_SLEEP)
+        while True:
+            if ex.fast and not ex.memo_phase:  # the short path, as in run()
+                if ex.recorded(full_id, OP_SLEEP) is not MISSING:
+                    return
+                ex.engine.park_sleep(ex, full_id, ms, True)
+                await PARK
+                continue
+            if (await ex.lookup_async(full_id, OP_SLEEP)) is not MISSING:
+                return
             ex.park_sleep(full_id, ms, relative=True)
             await ex.park()
 
