@@ -323,22 +323,31 @@ class StepSync:
     ) -> T:
         """Run ``handler(*handler_args)`` once, retrying it on error; its result is memoized."""
         ex = self._ex
-        full_id = ex.begin_step(_step_id(step_id), OP_RUN)
-        memo = ex.lookup_sync(full_id, OP_RUN)
+        if type(step_id) is not str or not step_id:
+            _step_id(step_id)
+        full_id = ex.begin_step(step_id, OP_RUN)
+        fast = ex.fast and output_type is None and not ex.memo_phase  # see Step.run
+        memo = ex.recorded(full_id, OP_RUN) if fast else ex.lookup_sync(full_id, OP_RUN)
         if memo is not MISSING:
             return _typed(ex, ex.unwrap(full_id, memo), output_type)
-        if ex.retry_not_due(full_id):
+        if (not fast or ex.run.pending) and ex.retry_not_due(full_id):
             raise SyncPark()
         token = ex.enter_body(full_id)
         try:
-            if ex.engine.faults:
-                ex.engine.inject_fault(ex, full_id)
-            out = handler(*handler_args)
-            if inspect.isawaitable(out):
-                out = ex.resolve_sync(out)
-            if output_type is not None:  # a serializer failing is a failed attempt
-                out = serialize(ex.engine.client_of(ex.fn), out, output_type)
-            out = ex.prepare_output(full_id, OP_RUN, out)
+            if fast:
+                out = handler(*handler_args)
+                if type(out) not in _PLAIN and inspect.isawaitable(out):
+                    out = ex.resolve_sync(out)
+                out = ex.checked_output(full_id, out)
+            else:
+                if ex.engine.faults:
+                    ex.engine.inject_fault(ex, full_id)
+                out = handler(*handler_args)
+                if inspect.isawaitable(out):
+                    out = ex.resolve_sync(out)
+                if output_type is not None:  # a serializer failing is a failed attempt
+                    out = serialize(ex.engine.client_of(ex.fn), out, output_type)
+                out = ex.prepare_output(full_id, OP_RUN, out)
         except NestedStep:
             # As in the SDK, the outer step fails for good (see Step.run).
             ex.exit_body(token)
@@ -360,7 +369,12 @@ class StepSync:
             if ex.step_failed(full_id, err):
                 raise SyncPark() from None
             return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_RUN))
-        ex.exit_body(token)
+        ex.in_body = token
+        if fast:
+            result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
+            if result is MISSING:  # a busy step: its result is recorded later
+                raise SyncPark()
+            return result
         result = ex.step_succeeded(full_id, OP_RUN, out)
         if result is MISSING:  # a busy step: its result is recorded later
             raise SyncPark()
