@@ -663,6 +663,56 @@ class FlowControl:
             self._give_back(run, self._units(run))
             self._pump([k for k, _ in run.keys["concurrency"]])
 
+    # re-syncs ------------------------------------------------------------------------------
+    def replace(self, fn: Function[typing.Any]) -> None:
+        """Follow ``fn``'s config from now on in place of the function with its id (the dev
+        server's re-sync): state that outlives one config (seen event ids, singleton locks,
+        live runs, piles and throttle queues while the new config still has them) carries
+        over; piles and throttled runs the new config no longer holds go on at once."""
+        old = self.fns.get(fn.id)
+        new = _FnFlow(fn)
+        self.fns[fn.id] = new
+        for spec, _ in new.cancel:
+            self.cancel_index.setdefault(spec.event, []).append(new)
+        if old is None:
+            return
+        for event, flows in list(self.cancel_index.items()):
+            if old in flows:
+                flows.remove(old)
+                if not flows:
+                    del self.cancel_index[event]
+        new.seen_ids = old.seen_ids
+        new.locks = old.locks
+        live = (old.live.values() if old.tracks_live else
+                [r for r in self._runs.values() if r.fn_id == fn.id and not r.status.is_final])
+        for run in list(live):
+            self._track(new, run)
+        # Piles keep collecting under the new config if it still debounces/batches, else
+        # they start their runs now (their events were accepted; none is dropped).
+        for name, has in (("debounce", new.debounce is not None),
+                          ("batch", new.batch is not None)):
+            old_piles = old.debounces if name == "debounce" else old.batches
+            new_piles = new.debounces if name == "debounce" else new.batches
+            if has:
+                new_piles.update(old_piles)
+            else:
+                for key in list(old_piles):
+                    self._close_pile(name, new, old_piles, key)
+        # Runs held by the throttle: still queued under a new throttle, else released.
+        if new.throttle_gcra is not None:
+            new.throttle_queues = old.throttle_queues
+            new.throttle_timers = old.throttle_timers
+        else:
+            for key, handle in old.throttle_timers.items():
+                if handle in self._timers:
+                    self._timers.cancel(handle)
+            for queue in old.throttle_queues.values():
+                for run_id in queue:
+                    run = self._runs.get(run_id)
+                    if run is not None and not run.status.is_final:
+                        run.keys["throttled"] = True
+                        self._take_slots(new, run)
+
     # cancellation ---------------------------------------------------------------------------
     def on_event(self, payload: dict, event_id: str | None = None) -> None:
         """Cancel the live runs whose ``cancel`` options match ``payload`` (``event_id``:
