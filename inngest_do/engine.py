@@ -1101,10 +1101,6 @@ class Engine:
         self._save(run)
         self.wake(run)
 
-    def schedule(self, due_ms: int, payload: tuple) -> int:
-        """Schedule a flow-control timer (its payload's first item names the kind)."""
-        return self.timers.schedule(due_ms, payload)
-
     # cron -----------------------------------------------------------------------------------
     def _arm_cron(self, fn: Function[typing.Any], idx: int, cron: CronSchedule,
                   tick: int) -> None:
