@@ -8,11 +8,10 @@ async middleware hooks. Slices are coroutines, so they run in a private event lo
 thread (entered once per drive, so step bodies may await real asyncio I/O), or inline
 when the caller already runs a loop of its own.
 
-The driver owns nothing of the engine's working state: it is handed the clock and the
-operations it needs (is anything ready, take the next ready run, run a slice of it, when is
-the next timer, fire what is due, is anything but cron left), each of which reads the
-engine's state at the time of the call (so a rebuild of that state leaves the driver
-valid).
+The driver owns nothing of the engine's working state: it is handed the clock, the ready
+queue and the timer heap (to look at, never to change: :meth:`Driver.attach` hands it the
+new ones when the engine rebuilds its state) and the operations it needs (take the next
+ready run, run a slice of it, fire what is due, is anything but cron left).
 """
 
 from __future__ import annotations
@@ -41,28 +40,39 @@ class Clock(typing.Protocol):
     def advance_to(self, ms: int) -> None: ...
 
 
+class Ready(typing.Protocol):
+    """The engine's ready queue, as the driver looks at it: is anything in it."""
+
+    def __len__(self) -> int: ...
+
+
+class Due(typing.Protocol):
+    """The engine's timer heap, as the driver looks at it: when the next timer fires."""
+
+    def peek_due(self) -> int | None: ...
+
+
 class Driver:
     """Runs an engine's ready slices and its due timers from synchronous code."""
 
-    def __init__(self, *, clock: Clock, has_ready: typing.Callable[[], bool],
+    def __init__(self, *, clock: Clock, ready: Ready, timers: Due,
                  pop_ready: typing.Callable[[], RunState | None],
                  run_slice: typing.Callable[[RunState], typing.Awaitable[None]],
-                 next_due: typing.Callable[[], int | None],
                  fire_due: typing.Callable[[int], int],
                  has_work: typing.Callable[[], bool],
                  sync_functions: typing.Callable[[], None],
                  clock_moved: typing.Callable[[], None]) -> None:
-        """``has_ready``: is a run waiting for a slice; ``pop_ready``: the next one (None
-        when the one taken no longer needs it); ``run_slice``: execute a slice of it;
-        ``next_due``: when the next timer fires; ``fire_due(now_ms)``: fire every timer due
-        by then; ``has_work``: anything left but cron schedules; ``sync_functions``: serve
-        functions created since (a cron function created after the start ticks too);
+        """``ready``: the ready queue; ``timers``: the timer heap; ``pop_ready``: take the
+        next ready run (None when the one taken no longer needs a slice); ``run_slice``:
+        execute a slice of it; ``fire_due(now_ms)``: fire every timer due by then;
+        ``has_work``: anything left but cron schedules; ``sync_functions``: serve functions
+        created since (a cron function created after the start ticks too);
         ``clock_moved``: the virtual clock moved (time-based state may expire)."""
         self.clock = clock
-        self._has_ready = has_ready
+        self.ready = ready
+        self.timers = timers
         self._pop_ready = pop_ready
         self._run_slice = run_slice
-        self._next_due = next_due
         self._fire_due = fire_due
         self._has_work = has_work
         self._sync_functions = sync_functions
@@ -73,6 +83,11 @@ class Driver:
         self.busy_error: typing.Callable[[int], Exception] = lambda n: RuntimeError(
             f"inngest_do: still busy after {n} slices at one instant")
 
+    def attach(self, ready: Ready, timers: Due) -> None:
+        """Drive these from now on (the engine rebuilt its working state)."""
+        self.ready = ready
+        self.timers = timers
+
     # running what is ready -------------------------------------------------------------------
     def drain(self) -> int:
         """Execute ready slices one after another until none is left; returns how many ran.
@@ -80,15 +95,15 @@ class Driver:
         Slices run inside the thread's private event loop (entered once for the whole
         drain), so step bodies and middleware may await real asyncio I/O.
         """
-        if not self._has_ready():
+        if not self.ready:
             return 0  # no loop entry when there is nothing to run
         return drive(self.drain_async())
 
     async def drain_async(self) -> int:
         """:meth:`drain` from inside an event loop."""
         count = 0
-        has_ready, pop_ready, run_slice = self._has_ready, self._pop_ready, self._run_slice
-        while has_ready():
+        pop_ready, run_slice = self._pop_ready, self._run_slice
+        while self.ready:  # read each time: a rebuild under a slice attaches a new queue
             run = pop_ready()
             if run is not None:
                 count = self._count(count)
@@ -105,8 +120,8 @@ class Driver:
         """Virtual clocks: run everything due up to ``target_ms`` in time order, then set
         the clock to ``target_ms``. The private loop is entered once for all of it."""
         self._sync_functions()  # a cron function created after the Simulation ticks too
-        due = self._next_due()
-        if self._has_ready() or (due is not None and due <= target_ms):
+        due = self.timers.peek_due()
+        if self.ready or (due is not None and due <= target_ms):
             drive(self._run_until_async(target_ms))
         if target_ms > self.clock.now_ms():
             self.clock.advance_to(target_ms)
@@ -124,7 +139,7 @@ class Driver:
         while self._has_work():
             if done >= max_iterations:
                 return False
-            self._due_step(max(self._next_due() or 0, self.clock.now_ms()))
+            self._due_step(max(self.timers.peek_due() or 0, self.clock.now_ms()))
             await self.drain_async()
             done += 1
         return True
@@ -137,9 +152,9 @@ class Driver:
     def _due_step(self, target_ms: int) -> bool:
         """Move the clock to the next timer due by ``target_ms`` and fire what is due then;
         False when none is."""
-        if self._has_ready():
+        if self.ready:
             return True
-        due = self._next_due()
+        due = self.timers.peek_due()
         if due is None or due > target_ms:
             return False
         if due > self.clock.now_ms():

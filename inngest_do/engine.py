@@ -120,14 +120,13 @@ class Engine:
         self.flow = self._flow_control()
         self.lock = threading.RLock()
         self.auto_drain = False  # a Simulation runs what is due after every top-level send
-        # Runs what is ready and moves virtual time for synchronous callers; it reads the
-        # working state through these calls, so it outlives a rebuild. A Simulation bounds
-        # its drains (driver.drain_limit, driver.busy_error).
+        # Runs what is ready and moves virtual time for synchronous callers (rebuild hands
+        # it the new queue and heap). A Simulation bounds its drains (driver.drain_limit,
+        # driver.busy_error).
         self.driver = Driver(
-            clock=clock, has_ready=lambda: bool(self.ready), pop_ready=self._pop_ready,
-            run_slice=self.slice, next_due=self.next_due, fire_due=self.fire_due,
-            has_work=self.has_work, sync_functions=self.sync_functions,
-            clock_moved=lambda: self.flow.sweep())
+            clock=clock, ready=self.ready, timers=self.timers, pop_ready=self._pop_ready,
+            run_slice=self.slice, fire_due=self.fire_due, has_work=self.has_work,
+            sync_functions=self.sync_functions, clock_moved=lambda: self.flow.sweep())
         self.on_work: typing.Callable[[], None] | None = None  # a Worker's wake-up call
         # How a Worker runs sync handlers off its loop: awaitable runner(fn, *args), e.g.
         # loop.run_in_executor on a bounded pool. None: on the calling thread.
@@ -270,7 +269,8 @@ class Engine:
                 if run is not None and run.status.is_final:
                     del runs[run_id]
             self._ended.clear()
-        self.event_table.forget_settled()
+        if self.event_table.settled:  # checked here: a call per commit counts
+            self.event_table.forget_settled()
         if self.retention_ms is not None:
             now = self.now_ms()
             if self._next_prune_ms is None or now >= self._next_prune_ms:
@@ -314,6 +314,7 @@ class Engine:
             self._close(ex)
         self.timers = TimerHeap()
         self.ready = ReadyQueue()
+        self.driver.attach(self.ready, self.timers)
         self.runs = {}
         self.event_table = self._event_table()
         self.live = collections.OrderedDict()
@@ -345,8 +346,7 @@ class Engine:
 
     def _event_table(self) -> EventTable:
         """The events in memory (made anew on rebuild); ids from the seeded source."""
-        return EventTable(store=self.store, now_ms=self.now_ms,
-                          new_id=lambda now: self.rng.ulid(now))
+        return EventTable(store=self.store, now_ms=self.now_ms, rng=self.rng)
 
     @property
     def events(self) -> dict[str, dict]:
@@ -1149,7 +1149,7 @@ class Engine:
     def _work_arrived(self) -> None:
         if self.auto_drain:
             if not self.executing:  # a send from inside a step runs after that slice
-                self.run_until(self.now_ms())
+                self.driver.run_until(self.now_ms())
         elif self.on_work is not None:
             self.on_work()
 
@@ -1200,8 +1200,9 @@ class Engine:
 
     # recovery -------------------------------------------------------------------------------
     def reseed(self, salt: int) -> None:
-        """Move the random source to a stream that depends on ``salt`` (after recovery)."""
-        self.rng = SeededRandom((self.seed * 0x9E3779B97F4A7C15 + salt + 1) % (1 << 64))
+        """Move the random source to a stream that depends on ``salt`` (after recovery). In
+        place (a generator's state is its seed): the event table draws from it too."""
+        self.rng.set_state((self.seed * 0x9E3779B97F4A7C15 + salt + 1) % (1 << 64))
 
     def _recover(self) -> None:
         """Rebuild working state from the store (a new store gives back nothing)."""

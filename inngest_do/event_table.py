@@ -30,26 +30,30 @@ def is_settled(outcomes: typing.Iterable[typing.Sequence[typing.Any]]) -> bool:
                    for o in outcomes)
 
 
+class Ids(typing.Protocol):
+    def ulid(self, ms: int) -> str: ...
+
+
 class EventTable:
     """Event id -> {"payload", "received_ms", "outcomes", "user_id"} for the events in
     memory, written through to ``store``. Each operation is O(1) plus the event's
     outcomes (a handful)."""
 
-    def __init__(self, *, store: Store, now_ms: typing.Callable[[], int],
-                 new_id: typing.Callable[[int], str]) -> None:
+    def __init__(self, *, store: Store, now_ms: typing.Callable[[], int], rng: Ids) -> None:
         """``store``: where events are saved (``save_event``); ``now_ms``: the engine's
-        clock; ``new_id(now_ms)``: a fresh internal id from the engine's seeded source."""
+        clock; ``rng``: the engine's seeded source of internal ids."""
         self._store = store
         self._now_ms = now_ms
-        self._new_id = new_id
+        self._rng = rng
         self.records: dict[str, dict] = {}
-        self._settled: list[str] = []  # saved as settled: leave memory after the commit
+        #: ids saved as settled: they leave memory at the next :meth:`forget_settled`
+        self.settled: list[str] = []
 
     def record(self, payload: dict, *, save: bool = True) -> str:
         """Give ``payload`` its internal id (and ``id``/``ts`` if it has none) and store it
         (``save=False``: the caller saves it later with :meth:`save`, once)."""
         now = self._now_ms()
-        event_id = self._new_id(now)
+        event_id = self._rng.ulid(now)
         user_id = payload.get("id") or None
         if not user_id:
             payload["id"] = event_id
@@ -71,11 +75,7 @@ class EventTable:
         self._store.save_event(event_id, rec["payload"], rec["received_ms"], rec["outcomes"],
                                settled)
         if settled:
-            self._settled.append(event_id)
-
-    def user_id(self, event_id: str) -> str | None:
-        """The id the sender gave the event (None if it gave none)."""
-        return self.records[event_id].get("user_id")
+            self.settled.append(event_id)
 
     def record_outcome(self, event_id: str, fn_id: str, outcome: str,
                        run_id: str | None = None, error: str | None = None) -> None:
@@ -106,11 +106,9 @@ class EventTable:
 
     def forget_settled(self) -> None:
         """After a commit: settled events leave memory (the store has them)."""
-        if not self._settled:
-            return
         records = self.records
-        for event_id in self._settled:
+        for event_id in self.settled:
             rec = records.get(event_id)
             if rec is not None and is_settled(rec["outcomes"]):
                 del records[event_id]
-        self._settled.clear()
+        self.settled.clear()

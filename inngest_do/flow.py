@@ -72,7 +72,8 @@ class Outcomes(typing.Protocol):
     """The engine's event table, as flow control uses it: what each event did for each
     function (see event_table.py)."""
 
-    def user_id(self, event_id: str) -> str | None: ...
+    #: event id -> {"payload", "received_ms", "outcomes", "user_id"}
+    records: dict[str, dict]
 
     def record_outcome(self, event_id: str, fn_id: str, outcome: str,
                        run_id: str | None = None, error: str | None = None) -> None: ...
@@ -181,7 +182,7 @@ class FlowControl:
         self._timers = timers
         self._store = store
         self._runs = runs
-        self._outcomes = outcomes
+        self._event_records = outcomes.records  # read directly: once per admitted event
         self._executing = executing
         self._enqueue = enqueue
         self._create_run = create_run
@@ -241,7 +242,7 @@ class FlowControl:
         """An event matched ``fn``'s trigger: start a run, or say why not."""
         flow = self.fns[fn.id]
         now = self._now_ms()
-        user_id = self._outcomes.user_id(event_id)
+        user_id = self._event_records[event_id].get("user_id")
         if user_id:
             seen = flow.seen_ids
             first = seen.get(user_id)

@@ -26,7 +26,7 @@ class Host:
         self.store = MemoryStore()
         self.runs: dict[str, RunState] = {}
         self.ids = 0
-        self.table = EventTable(store=self.store, now_ms=lambda: self.now, new_id=self._id)
+        self.table = EventTable(store=self.store, now_ms=lambda: self.now, rng=self)
         self.enqueued: list[str] = []
         self.cancelled: list[tuple[str, str]] = []
         self.notes: list[tuple[str, str]] = []
@@ -36,7 +36,7 @@ class Host:
             create_run=self._create_run, cancel_run=self._cancel,
             note=lambda run, kind, detail=None: self.notes.append((run.id, kind)))
 
-    def _id(self, now: int) -> str:
+    def ulid(self, now: int) -> str:
         self.ids += 1
         return f"id{self.ids}"
 
@@ -49,7 +49,7 @@ class Host:
     def _create_run(self, fn: typing.Any, events: list[dict], *,
                     status: RunStatus = RunStatus.QUEUED, reason: str | None = None,
                     lock: str | None = None) -> RunState:
-        run = RunState(id=self._id(self.now), fn_id=fn.id, events=events,
+        run = RunState(id=self.ulid(self.now), fn_id=fn.id, events=events,
                        created_ms=self.now, status=status, reason=reason)
         self.runs[run.id] = run
         if status is RunStatus.QUEUED:
