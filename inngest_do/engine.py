@@ -386,6 +386,10 @@ class Engine:
         """Give ``payload`` its internal id and store it (see EventTable.record)."""
         return self.event_table.record(payload, save=save)
 
+    def _store_event(self, event_id: str) -> None:
+        """Save an event with its outcomes (see EventTable.save)."""
+        self.event_table.save(event_id)
+
     def _deliver(self, event_id: str, payload: dict) -> None:
         name = payload["name"]
         waits = self.waits.get(name)
