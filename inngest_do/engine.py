@@ -11,6 +11,13 @@ into the ready queue; :meth:`Engine.drain` executes slices -- a slice drives the
 it returns, raises or parks; a parked run waits on a timer, an event or another run, which
 puts it back into the ready queue.
 
+The engine coordinates; its collaborators are handed the pieces of state and the operations
+they use (none imports this module): :class:`~inngest_do.flow.FlowControl` (admission,
+slots, cancellation, flow timers), :class:`~inngest_do.event_table.EventTable` (events in
+memory and their outcomes), :class:`~inngest_do.driver.Driver` (draining and moving virtual
+time from synchronous code), :mod:`~inngest_do.recovery` (working state back from a store)
+and :mod:`~inngest_do.queries` (runs and events read back).
+
 Complexity: a step costs O(1) kernel work plus its store writes; resuming a live coroutine is
 O(1); a replay costs O(steps recorded), each an O(1) memo look-up.
 """
