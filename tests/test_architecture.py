@@ -10,6 +10,7 @@ the engine at all, not even for annotations.
 from __future__ import annotations
 
 import ast
+import functools
 import pathlib
 
 import pytest
@@ -57,6 +58,7 @@ def _targets(mod: str, is_pkg: bool, node: ast.Import | ast.ImportFrom,
     return out
 
 
+@functools.cache  # parsed once per mode for the whole module (no test changes it)
 def import_graph(*, deferred: bool, type_checking: bool = False) -> dict[str, set[str]]:
     """Module -> the package modules it imports: at module level (``if``/``try`` bodies
     included), plus imports inside functions when ``deferred``, plus ``if TYPE_CHECKING``
@@ -161,6 +163,36 @@ def test_collaborators_do_not_import_the_engine(module: str) -> None:
         pytest.skip(f"{module} does not exist")
     assert "inngest_do.engine" not in graph[module], (
         f"{module} imports inngest_do.engine: hand it what it needs instead")
+
+
+#: the layer under the engine: state, its collaborators and the stores
+BELOW_ENGINE = (*NO_ENGINE, "inngest_do.kernel", "inngest_do.runs", "inngest_do.storage",
+                "inngest_do.storage.base", "inngest_do.storage.memory",
+                "inngest_do.storage.sqlite")
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+@pytest.mark.parametrize("module", BELOW_ENGINE)
+def test_the_layer_under_the_engine_never_reaches_it(module: str) -> None:
+    # kernel -> runs -> flow/recovery/event table/driver/queries/store -> engine -> client:
+    # no import from below, direct or through another module, leads up to the engine.
+    graph = import_graph(deferred=True)
+    if module not in graph:
+        pytest.skip(f"{module} does not exist")
+    above = {"inngest_do.engine", "inngest_do.execution", "inngest_do.client",
+             "inngest_do.testing", "inngest_do.worker"}
+    assert not _reachable(graph, module) & above, (
+        f"{module} reaches {sorted(_reachable(graph, module) & above)}")
 
 
 def test_the_cycle_finder_finds_a_circle() -> None:
