@@ -216,6 +216,7 @@ WORKLOADS: dict[str, typing.Callable[[int], float]] = {
     "sleeps": sim_sleeps,
     "steps": sim_steps,
     "cron_days": cron_days,
+    "simpy": simpy_timeouts,  # the sleeps' yardstick, in the same kind of process
 }
 
 

@@ -99,6 +99,8 @@ class Engine:
                  functions: typing.Iterable[Function[typing.Any]] | None = None) -> None:
         self.client = client
         self.clock = clock
+        #: the clock's time in ms (its own method: read several times per step)
+        self.now_ms: typing.Callable[[], int] = clock.now_ms
         self.store = store
         # Unseeded engines (the wall-clock ones) draw a seed, so two processes never
         # generate the same id sequence.
@@ -178,10 +180,6 @@ class Engine:
     @trace_listener.setter
     def trace_listener(self, listener: typing.Callable[[TraceEntry], None] | None) -> None:
         self.journal.listener = listener
-
-    # time -----------------------------------------------------------------------------------
-    def now_ms(self) -> int:
-        return self.clock.now_ms()
 
     # functions ------------------------------------------------------------------------------
     def sync_functions(self) -> None:
@@ -1093,11 +1091,13 @@ class Engine:
                 self._finalize_cancel(run, run.reason or "cancelled")
                 return
             if kind == "hold":
-                self._memoize(run, step_id, pending.data)
-                self._log(now, run.id, run.fn_id, "step.completed", step_id)
+                run.attempt = 0
+                self.journal.memoize(run.memos, run.history, now, run.id, run.fn_id,
+                                     "step.completed", step_id, pending.data)
             elif kind == "sleep":
-                self._memoize(run, step_id, (OP_SLEEP, True, None))  # a tuple: see step_succeeded
-                self._log(now, run.id, run.fn_id, "sleep.completed", step_id)
+                run.attempt = 0  # the memo is a tuple: see step_succeeded
+                self.journal.memoize(run.memos, run.history, now, run.id, run.fn_id,
+                                     "sleep.completed", step_id, (OP_SLEEP, True, None))
             elif kind == "wait":
                 self._memoize(run, step_id, [OP_WAIT, True, None])
                 self._log(now, run.id, run.fn_id, "wait.timed_out", step_id)
@@ -1177,6 +1177,10 @@ class Engine:
 
     def finish_timed_out(self, run: RunState) -> bool:
         return self.flow.finish_timed_out(run)
+
+    def body_may_start(self, run: RunState) -> bool:
+        """May a step body of ``run`` start now (flow control's concurrency units)?"""
+        return self.flow.before_body(run)
 
     # records --------------------------------------------------------------------------------
     def _log(self, at_ms: int, run_id: str, fn_id: str, kind: str, step: str | None = None,

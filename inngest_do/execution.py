@@ -24,7 +24,7 @@ from . import errors, kernel, limits
 from .event import Event, SendEventsResult
 
 if typing.TYPE_CHECKING:
-    from .engine import Engine
+    from .context import Context, ContextSync
     from .function import Function
     from .runs import RunState
 
@@ -194,6 +194,44 @@ def fresh_copy(value: typing.Any) -> typing.Any:
     return json.loads(json.dumps(value))
 
 
+class ExecutionHost(typing.Protocol):
+    """What an :class:`Execution` (and the step tools driving it) asks of the engine that
+    runs it: the engine's bookkeeping operations and four switches, nothing of its tables.
+    The :class:`~inngest_do.engine.Engine` is the one implementation."""
+
+    generation: int  # bumped when the engine rebuilds from its store (work begun is dropped)
+    limits: bool  # Inngest's size/count limits apply
+    faults: dict  # injected step failures (Simulation.fail_step)
+    group_commit: bool  # steps share commits (a Worker on a store that fsyncs)
+
+    def now_ms(self) -> int: ...
+    def client_of(self, fn: Function[typing.Any]) -> typing.Any: ...
+    def make_context(self, ex: Execution) -> Context | ContextSync: ...
+    def finish_timed_out(self, run: RunState) -> bool: ...
+    def body_may_start(self, run: RunState) -> bool: ...
+    def inject_fault(self, ex: Execution, full_id: str) -> None: ...
+    def prepare_output(self, ex: Execution, full_id: str, op: str, out: typing.Any) -> typing.Any: ...
+    async def prepare_output_async(self, ex: Execution, full_id: str, op: str,
+                                   out: typing.Any) -> typing.Any: ...
+    def step_succeeded(self, ex: Execution, full_id: str, op: str, value: typing.Any, *,
+                       defer: bool = False) -> typing.Any: ...
+    def step_failed(self, ex: Execution, full_id: str, err: BaseException,
+                    op: str = ...) -> bool: ...
+    def step_request_ended(self, ex: Execution) -> None: ...
+    async def step_request_ended_async(self, ex: Execution) -> None: ...
+    async def commit_async(self) -> None: ...
+    def new_code_reached_sync(self, ex: Execution) -> None: ...
+    async def new_code_reached(self, ex: Execution) -> None: ...
+    def park_sleep(self, ex: Execution, full_id: str, ms: int, relative: bool) -> None: ...
+    def park_wait(self, ex: Execution, full_id: str, event: str, if_exp: str | None,
+                  timeout_ms: int) -> None: ...
+    def park_invoke(self, ex: Execution, full_id: str, app_id: str | None, function_id: str,
+                    data: typing.Mapping[str, object] | None,
+                    timeout_ms: int | None) -> None: ...
+    def accept(self, events: list[Event], *, origin: str | None = None) -> list[str]: ...
+    def resolve(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any: ...
+
+
 class Execution:
     """The live state of one run's handler; see the module docstring."""
 
@@ -223,7 +261,8 @@ class Execution:
         "target",
     )
 
-    def __init__(self, engine: Engine, run: RunState, fn: Function[typing.Any]) -> None:
+    def __init__(self, engine: ExecutionHost, run: RunState,
+                 fn: Function[typing.Any]) -> None:
         self.engine = engine
         self.run = run
         self.fn = fn
@@ -387,7 +426,7 @@ class Execution:
                     return True
                 if pending.kind == "retry" and pending.due_ms > self.engine.now_ms():
                     return True
-            return not self.engine.flow.before_body(self.run)
+            return not self.engine.body_may_start(self.run)
 
     def enter_body(self, full_id: str) -> str | None:
         run = self.run
