@@ -12,8 +12,9 @@ The engine asks this module at each decision point:
 - :meth:`FlowControl.fire` -- a flow-control timer (debounce, batch, throttle, timeouts) is due.
 
 The limiters, counters and queues are the kernel's (:class:`~inngest_do.kernel.GCRA`,
-:class:`~inngest_do.kernel.KeyedCounter`, :class:`~inngest_do.kernel.ReadyQueue`), so each
-decision is O(1) or O(log n) in the number of waiting runs. Every event that matched a
+:class:`~inngest_do.kernel.KeyedCounter`, :class:`~inngest_do.kernel.ReadyQueue`; the
+concurrency units and their waiting runs are :class:`~inngest_do.slots.ConcurrencySlots`),
+so each decision is O(1) or O(log n) in the number of waiting runs. Every event that matched a
 function gets an outcome (started, rate_limited, deduplicated, idempotent, debounced,
 batched, skipped, throttled): nothing accepted is dropped silently.
 
@@ -33,11 +34,10 @@ import collections
 import dataclasses
 import typing
 
-from sortedcontainers import SortedList
-
 from .expressions import Expression, ExpressionError
-from .kernel import GCRA, KeyedCounter
+from .kernel import GCRA
 from .runs import RunStatus
+from .slots import ConcurrencySlots
 
 if typing.TYPE_CHECKING:
     from .function import Function
@@ -193,10 +193,8 @@ class FlowControl:
         self._note = note
         self.fns: dict[str, _FnFlow] = {}
         self.cancel_index: dict[str, list[_FnFlow]] = {}
-        self.slots = KeyedCounter()
-        self.units: dict[str, int] = {}  # run id -> concurrency units it holds
-        self.waiters: dict[tuple, SortedList] = {}  # slot key -> orders of waiting runs
-        self.waiting: dict[str, tuple] = {}  # run id -> (its order, the keys it waits on)
+        self.slots = ConcurrencySlots(runs=runs, enqueue=enqueue)
+        self._units = self.slots.units  # run id -> units held: most runs hold none
         self.throttled_events: dict[str, list[str]] = {}  # run id -> events it waits as
         self._restored: dict[str, dict[str, typing.Any]] = {}
 
@@ -334,10 +332,10 @@ class FlowControl:
             "batches": sum(len(f.batches) for f in fns),
             "singleton_locks": sum(len(f.locks) for f in fns),
             "live_runs": sum(len(f.live) for f in fns),
-            "concurrency_slots": len(self.slots),
-            "concurrency_units": len(self.units),
-            "concurrency_waiters": len(self.waiters),
-            "concurrency_waiting": len(self.waiting),
+            "concurrency_slots": len(self.slots.counts),
+            "concurrency_units": len(self.slots.units),
+            "concurrency_waiters": len(self.slots.waiters),
+            "concurrency_waiting": len(self.slots.waiting),
             "throttled_events": len(self.throttled_events),
         }
 
@@ -506,129 +504,27 @@ class FlowControl:
         flow.throttle_queues.pop(key, None)
         self._forget_keys("throttle", flow, gcra, now, PRUNE_PER_TOUCH)
 
-    # Concurrency is counted in units: a unit is one count on each of a run's slot keys.
-    # A run needs one unit while a slice of it executes, plus one per step still in flight
-    # (a busy step in a simulation), so each parallel step takes a slot of its own.
+    # Concurrency (see slots.py): the cheap checks stay here, so a run with no concurrency
+    # limit costs no call into the slots.
 
     def _take_slots(self, flow: _FnFlow, run: RunState) -> None:
         """Enqueue ``run`` for a slice once it holds a unit for it (or queue it)."""
-        if not run.keys.get("concurrency"):
+        if not run.keys.get("concurrency") or self.slots.take(run):
             self._enqueue(run)
-            return
-        if self._units(run) > _in_flight(run) or self._try_unit(run):
-            self._enqueue(run)
-
-    def _units(self, run: RunState) -> int:
-        return self.units.get(run.id, 0)
-
-    def _blocking(self, run: RunState) -> list[tuple]:
-        """The keys that stop ``run`` taking a unit now: full, or with an older run waiting
-        (first in, first out within a key)."""
-        order = _order(run)
-        blocked = []
-        for key, limit in run.keys["concurrency"]:
-            queue = self.waiters.get(key)
-            if self.slots.count(key) >= limit or (queue and queue[0] < order):
-                blocked.append(key)
-        return blocked
-
-    def _try_unit(self, run: RunState) -> bool:
-        """Take one more unit for ``run``, or queue it on the keys that block it."""
-        blocked = self._blocking(run)
-        if blocked:
-            self._wait(run, blocked)
-            return False
-        self._unwait(run.id)
-        for key, limit in run.keys["concurrency"]:
-            self.slots.try_acquire(key, limit)
-        self.units[run.id] = self._units(run) + 1
-        return True
-
-    def _wait(self, run: RunState, keys: list[tuple]) -> None:
-        """Queue ``run`` on ``keys``, ordered by (creation - priority, creation order)."""
-        self._unwait(run.id)
-        order = _order(run)
-        for key in keys:
-            queue = self.waiters.get(key)
-            if queue is None:
-                queue = self.waiters[key] = SortedList()
-            queue.add(order)
-        self.waiting[run.id] = (order, keys)
-
-    def _unwait(self, run_id: str) -> None:
-        entry = self.waiting.pop(run_id, None)
-        if entry is None:
-            return
-        order, keys = entry
-        for key in keys:
-            queue = self.waiters.get(key)
-            if queue is not None:
-                queue.discard(order)
-                if not queue:
-                    del self.waiters[key]
-
-    def _give_back(self, run: RunState, count: int) -> None:
-        """Return ``count`` of ``run``'s units to its keys (no one is started here)."""
-        held = self._units(run)
-        count = min(count, held)
-        for _ in range(count):
-            for key, _limit in run.keys.get("concurrency") or ():
-                self.slots.release(key)
-        if held - count:
-            self.units[run.id] = held - count
-        else:
-            self.units.pop(run.id, None)
-
-    def _pump(self, keys: list[tuple]) -> None:
-        """Start waiting runs of ``keys``, oldest (priority-adjusted) first, while they fit."""
-        tried: set[str] = set()
-        while True:
-            best = None
-            for key in keys:
-                stale = []
-                # From the head: O(finished + already tried) per key, not a copy of the queue.
-                for order in self.waiters.get(key) or ():
-                    run = self._runs.get(order[2])
-                    if run is None or run.status.is_final:
-                        stale.append(order[2])
-                        continue
-                    if order[2] not in tried:
-                        if best is None or order < best:
-                            best = order
-                        break
-                for run_id in stale:
-                    self._unwait(run_id)
-            if best is None:
-                return
-            tried.add(best[2])
-            run = self._runs[best[2]]
-            self._unwait(run.id)  # it competes by its order, not by its place in a queue
-            if self._try_unit(run):
-                self._enqueue(run)
-                continue
-            # A key that is full now stays full for the rest of this pump: stop looking at
-            # its waiters (else every waiter is tried in turn, O(waiting) per release).
-            full = {key for key, limit in run.keys["concurrency"]
-                    if self.slots.count(key) >= limit}
-            keys = [key for key in keys if key not in full]
 
     def before_body(self, run: RunState) -> bool:
         """May a step body of ``run`` start now? Each step in flight holds a unit of its
         own; a further body needs another unit, or waits (the engine parks the step)."""
         if not run.keys.get("concurrency"):
             return True
-        return self._units(run) > _in_flight(run) or self._try_unit(run)
+        return self.slots.take(run)
 
     def step_landed(self, run: RunState) -> None:
         """A step that was in flight ended: its unit goes back, and the run competes for its
         next step with the waiting runs, in queue order."""
         slots = run.keys.get("concurrency")
-        if not slots:
-            return
-        self._give_back(run, 1)
-        if self._units(run) <= _in_flight(run) and not run.status.is_final:
-            self._wait(run, [k for k, _ in slots])
-        self._pump([k for k, _ in slots])
+        if slots:
+            self.slots.step_landed(run, slots)
 
     def on_slice_start(self, run: RunState) -> None:
         """A slice of ``run`` begins executing."""
@@ -642,11 +538,8 @@ class FlowControl:
 
     def on_slice_end(self, run: RunState) -> None:
         """A slice ended: keep a unit per step still in flight, give back the rest."""
-        if run.id in self.units:
-            keep = 0 if run.status.is_final else _in_flight(run)
-            if self._units(run) > keep:
-                self._give_back(run, self._units(run) - keep)
-                self._pump([k for k, _ in run.keys["concurrency"]])
+        if run.id in self._units:
+            self.slots.slice_ended(run)
 
     def on_run_end(self, run: RunState) -> None:
         """``run`` reached a final status: locks and slots go back."""
@@ -656,13 +549,12 @@ class FlowControl:
             lock = run.keys.get("singleton")
             if lock is not None and flow.locks.get(lock) == run.id:
                 del flow.locks[lock]
-        self._unwait(run.id)
+        self.slots.unwait(run.id)
         # a run that ends while the throttle holds it back (cancelled, timed out) is no
         # longer waited for: the list of its events goes too
         self.throttled_events.pop(run.id, None)
-        if run.id not in self._executing and run.id in self.units:
-            self._give_back(run, self._units(run))
-            self._pump([k for k, _ in run.keys["concurrency"]])
+        if run.id not in self._executing and run.id in self._units:
+            self.slots.release_all(run)
 
     # re-syncs ------------------------------------------------------------------------------
     def replace(self, fn: Function[typing.Any]) -> None:
@@ -786,16 +678,6 @@ def _slot(flow: _FnFlow, spec: typing.Any, key: str | None) -> tuple[tuple[str, 
         return (("fn", flow.fn.id, value), spec.limit)
     # env/account slots are shared by every function whose key gives the same value
     return ((spec.scope, "", value), spec.limit)
-
-
-def _order(run: RunState) -> tuple[int, int, str]:
-    """Queue order: earlier creation first, shifted by the run's priority seconds; ties in
-    creation order."""
-    return (run.created_ms - run.priority * 1000, run.seq, run.id)
-
-
-def _in_flight(run: RunState) -> int:
-    return sum(1 for p in run.pending.values() if p.kind == "hold")
 
 
 def _priority(expr: Expression, payload: dict) -> int:

@@ -19,7 +19,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "inngest_do"
 
 #: collaborators that get what they need passed in, never the Engine
 NO_ENGINE = ("inngest_do.flow", "inngest_do.recovery", "inngest_do.driver",
-             "inngest_do.queries", "inngest_do.event_table", "inngest_do.execution")
+             "inngest_do.queries", "inngest_do.event_table", "inngest_do.execution",
+             "inngest_do.slots")
 
 
 def _modules() -> dict[str, pathlib.Path]:
