@@ -136,6 +136,9 @@ class Engine:
             clock=clock, ready=self.ready, timers=self.timers, pop_ready=self._pop_ready,
             run_slice=self.slice, fire_due=self.fire_due, has_work=self.has_work,
             sync_functions=self.sync_functions, clock_moved=lambda: self.flow.sweep())
+        #: virtual clocks: run everything due up to a time, then move the clock there (the
+        #: driver's own method: a Simulation calls it on every send)
+        self.run_until: typing.Callable[[int], None] = self.driver.run_until
         self.on_work: typing.Callable[[], None] | None = None  # a Worker's wake-up call
         # How a Worker runs sync handlers off its loop: awaitable runner(fn, *args), e.g.
         # loop.run_in_executor on a bounded pool. None: on the calling thread.
@@ -1137,10 +1140,6 @@ class Engine:
         self.flow.admit(fn, self._record_event(event_payload), event_payload)
         self._arm_cron(fn, idx, cron, cron.next_after(tick))
 
-    def run_until(self, target_ms: int) -> None:
-        """Virtual clocks: run everything due up to ``target_ms``, then move the clock there."""
-        self.driver.run_until(target_ms)
-
     def run_until_idle(self, max_iterations: int) -> bool:
         """Virtual clocks: run from timer to timer until only cron schedules remain; False if
         ``max_iterations`` timer instants were not enough."""
@@ -1160,7 +1159,7 @@ class Engine:
     def _work_arrived(self) -> None:
         if self.auto_drain:
             if not self.executing:  # a send from inside a step runs after that slice
-                self.driver.run_until(self.now_ms())
+                self.run_until(self.now_ms())
         elif self.on_work is not None:
             self.on_work()
 
