@@ -31,19 +31,8 @@ from inngest_do.storage.sqlite import SQLiteStore
 from inngest_do.testing import Simulation
 
 HERE = Path(__file__).parent
-
-
-def _client(steps: int) -> inngest.Inngest:
-    client = inngest.Inngest(app_id="bench")
-
-    @client.create_function(fn_id="steps", trigger=inngest.TriggerEvent(event="go"))
-    async def run_steps(ctx: inngest.Context) -> int:
-        total = 0
-        for i in range(steps):
-            total += await ctx.step.run("step", lambda i=i: i)
-        return total
-
-    return client
+sys.path.insert(0, str(HERE))
+import hotpath  # bench/ is not a package: the workload builders live in hotpath.py
 
 
 def ours(steps: int, runs: int, synchronous: str, directory: str) -> float:
@@ -51,7 +40,7 @@ def ours(steps: int, runs: int, synchronous: str, directory: str) -> float:
     best = float("inf")
     for r in range(3):
         path = os.path.join(directory, f"ours-{synchronous}-{steps}x{runs}-{r}.db")
-        sim = Simulation(_client(steps), store=SQLiteStore(path, synchronous=synchronous))
+        sim = Simulation(hotpath.indexed_steps_client(steps), store=SQLiteStore(path, synchronous=synchronous))
         started = time.perf_counter()
         sim.send([inngest.Event(name="go") for _ in range(runs)])
         best = min(best, time.perf_counter() - started)
@@ -108,7 +97,7 @@ def on_worker(steps: int, runs: int, directory: str) -> float:
 
     best = float("inf")
     for r in range(3):
-        client = _client(steps)
+        client = hotpath.indexed_steps_client(steps)
         path = os.path.join(directory, f"worker-{runs}-{r}.db")
 
         async def main(client: inngest.Inngest = client, path: str = path) -> float:

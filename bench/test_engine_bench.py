@@ -15,6 +15,8 @@ machine's other load only ever slows a round down.
 from __future__ import annotations
 
 import gc
+import pathlib
+import sys
 import time
 import typing
 
@@ -23,23 +25,22 @@ import pytest
 import inngest_do as inngest
 from inngest_do.testing import Simulation
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import hotpath  # bench/ is not a package: the workload builders are shared with hotpath.py
+
 N_EVENTS = 2_000
 N_STEPS = 1_000
 
 
-def _dispatch_app(sync: bool) -> tuple[Simulation, list[inngest.Event]]:
-    client = inngest.Inngest(app_id="bench")
-    if sync:
-        @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
-        def one_sync(ctx: inngest.ContextSync) -> int:
-            return ctx.step.run("only", lambda: 1)
-    else:
-        @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
-        async def one(ctx: inngest.Context) -> int:
-            return await ctx.step.run("only", lambda: 1)
+def _record_rate(benchmark: typing.Any, key: str, n: int) -> None:
+    """Store ``n`` / the best round's seconds as ``extra_info[key]``, with the kernel.
 
-    events = [inngest.Event(name="go", data={"i": i}) for i in range(N_EVENTS)]
-    return Simulation(client), events
+    Under ``--benchmark-disable`` each benchmark runs once as a plain test and keeps no
+    statistics (``benchmark.stats`` is ``None``): there is no rate to record then.
+    """
+    benchmark.extra_info["kernel"] = inngest._core_impl
+    if benchmark.stats is not None:
+        benchmark.extra_info[key] = round(n / benchmark.stats.stats.min)
 
 
 @pytest.mark.parametrize("sync", [False, True], ids=["async-fn", "sync-fn"])
@@ -48,7 +49,8 @@ def test_events_dispatched(benchmark: typing.Any, sync: bool) -> None:
     state: dict = {}
 
     def setup() -> None:
-        state["sim"], state["events"] = _dispatch_app(sync)
+        client, state["events"] = hotpath.dispatch_app(N_EVENTS, sync)
+        state["sim"] = Simulation(client)
         gc.collect()
 
     def dispatch() -> None:
@@ -59,28 +61,7 @@ def test_events_dispatched(benchmark: typing.Any, sync: bool) -> None:
     benchmark.pedantic(dispatch, setup=setup, rounds=5, iterations=1)
     runs = state["sim"].runs()
     assert len(runs) == N_EVENTS and all(r.status == "Completed" for r in runs)
-    benchmark.extra_info["events_per_s"] = round(N_EVENTS / benchmark.stats.stats.min)
-    benchmark.extra_info["kernel"] = inngest._core_impl
-
-
-def _sequential_app(n: int, sync: bool) -> Simulation:
-    client = inngest.Inngest(app_id="bench")
-    if sync:
-        @client.create_function(fn_id="seq", trigger=inngest.TriggerEvent(event="go"))
-        def seq_sync(ctx: inngest.ContextSync) -> int:
-            total = 0
-            for _ in range(n):
-                total += ctx.step.run("s", int, 1)
-            return total
-    else:
-        @client.create_function(fn_id="seq", trigger=inngest.TriggerEvent(event="go"))
-        async def seq(ctx: inngest.Context) -> int:
-            total = 0
-            for _ in range(n):
-                total += await ctx.step.run("s", int, 1)
-            return total
-
-    return Simulation(client)
+    _record_rate(benchmark, "events_per_s", N_EVENTS)
 
 
 @pytest.mark.parametrize("sync", [False, True], ids=["async-fn", "sync-fn"])
@@ -89,7 +70,7 @@ def test_sequential_steps(benchmark: typing.Any, sync: bool) -> None:
     state: dict = {}
 
     def setup() -> None:
-        state["sim"] = _sequential_app(N_STEPS, sync)
+        state["sim"] = hotpath.steps_app(N_STEPS, sync)
         gc.collect()
 
     def run() -> None:
@@ -98,8 +79,7 @@ def test_sequential_steps(benchmark: typing.Any, sync: bool) -> None:
     benchmark.pedantic(run, setup=setup, rounds=10, iterations=1)
     [done] = state["sim"].runs()
     assert done.status == "Completed" and done.output == N_STEPS
-    benchmark.extra_info["steps_per_s"] = round(N_STEPS / benchmark.stats.stats.min)
-    benchmark.extra_info["kernel"] = inngest._core_impl
+    _record_rate(benchmark, "steps_per_s", N_STEPS)
 
 
 def _pairs_app(n: int, cap: int = 10_000) -> Simulation:
@@ -135,8 +115,7 @@ def test_step_sleep_pairs(benchmark: typing.Any, n: int) -> None:
                        rounds=5 if n <= 1_000 else 3, iterations=1)
     [done] = state["sim"].runs()
     assert done.status == "Completed" and done.output == n
-    benchmark.extra_info["pairs_per_s"] = round(n / benchmark.stats.stats.min)
-    benchmark.extra_info["kernel"] = inngest._core_impl
+    _record_rate(benchmark, "pairs_per_s", n)
 
 
 def test_step_sleep_pairs_replayed(benchmark: typing.Any) -> None:
@@ -191,4 +170,7 @@ def test_step_sleep_pairs_grow_linearly(benchmark: typing.Any) -> None:
     benchmark.extra_info["ratio_10k_over_1k"] = round(ratios["ratio"], 2)
     benchmark.extra_info["ratio_10k_over_1k_gc_paused"] = round(ratios["ratio_gc_paused"], 2)
     benchmark.extra_info["kernel"] = inngest._core_impl
-    assert ratios["ratio_gc_paused"] < 13, f"10,000 pairs cost {ratios} x 1,000: not linear"
+    # --benchmark-disable is a smoke run, usually beside other work (seen at 16.6 under load):
+    # there only a quadratic blow-up (~100x) should fail it, not a busy machine.
+    bound = 30 if benchmark.disabled else 13
+    assert ratios["ratio_gc_paused"] < bound, f"10,000 pairs cost {ratios} x 1,000: not linear"

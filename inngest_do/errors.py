@@ -31,6 +31,7 @@ __all__ = [
     "NonDeterminismError",
     "NonRetriableError",
     "OutputUnserializableError",
+    "ReportedError",
     "RetryAfterError",
     "RunCancelledError",
     "StepError",
@@ -225,21 +226,20 @@ class RetryAfterError(Error):
         return max(RETRY_AFTER_MIN_MS, min(RETRY_AFTER_MAX_MS, delay))
 
 
-class StepError(Error):
-    """Raised inside the handler when a step failed for good (after exhausting its attempts).
+class ReportedError(Error):
+    """An error that stands for another one known only as data: :attr:`name`, :attr:`message`
+    and :attr:`stack` are the original error's, not this object's.
 
-    It wraps the userland error, whose original class can't be restored from memoized data:
-    :attr:`name`, :attr:`message` and :attr:`stack` are the original error's.
+    The shared base of :class:`StepError` (a memoized userland error) and the dev server's
+    ``RemoteError`` (an error a remote app reported over HTTP); neither can rebuild the
+    original exception class, so both report what they were told.
     """
-
-    code = ErrorCode.STEP_ERRORED
-    is_retriable = False
 
     def __init__(self, message: str, name: str, stack: str | None) -> None:
         """Args:
-        message: Userland error's message.
-        name: Userland error's name (class name).
-        stack: Userland error's stack trace.
+        message: The original error's message.
+        name: The original error's name (class name).
+        stack: The original error's stack trace, ``None`` when unknown.
         """
         super().__init__(message)
         self._message = message
@@ -248,18 +248,30 @@ class StepError(Error):
 
     @property
     def message(self) -> str:
-        """The userland error's message."""
+        """The original error's message."""
         return self._message
 
     @property
     def name(self) -> str:
-        """The userland error's name."""
+        """The original error's name."""
         return self._name
 
     @property
     def stack(self) -> str | None:
-        """The userland error's stack trace."""
+        """The original error's stack trace (``None`` when unknown)."""
         return self._stack
+
+
+class StepError(ReportedError):
+    """Raised inside the handler when a step failed for good (after exhausting its attempts).
+
+    It wraps the userland error, whose original class can't be restored from memoized data:
+    :attr:`name`, :attr:`message` and :attr:`stack` are the original error's. Constructed as
+    the SDK's: ``StepError(message, name, stack)``.
+    """
+
+    code = ErrorCode.STEP_ERRORED
+    is_retriable = False
 
     def to_dict(self) -> dict[str, str | None]:
         """Describe as ``{"message", "name", "stack"}`` (the inverse of :meth:`from_dict`)."""

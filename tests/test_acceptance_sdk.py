@@ -20,6 +20,7 @@ import typing
 import pytest
 
 import inngest_do as inngest
+from inngest_do import errors as inngest_errors
 from inngest_do.testing import Simulation
 
 sdk = pytest.importorskip("inngest")
@@ -120,6 +121,24 @@ def test_error_classes_carry_the_sdks_codes_and_messages() -> None:
         assert str(ours) == str(ref)
     err = inngest.StepError(message="m", name="ValueError", stack="tb")
     assert (err.message, err.name, err.stack) == ("m", "ValueError", "tb")
+
+
+def test_step_error_public_api_matches_the_sdks() -> None:
+    """StepError sits on a shared base with the dev server's RemoteError; its SDK-facing
+    surface (constructor, accessors, code, retriability, base classes) must not move."""
+    from inngest._internal import errors as sdk_errors
+
+    assert _params(inngest.StepError) == _params(sdk.StepError)
+    ours = inngest.StepError("m", "KeyError", "tb")
+    ref = sdk.StepError("m", "KeyError", "tb")
+    for attr in ("message", "name", "stack", "is_retriable", "include_stack"):
+        assert getattr(ours, attr) == getattr(ref, attr), attr
+    assert ours.code.value == ref.code.value
+    assert issubclass(inngest.StepError, inngest_errors.Error) and issubclass(
+        sdk.StepError, sdk_errors.Error)
+    assert isinstance(ours, Exception) and not isinstance(ours, inngest.NonRetriableError)
+    public = {n for n in dir(sdk.StepError) if not n.startswith("_")}
+    assert public <= {n for n in dir(inngest.StepError) if not n.startswith("_")}
 
 
 def test_event_round_trips_and_small_api_items() -> None:

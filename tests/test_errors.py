@@ -17,6 +17,7 @@ from inngest_do.errors import (
     NonDeterminismError,
     NonRetriableError,
     OutputUnserializableError,
+    ReportedError,
     RetryAfterError,
     RunCancelledError,
     StepError,
@@ -139,6 +140,26 @@ def test_step_error_dict_round_trip() -> None:
     back = StepError.from_dict(err.to_dict())
     assert (back.message, back.name, back.stack) == ("m", "KeyError", "tb")
     assert StepError.from_dict({"message": "m"}).name == "Error"
+
+
+def test_step_error_and_remote_error_share_the_reported_error_base() -> None:
+    from inngest_do.devserver.remote import RemoteError
+
+    step = StepError("m", "KeyError", "tb")
+    remote = RemoteError("app said no", name="TypeError", stack="app tb", retriable=False)
+    for err, expected in ((step, ("m", "KeyError", "tb")),
+                          (remote, ("app said no", "TypeError", "app tb"))):
+        assert isinstance(err, ReportedError) and isinstance(err, Error)
+        assert (err.message, err.name, err.stack) == expected
+        # the reported fields are what describe_error and pickling carry
+        info = describe_error(err)
+        assert (info["message"], info["name"], info["stack"]) == expected
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err)
+        assert (back.message, back.name, back.stack) == expected
+    assert not isinstance(remote, StepError)
+    assert is_retriable(remote) is False and is_retriable(RemoteError("x")) is True
+    assert RemoteError("x").stack is None and RemoteError("x").name == "Error"
 
 
 # ------------------------------------------------------------------------------ engine errors

@@ -60,14 +60,13 @@ SDK_HEADERS = {
 USE_API_BYTES = 2 * 1024 * 1024
 
 
-class RemoteError(errors.Error):
+class RemoteError(errors.ReportedError):
     """An error the app reported (or that calling it raised), with the app's own name,
     message and stack; ``body`` is what the app sent, kept as the run's output."""
 
     def __init__(self, message: str, *, name: str = "Error", stack: str | None = None,
                  retriable: bool = True, body: dict | None = None) -> None:
-        super().__init__(message)
-        self._message, self._name, self._stack = message, name, stack
+        super().__init__(message, name, stack)
         self.is_retriable = retriable
         self.body = body if body is not None else {
             "name": name, "message": message, "stack": stack}
@@ -75,18 +74,6 @@ class RemoteError(errors.Error):
         self.extra_details: dict[str, str] = {}
         #: the error body of a 4xx/5xx answer: a failed run's output, as Inngest shows it
         self.app_body: dict | None = None
-
-    @property
-    def message(self) -> str:
-        return self._message
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def stack(self) -> str | None:
-        return self._stack
 
 
 class RemoteRetryAfter(errors.RetryAfterError):
