@@ -8,8 +8,6 @@ import logging
 import os
 import typing
 
-import pydantic
-
 from .config import (
     Batch,
     Cancel,
@@ -25,7 +23,7 @@ from .config import (
     normalize_function_options,
 )
 from .durations import to_ms
-from .event import Event
+from .event import Event, SendEventsResult
 from .function import Function
 from .runs import EventRecord, Run, RunStatus
 from .serializer import Serializer, check_serializer, deserialize, serialize
@@ -37,13 +35,6 @@ if typing.TYPE_CHECKING:
     from .realtime_hub import Subscription
 
 T = typing.TypeVar("T")
-
-
-class SendEventsResult(pydantic.BaseModel):
-    """What ``after_send_events`` middleware hooks receive (defaults as in the SDK)."""
-
-    error: str | None = None
-    ids: list[str] = pydantic.Field(default_factory=list)
 
 
 #: how long finished runs are kept by default

@@ -11,6 +11,13 @@ into the ready queue; :meth:`Engine.drain` executes slices -- a slice drives the
 it returns, raises or parks; a parked run waits on a timer, an event or another run, which
 puts it back into the ready queue.
 
+The engine coordinates; its collaborators are handed the pieces of state and the operations
+they use (none imports this module): :class:`~inngest_do.flow.FlowControl` (admission,
+slots, cancellation, flow timers), :class:`~inngest_do.event_table.EventTable` (events in
+memory and their outcomes), :class:`~inngest_do.driver.Driver` (draining and moving virtual
+time from synchronous code), :mod:`~inngest_do.recovery` (working state back from a store)
+and :mod:`~inngest_do.queries` (runs and events read back).
+
 Complexity: a step costs O(1) kernel work plus its store writes; resuming a live coroutine is
 O(1); a replay costs O(steps recorded), each an O(1) memo look-up.
 """
@@ -18,17 +25,19 @@ O(1); a replay costs O(steps recorded), each an O(1) memo look-up.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import collections
-import inspect
 import json
 import os
 import threading
 import typing
 
-from . import errors, limits, loop_entry
+from . import errors, limits, queries
 from .context import Context, ContextSync, ReplayQuietLogger
+from .cron import CRON_EVENT as _CRON_EVENT
+from .cron import CronTicker
+from .driver import Driver, resolve
 from .event import Event
+from .event_table import EventTable
 from .execution import (
     DONE,
     MISSING,
@@ -51,9 +60,11 @@ from .execution import (
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
-from .kernel import Drive, Journal, ReadyQueue, SeededRandom, TimerHeap, ms_to_datetime
+from .kernel import Drive, Journal, ReadyQueue, SeededRandom, TimerHeap
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
-from .runs import EventOutcome, EventRecord, Pending, RunState, RunStatus, TraceEntry
+from .recovery import cron_cursors, restore
+from .runs import EventRecord, Pending, RunState, RunStatus, TraceEntry
+from .runs import Wait as _Wait
 from .serializer import serialize
 from .step import Group, GroupSync, Step, StepSync
 from .storage.base import Store, StoreError
@@ -62,8 +73,7 @@ from .triggers import CronSchedule, EventRouter
 if typing.TYPE_CHECKING:
     from .client import Inngest
     from .function import Function
-
-T = typing.TypeVar("T")
+    from .storage import RecoveredState
 
 _SCALARS = (str, int, bool)  # step outputs encode_output passes through as they are
 
@@ -76,19 +86,11 @@ FUNCTION_RETRY = ""  # pending key of a retry of code outside any step
 FAILED_EVENT = "inngest/function.failed"
 CANCELLED_EVENT = "inngest/function.cancelled"
 INVOKED_EVENT = "inngest/function.invoked"
-CRON_EVENT = "inngest/scheduled.timer"
-#: outcomes an event may still change from (so it stays in memory until it does)
-_OPEN_OUTCOMES = ("debounced", "batched", "throttled")
+CRON_EVENT = _CRON_EVENT  # re-exported: the name of a cron tick's event
 #: pruning by age runs at most this often (engine time)
 PRUNE_EVERY_MS = 3_600_000
 #: the outcome of an event whose trigger, cancel or wait expression failed to evaluate
 EXPRESSION_ERROR = "expression_error"
-
-
-class _Wait(typing.NamedTuple):
-    run: RunState
-    step: str
-    expr: Expression | None
 
 
 class Engine:
@@ -113,7 +115,7 @@ class Engine:
         self.ready = ReadyQueue()
         self.runs: dict[str, RunState] = {}
         self._run_seq = 0
-        self.events: dict[str, dict] = {}  # internal id -> {"payload", "received_ms", ...}
+        self.event_table = self._event_table()
         self.trace: list[TraceEntry] = []
         # A long-running wall-clock engine keeps no global trace (each run keeps its own
         # history); a Simulation turns it on.
@@ -126,12 +128,19 @@ class Engine:
         self.coroutine_cap = coroutine_cap
         self.waits: dict[str, dict[tuple[str, str], _Wait]] = {}
         self.executing: set[str] = set()
-        self.flow = FlowControl(self)
+        self.flow = self._flow_control()
         self.lock = threading.RLock()
         self.auto_drain = False  # a Simulation runs what is due after every top-level send
-        self.drain_limit: int | None = None  # slices one drain may run (a Simulation's bound)
-        self.busy_error: typing.Callable[[int], Exception] = lambda n: RuntimeError(
-            f"inngest_do: still busy after {n} slices at one instant")
+        # Runs what is ready and moves virtual time for synchronous callers (rebuild hands
+        # it the new queue and heap). A Simulation bounds its drains (driver.drain_limit,
+        # driver.busy_error).
+        self.driver = Driver(
+            clock=clock, ready=self.ready, timers=self.timers, pop_ready=self._pop_ready,
+            run_slice=self.slice, fire_due=self.fire_due, has_work=self.has_work,
+            sync_functions=self.sync_functions, clock_moved=lambda: self.flow.sweep())
+        #: virtual clocks: run everything due up to a time, then move the clock there (the
+        #: driver's own method: a Simulation calls it on every send)
+        self.run_until: typing.Callable[[int], None] = self.driver.run_until
         self.on_work: typing.Callable[[], None] | None = None  # a Worker's wake-up call
         # How a Worker runs sync handlers off its loop: awaitable runner(fn, *args), e.g.
         # loop.run_in_executor on a bounded pool. None: on the calling thread.
@@ -147,12 +156,21 @@ class Engine:
         self._serve_all = functions is None
         self._taken = 0  # how many of the client's created functions serve-all has taken
         self._cron_timers: set[int] = set()
+        # Cron triggers: handed what they need (looked up anew on each call, since a rebuild
+        # replaces the timers, the function table and the RNG).
+        self.crons = CronTicker(
+            schedule=lambda due, payload: self.timers.schedule(due, payload),
+            save_cursor=self.store.save_meta, draw=lambda: self.rng.next_u64(),
+            now_ms=self.now_ms, function=lambda fn_id: self._known_fns.get(fn_id),
+            # saved once, with its outcome, by store_event (as an accepted event is)
+            record_event=lambda payload: self._record_event(payload, save=False),
+            store_event=self._store_event,
+            admit=lambda fn, event_id, payload: self.flow.admit(fn, event_id, payload))
         # Bumped when a failed commit makes the engine rebuild itself from the store: work
         # begun before (an Execution, a slice) is then abandoned.
         self.generation = 0
         # Finished runs and settled events leave memory once the store has them committed.
         self._ended: list[str] = []
-        self._settled: list[str] = []
         self._store_failure: StoreError | None = None  # the last commit that failed
         #: share commits (and their fsyncs) between slices: a Worker on a FULL store
         self.group_commit = False
@@ -271,13 +289,8 @@ class Engine:
                 if run is not None and run.status.is_final:
                     del runs[run_id]
             self._ended.clear()
-        if self._settled:
-            events = self.events
-            for event_id in self._settled:
-                rec = events.get(event_id)
-                if rec is not None and _is_settled(rec["outcomes"]):
-                    del events[event_id]
-            self._settled.clear()
+        if self.event_table.settled:  # checked here: a call per commit counts
+            self.event_table.forget_settled()
         if self.retention_ms is not None:
             now = self.now_ms()
             if self._next_prune_ms is None or now >= self._next_prune_ms:
@@ -321,19 +334,19 @@ class Engine:
             self._close(ex)
         self.timers = TimerHeap()
         self.ready = ReadyQueue()
+        self.driver.attach(self.ready, self.timers)
         self.runs = {}
-        self.events = {}
+        self.event_table = self._event_table()
         self.live = collections.OrderedDict()
         self.waits = {}
         self.executing = set()
         self.cron_cursors = {}
-        self.flow = FlowControl(self)
+        self.flow = self._flow_control()
         self._router = EventRouter()
         self._known_fns = {}
         self._fn_clients = {}
         self._cron_timers = set()
         self._ended = []
-        self._settled = []
         self.store.open()  # an open store starts over from its last commit
         self._recover()
         try:
@@ -342,6 +355,23 @@ class Engine:
         except StoreError as err:  # the cursors go with a later commit
             self._log_store.warning("inngest_do: %s", err)
         self._work_arrived()
+
+    def _flow_control(self) -> FlowControl:
+        """Flow control over this engine's current working state (made anew on rebuild)."""
+        return FlowControl(
+            now_ms=self.now_ms, timers=self.timers, store=self.store, runs=self.runs,
+            outcomes=self.event_table, executing=self.executing, enqueue=self.enqueue,
+            create_run=self.create_run, cancel_run=self.cancel_run,
+            note=self.record_run_note)
+
+    def _event_table(self) -> EventTable:
+        """The events in memory (made anew on rebuild); ids from the seeded source."""
+        return EventTable(store=self.store, now_ms=self.now_ms, rng=self.rng)
+
+    @property
+    def events(self) -> dict[str, dict]:
+        """Event id -> record, for the events still in memory (see event_table.py)."""
+        return self.event_table.records
 
     def function(self, fn_id: str) -> Function[typing.Any]:
         self.sync_functions()
@@ -366,38 +396,19 @@ class Engine:
 
     def _accept_one(self, payload: dict, origin: str | None) -> str:
         # saved once, with what it did, at the end (all of it is one commit)
-        event_id = self._record_event(payload, save=False)
+        event_id = self.event_table.record(payload, save=False)
         self._log(self.now_ms(), origin or "", "", "event.received", None, payload["name"])
         self._deliver(event_id, payload)
-        self._store_event(event_id)
+        self.event_table.save(event_id)
         return event_id
-
-    def _store_event(self, event_id: str) -> None:
-        """Save an event with its outcomes; once they can no longer change it leaves
-        memory at the next commit."""
-        rec = self.events.get(event_id)
-        if rec is None:
-            return
-        settled = _is_settled(rec["outcomes"])
-        self.store.save_event(event_id, rec["payload"], rec["received_ms"], rec["outcomes"],
-                              settled)
-        if settled:
-            self._settled.append(event_id)
 
     def _record_event(self, payload: dict, *, save: bool = True) -> str:
-        """Give ``payload`` its internal id (and ``id``/``ts`` if it has none) and store it."""
-        now = self.now_ms()
-        event_id = self.rng.ulid(now)
-        user_id = payload.get("id") or None
-        if not user_id:
-            payload["id"] = event_id
-        if not payload.get("ts"):
-            payload["ts"] = now
-        self.events[event_id] = {"payload": payload, "received_ms": now, "outcomes": (),
-                                 "user_id": user_id}
-        if save:
-            self.store.save_event(event_id, payload, now)
-        return event_id
+        """Give ``payload`` its internal id and store it (see EventTable.record)."""
+        return self.event_table.record(payload, save=save)
+
+    def _store_event(self, event_id: str) -> None:
+        """Save an event with its outcomes (see EventTable.save)."""
+        self.event_table.save(event_id)
 
     def _deliver(self, event_id: str, payload: dict) -> None:
         name = payload["name"]
@@ -410,8 +421,8 @@ class Engine:
                 try:
                     hit = wait.expr.matches({"event": wait.run.events[0], "async": payload})
                 except ExpressionError as err:  # no match, but the event says why
-                    self.record_outcome(event_id, wait.run.fn_id, EXPRESSION_ERROR,
-                                        wait.run.id, str(err))
+                    self.event_table.record_outcome(event_id, wait.run.fn_id,
+                                                    EXPRESSION_ERROR, wait.run.id, str(err))
                     continue
                 if hit:
                     self._resolve_wait(key, wait, payload)
@@ -434,37 +445,7 @@ class Engine:
             self.flow.admit(fn, event_id, payload)
         for fn_id, why in failed.items():
             if fn_id not in started:  # an event that matches a trigger never vanishes
-                self.record_outcome(event_id, fn_id, EXPRESSION_ERROR, None, why)
-
-    # An event's outcomes are a tuple of (fn id, outcome, run id) string tuples, replaced
-    # rather than changed: one is kept per event for the engine's life, and the garbage
-    # collector stops visiting tuples of strings (it visits every list and dict, every pass).
-    def record_outcome(self, event_id: str, fn_id: str, outcome: str,
-                       run_id: str | None = None, error: str | None = None) -> None:
-        """Say why an event did or did not start a run of ``fn_id`` (for queries)."""
-        rec = self.events.get(event_id)
-        if rec is not None:
-            entry = (fn_id, outcome, run_id) if error is None else (
-                fn_id, outcome, run_id, error)
-            rec["outcomes"] = (*rec["outcomes"], entry)
-
-    def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None:
-        """Change what ``event_id`` did for ``fn_id`` (a throttled run has now started)."""
-        rec = self.events.get(event_id)
-        if rec is not None:
-            rec["outcomes"] = tuple(
-                (fn_id, outcome, run_id, *e[3:]) if e[0] == fn_id and e[2] == run_id else e
-                for e in rec["outcomes"])
-            self._store_event(event_id)
-
-    def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None:
-        """A debounced or batched event's run now exists."""
-        rec = self.events.get(event_id)
-        if rec is not None:
-            rec["outcomes"] = tuple(
-                (fn_id, e[1], run_id, *e[3:]) if e[0] == fn_id and e[2] is None else e
-                for e in rec["outcomes"])
-            self._store_event(event_id)
+                self.event_table.record_outcome(event_id, fn_id, EXPRESSION_ERROR, None, why)
 
     def record_run_note(self, run: RunState, kind: str, detail: typing.Any = None) -> None:
         """Flow control notes something about ``run`` in its history."""
@@ -510,40 +491,14 @@ class Engine:
         run.queued = False
         return None if run.status.is_final else run
 
+    # driving (see driver.py) ---------------------------------------------------------------
     def drain(self) -> int:
-        """Execute ready slices one after another until none is left; returns how many ran.
-
-        Slices run inside the engine's private event loop (entered once for the whole
-        drain), so step bodies and middleware may await real asyncio I/O.
-        """
-        if not self.ready:
-            return 0  # no loop entry when there is nothing to run
-        return self._drive(self.drain_async())
-
-    def _drive(self, coro: typing.Coroutine[typing.Any, typing.Any, T]) -> T:
-        """Run an engine coroutine from synchronous code: in this thread's private loop, or
-        inline when called inside a caller's running loop (real I/O then needs a Worker)."""
-        if _loop_running():
-            return self._run_inline(coro)
-        return loop_entry.run(self._private_loop(), coro)
+        """Execute ready slices until none is left; returns how many ran."""
+        return self.driver.drain()
 
     async def drain_async(self) -> int:
         """:meth:`drain` from inside an event loop."""
-        count = 0
-        while self.ready:
-            run = self._pop_ready()
-            if run is not None:
-                count = self._count(count)
-                await self.slice(run)
-        return count
-
-    def _count(self, count: int) -> int:
-        if self.drain_limit is not None and count >= self.drain_limit:
-            raise self.busy_error(count)
-        return count + 1
-
-    def _private_loop(self) -> asyncio.AbstractEventLoop:
-        return _private_loop()
+        return await self.driver.drain_async()
 
     async def slice(self, run: RunState) -> None:
         """Drive ``run``'s handler until it returns, raises or parks."""
@@ -1172,81 +1127,21 @@ class Engine:
         self._save(run)
         self.wake(run)
 
-    def schedule(self, due_ms: int, payload: tuple) -> int:
-        """Schedule a flow-control timer (its payload's first item names the kind)."""
-        return self.timers.schedule(due_ms, payload)
-
     # cron -----------------------------------------------------------------------------------
     def _arm_cron(self, fn: Function[typing.Any], idx: int, cron: CronSchedule,
                   tick: int) -> None:
         """Schedule the tick at ``tick`` (plus seeded jitter) and record it as the cursor."""
-        fire = tick
-        if cron.jitter_ms:
-            fire = tick + cron.jitter_delay(self.rng.next_u64())
-        handle = self.timers.schedule(fire, ("cron", fn.id, idx, tick))
-        self._cron_timers.add(handle)
-        self.store.save_meta(f"cron:{fn.id}:{idx}", tick)
+        self._cron_timers.add(self.crons.arm(fn, idx, cron, tick))
 
     def _fire_cron(self, payload: tuple) -> None:
-        _, fn_id, idx, tick = payload
-        fn = self._known_fns.get(fn_id)
-        if fn is None:
-            return
-        cron = fn.cron_triggers[idx]
-        now = self.now_ms()
-        data = {"cron": cron.source, "scheduledAt": ms_to_datetime(tick).isoformat(),
-                "fireAt": ms_to_datetime(now).isoformat()}
-        event_payload = {"name": CRON_EVENT, "data": data, "id": "", "ts": 0}
-        # a tick is this function's own event: recorded, but delivered to no one else
-        self.flow.admit(fn, self._record_event(event_payload), event_payload)
-        self._arm_cron(fn, idx, cron, cron.next_after(tick))
-
-    # driving --------------------------------------------------------------------------------
-    def run_until(self, target_ms: int) -> None:
-        """Virtual clocks: run everything due up to ``target_ms`` in time order, then set
-        the clock to ``target_ms``. The private loop is entered once for all of it."""
-        self.sync_functions()  # a cron function created after the Simulation ticks too
-        due = self.timers.peek_due()
-        if self.ready or (due is not None and due <= target_ms):
-            self._drive(self._run_until_async(target_ms))
-        if target_ms > self.clock.now_ms():
-            self.clock.advance_to(target_ms)
-            self.flow.sweep()  # as the clock moves, limiter keys expire
+        nxt = self.crons.fire(payload)
+        if nxt is not None:
+            self._arm_cron(*nxt)  # through the method: a subclass tracks what it arms
 
     def run_until_idle(self, max_iterations: int) -> bool:
         """Virtual clocks: run from timer to timer until only cron schedules remain; False if
         ``max_iterations`` timer instants were not enough."""
-        self.sync_functions()
-        return self._drive(self._run_until_idle_async(max_iterations))
-
-    async def _run_until_idle_async(self, max_iterations: int) -> bool:
-        await self.drain_async()
-        done = 0
-        while self.has_work():
-            if done >= max_iterations:
-                return False
-            self._due_step(max(self.timers.peek_due() or 0, self.clock.now_ms()))
-            await self.drain_async()
-            done += 1
-        return True
-
-    async def _run_until_async(self, target_ms: int) -> None:
-        await self.drain_async()
-        while self._due_step(target_ms):
-            await self.drain_async()
-
-    def _due_step(self, target_ms: int) -> bool:
-        """Move the clock to the next timer due by ``target_ms`` and fire what is due then;
-        False when none is."""
-        if self.ready:
-            return True
-        due = self.timers.peek_due()
-        if due is None or due > target_ms:
-            return False
-        if due > self.clock.now_ms():
-            self.clock.advance_to(due)
-        self.fire_due(self.clock.now_ms())
-        return True
+        return self.driver.run_until_idle(max_iterations)
 
     def has_work(self) -> bool:
         """True while anything but cron schedules remains to be done."""
@@ -1255,43 +1150,9 @@ class Engine:
         return len(self.timers) > len(self._cron_timers)
 
     def resolve(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
-        """Run a fresh ``awaitable`` to completion from synchronous code (a sync handler's
-        async step body, an async hook called from sync code).
-
-        With no loop running in this thread it runs in this thread's private loop; inside a
-        running loop (a Simulation's, while a sync handler runs) it runs on a helper thread
-        with a loop of its own. Either way it may await real asyncio I/O.
-        """
-        if not _loop_running():
-            return self._private_loop().run_until_complete(_ensure(awaitable))
-        box: list[typing.Any] = []
-
-        def target() -> None:
-            try:
-                box.append((True, asyncio.run(_ensure(awaitable))))
-            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread
-                box.append((False, err))
-
-        helper = threading.Thread(target=target, name="inngest_do-resolve")
-        helper.start()
-        helper.join()
-        ok, value = box[0]
-        if ok:
-            return value
-        raise value
-
-    def _run_inline(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
-        """Run ``awaitable`` with no event loop: fine until it awaits real I/O."""
-        gen = awaitable.__await__()
-        try:
-            gen.send(None)
-        except StopIteration as stop:
-            return stop.value
-        gen.close()
-        raise RuntimeError(
-            "inngest_do: a step awaited real I/O while a Simulation was driven from inside a "
-            "running event loop; drive it from synchronous code, or use inngest_do.Worker"
-        )
+        """Run a fresh ``awaitable`` to completion from synchronous code (see
+        :func:`~inngest_do.driver.resolve`)."""
+        return resolve(awaitable)
 
     def _work_arrived(self) -> None:
         if self.auto_drain:
@@ -1331,126 +1192,46 @@ class Engine:
     def _save(self, run: RunState) -> None:
         self.store.save_run(run_record(run))
 
+    # queries (see queries.py) -------------------------------------------------------------
     def event_records(self, name: str | None = None) -> list[tuple[str, dict]]:
-        """(internal id, {"payload", "received_ms", "outcomes"}) of events in arrival order:
-        the committed ones from the store, with what memory knows fresher (outcomes still
-        changing, events not yet committed)."""
-        with self.lock:  # a Worker may be changing them on another thread
-            stored = self.store.load_events(name)
-            live = {k: {"payload": v["payload"], "received_ms": v["received_ms"],
-                        "outcomes": [list(o) for o in v["outcomes"]]}
-                    for k, v in self.events.items()}
-        out = [(rec["id"], live.pop(rec["id"], rec)) for rec in stored]
-        out += [(event_id, rec) for event_id, rec in live.items()
-                if name is None or rec["payload"]["name"] == name]
-        return out
+        """(internal id, {"payload", "received_ms", "outcomes"}) of events in arrival order."""
+        return queries.event_records(self.store, self.lock, self.events, name)
 
     def query_events(self, name: str | None = None) -> list[EventRecord]:
-        """Events in arrival order, with their outcomes (see :meth:`event_records`)."""
-        return [_event_record(event_id, rec["payload"], rec["received_ms"], rec["outcomes"])
-                for event_id, rec in self.event_records(name)]
+        """Events in arrival order, with their outcomes."""
+        return queries.query_events(self.store, self.lock, self.events, name)
 
     def query_runs(self, fn_id: str | None = None,
                    status: RunStatus | str | None = None) -> list[RunState]:
-        """Runs in creation order: finished ones read from the store, active ones as the
-        engine holds them."""
-        from .recovery import run_from_record
-
-        if status is not None:
-            status = RunStatus(status)
-        with self.lock:  # a Worker may be changing them on another thread
-            records = self.store.load_runs(fn_id, None if status is None else status.value)
-            live = dict(self.runs)
-        out = []
-        for rec in records:
-            run = live.pop(rec["id"], None) or run_from_record(rec)
-            if status is None or run.status == status:
-                out.append(run)
-        for run in live.values():  # created since the last commit
-            if (fn_id is None or run.fn_id == fn_id) and (status is None or run.status == status):
-                out.append(run)
-        return out
+        """Runs in creation order (finished ones from the store, active ones from memory)."""
+        return queries.query_runs(self.store, self.lock, self.runs, fn_id, status)
 
     def get_run(self, run_id: str) -> RunState | None:
         """One run by id (an active one from memory, a finished one from the store)."""
-        from .recovery import run_from_record
-
-        with self.lock:
-            run = self.runs.get(run_id)
-            if run is not None:
-                return run
-            rec = self.store.load_run(run_id)
-        return None if rec is None else run_from_record(rec)
+        return queries.get_run(self.store, self.lock, self.runs, run_id)
 
     # recovery -------------------------------------------------------------------------------
     def reseed(self, salt: int) -> None:
-        """Move the random source to a stream that depends on ``salt`` (after recovery)."""
-        self.rng = SeededRandom((self.seed * 0x9E3779B97F4A7C15 + salt + 1) % (1 << 64))
+        """Move the random source to a stream that depends on ``salt`` (after recovery). In
+        place (a generator's state is its seed): the event table draws from it too."""
+        self.rng.set_state((self.seed * 0x9E3779B97F4A7C15 + salt + 1) % (1 << 64))
 
     def _recover(self) -> None:
         """Rebuild working state from the store (a new store gives back nothing)."""
-        state = self.store.recover()
+        self._restore(self.store.recover())
+
+    def _restore(self, state: RecoveredState) -> None:
         if not state.runs and not state.events and not state.meta:
             return
-        from .recovery import restore
-
-        restore(self, state)
-
-
-_LOOPS = threading.local()
-_ALL_LOOPS: list[asyncio.AbstractEventLoop] = []
-
-
-def _private_loop() -> asyncio.AbstractEventLoop:
-    """This thread's private event loop, shared by every engine (one per thread, closed at
-    exit), used to drive slices from synchronous code."""
-    loop = getattr(_LOOPS, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _LOOPS.loop = asyncio.new_event_loop()
-        _ALL_LOOPS.append(loop)
-    return loop
-
-
-@atexit.register
-def _close_loops() -> None:
-    for loop in _ALL_LOOPS:
-        if not loop.is_closed() and not loop.is_running():
-            loop.close()
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+        self.cron_cursors.update(cron_cursors(state.meta))
+        restore(state, runs=self.runs, events=self.events, timers=self.timers,
+                waits=self.waits, flow=self.flow, reseed=self.reseed)
 
 
 def _transformed(res: TransformOutputResult) -> typing.Any:
     if res.error is not None:
         raise res.error
     return res.output
-
-
-async def _wrap(awaitable: typing.Awaitable[typing.Any]) -> typing.Any:
-    return await awaitable
-
-
-def _ensure(awaitable: typing.Any) -> typing.Coroutine:
-    return awaitable if inspect.iscoroutine(awaitable) else _wrap(awaitable)
-
-
-def _is_settled(outcomes: list) -> bool:
-    """True when none of an event's outcomes can change any more."""
-    return not any(o[1] in _OPEN_OUTCOMES and (o[2] is None or o[1] == "throttled")
-                   for o in outcomes)
-
-
-def _event_record(event_id: str, payload: dict, received_ms: int,
-                  outcomes: list) -> EventRecord:
-    return EventRecord(id=event_id, name=payload["name"], data=payload.get("data") or {},
-                       received_at=ms_to_datetime(received_ms),
-                       outcomes=tuple(EventOutcome(*o) for o in outcomes))
 
 
 def _store_logger() -> typing.Any:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import pydantic
 import typing_extensions
 
-__all__ = ["JSON", "Event"]
+__all__ = ["JSON", "Event", "SendEventsResult"]
 
 # Like the SDK's: not recursive, because TypedDicts are only compatible with Mapping[str, object].
 JSON = typing_extensions.TypeAliasType(
@@ -153,3 +153,10 @@ def _copy_data(data: Mapping[str, typing.Any]) -> dict[str, typing.Any]:
     # ``data`` was validated at construction, but it is a mutable dict: check it again.
     _check_json(data, "data")
     return typing.cast("dict[str, typing.Any]", json.loads(json.dumps(data)))
+
+
+class SendEventsResult(pydantic.BaseModel):
+    """What ``after_send_events`` middleware hooks receive (defaults as in the SDK)."""
+
+    error: str | None = None
+    ids: list[str] = pydantic.Field(default_factory=list)

@@ -21,7 +21,7 @@ import json
 import typing
 
 from . import errors, kernel, limits
-from .event import Event
+from .event import Event, SendEventsResult
 
 if typing.TYPE_CHECKING:
     from .context import Context, ContextSync
@@ -511,11 +511,7 @@ class Execution:
                 await out
 
     def after_send_sync(self, ids: list[str]) -> None:
-        from .client import SendEventsResult
-
         self.call_hooks_sync("after_send_events", SendEventsResult(ids=ids), reverse=True)
 
     async def after_send_async(self, ids: list[str]) -> None:
-        from .client import SendEventsResult
-
         await self.call_hooks_async("after_send_events", SendEventsResult(ids=ids), reverse=True)

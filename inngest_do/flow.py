@@ -12,8 +12,9 @@ The engine asks this module at each decision point:
 - :meth:`FlowControl.fire` -- a flow-control timer (debounce, batch, throttle, timeouts) is due.
 
 The limiters, counters and queues are the kernel's (:class:`~inngest_do.kernel.GCRA`,
-:class:`~inngest_do.kernel.KeyedCounter`, :class:`~inngest_do.kernel.ReadyQueue`), so each
-decision is O(1) or O(log n) in the number of waiting runs. Every event that matched a
+:class:`~inngest_do.kernel.KeyedCounter`, :class:`~inngest_do.kernel.ReadyQueue`; the
+concurrency units and their waiting runs are :class:`~inngest_do.slots.ConcurrencySlots`),
+so each decision is O(1) or O(log n) in the number of waiting runs. Every event that matched a
 function gets an outcome (started, rate_limited, deduplicated, idempotent, debounced,
 batched, skipped, throttled): nothing accepted is dropped silently.
 
@@ -33,16 +34,15 @@ import collections
 import dataclasses
 import typing
 
-from sortedcontainers import SortedList
-
 from .expressions import Expression, ExpressionError
-from .kernel import GCRA, KeyedCounter
+from .kernel import GCRA
 from .runs import RunStatus
+from .slots import ConcurrencySlots
 
 if typing.TYPE_CHECKING:
-    from .engine import Engine
     from .function import Function
     from .runs import RunState
+    from .storage import Store
 
 DAY_MS = 86_400_000
 YEAR_MS = 366 * DAY_MS
@@ -50,6 +50,37 @@ PRIORITY_LIMIT_S = 600
 #: keys a decision forgets, at most, from the limiter it touched: more than the one it may
 #: add, so expired keys cannot pile up between sweeps (amortised O(1) per decision)
 PRUNE_PER_TOUCH = 2
+
+
+class Timers(typing.Protocol):
+    """The engine's timer heap, as flow control uses it."""
+
+    def schedule(self, due_ms: int, payload: tuple) -> int: ...
+
+    def cancel(self, handle: int) -> None: ...
+
+    def __contains__(self, handle: object) -> bool: ...
+
+
+class CreateRun(typing.Protocol):
+    def __call__(self, fn: Function[typing.Any], events: list[dict], *,
+                 status: RunStatus = ..., reason: str | None = None,
+                 lock: str | None = None) -> RunState: ...
+
+
+class Outcomes(typing.Protocol):
+    """The engine's event table, as flow control uses it: what each event did for each
+    function (see event_table.py)."""
+
+    #: event id -> {"payload", "received_ms", "outcomes", "user_id"}
+    records: dict[str, dict]
+
+    def record_outcome(self, event_id: str, fn_id: str, outcome: str,
+                       run_id: str | None = None, error: str | None = None) -> None: ...
+
+    def set_outcome(self, event_id: str, fn_id: str, outcome: str, run_id: str) -> None: ...
+
+    def set_outcome_run(self, event_id: str, fn_id: str, run_id: str) -> None: ...
 
 
 def _compile(source: str | None, what: str) -> Expression | None:
@@ -130,14 +161,40 @@ def _key(expr: Expression | None, payload: dict) -> str | None:
 class FlowControl:
     """Per-engine flow-control state for every function. See the module docstring."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, *, now_ms: typing.Callable[[], int], timers: Timers, store: Store,
+                 runs: typing.Mapping[str, RunState], outcomes: Outcomes,
+                 executing: typing.Container[str], enqueue: typing.Callable[[RunState], None],
+                 create_run: CreateRun, cancel_run: typing.Callable[[RunState, str], None],
+                 note: typing.Callable[[RunState, str, typing.Any], None]) -> None:
+        """Flow control over the engine's state, handed in piece by piece (it reads the
+        run table, the events' ids and which runs are executing; it owns nothing else):
+
+        - ``now_ms``: the engine's clock; ``timers``: its timer heap (flow-control timers
+          come back through :meth:`fire`); ``store``: where limiter keys, seen event ids
+          and debounce/batch piles are kept (``save_flow``);
+        - ``runs``: run id -> run (the run table); ``outcomes``: the event table (what
+          each event did for each function, and the id its sender gave it);
+          ``executing``: ids of runs with a slice running;
+        - what flow control decides, done by the engine: ``enqueue`` a run for a slice,
+          ``create_run``, ``cancel_run``, ``note`` (a line in a run's history).
+        """
+        self._now_ms = now_ms
+        self._timers = timers
+        self._store = store
+        self._runs = runs
+        self._event_records = outcomes.records  # read directly: once per admitted event
+        self._executing = executing
+        self._enqueue = enqueue
+        self._create_run = create_run
+        self._cancel_run = cancel_run
+        self._record_outcome = outcomes.record_outcome
+        self._set_outcome = outcomes.set_outcome
+        self._set_outcome_run = outcomes.set_outcome_run
+        self._note = note
         self.fns: dict[str, _FnFlow] = {}
         self.cancel_index: dict[str, list[_FnFlow]] = {}
-        self.slots = KeyedCounter()
-        self.units: dict[str, int] = {}  # run id -> concurrency units it holds
-        self.waiters: dict[tuple, SortedList] = {}  # slot key -> orders of waiting runs
-        self.waiting: dict[str, tuple] = {}  # run id -> (its order, the keys it waits on)
+        self.slots = ConcurrencySlots(runs=runs, enqueue=enqueue)
+        self._units = self.slots.units  # run id -> units held: most runs hold none
         self.throttled_events: dict[str, list[str]] = {}  # run id -> events it waits as
         self._restored: dict[str, dict[str, typing.Any]] = {}
 
@@ -166,8 +223,8 @@ class FlowControl:
             for key, rec in self._restored.get(f"{name}:{fn_id}", {}).items():
                 pile = _Pile(key, rec["events"], rec["event_ids"], rec["first_ms"])
                 piles[key] = pile
-                pile.timer = self.engine.schedule(rec["due_ms"], (name, fn_id, key))
-        for run in self.engine.runs.values():
+                pile.timer = self._timers.schedule(rec["due_ms"], (name, fn_id, key))
+        for run in self._runs.values():
             if run.fn_id == fn_id and not run.status.is_final:
                 self._track(flow, run)
 
@@ -181,21 +238,20 @@ class FlowControl:
     # admission ------------------------------------------------------------------------------
     def admit(self, fn: Function[typing.Any], event_id: str, payload: dict) -> None:
         """An event matched ``fn``'s trigger: start a run, or say why not."""
-        engine = self.engine
         flow = self.fns[fn.id]
-        now = engine.now_ms()
-        user_id = engine.events[event_id].get("user_id")
+        now = self._now_ms()
+        user_id = self._event_records[event_id].get("user_id")
         if user_id:
             seen = flow.seen_ids
             first = seen.get(user_id)
             if first is not None and now - first < DAY_MS:
-                engine.record_outcome(event_id, fn.id, "deduplicated")
+                self._record_outcome(event_id, fn.id, "deduplicated")
                 return
             # Kept in first-seen order, so ids older than a day are dropped from the front:
             # a long-running engine does not remember every id it ever saw. O(1) amortised.
             seen.pop(user_id, None)
             seen[user_id] = now
-            engine.store.save_flow(f"ids:{fn.id}", user_id, now)
+            self._store.save_flow(f"ids:{fn.id}", user_id, now)
             self._forget_ids(flow, now, PRUNE_PER_TOUCH)
         if flow.batch is not None:
             self._batch(flow, event_id, payload, now)
@@ -204,7 +260,7 @@ class FlowControl:
             key = _key(flow.rate_key, payload)
             if key is not None and key != "false":
                 if flow.rate_gcra.acquire(key, now) != -1:
-                    engine.record_outcome(event_id, fn.id, "rate_limited")
+                    self._record_outcome(event_id, fn.id, "rate_limited")
                     return
                 self._save_gcra("rate", flow, flow.rate_gcra, key)
                 self._forget_keys("rate", flow, flow.rate_gcra, now, PRUNE_PER_TOUCH)
@@ -213,7 +269,7 @@ class FlowControl:
             if key is not None:
                 if flow.idem_gcra.acquire(key, now) != -1:
                     # SPEC: idempotency is a rate limit of 1 per 24 h; duplicates show as such
-                    engine.record_outcome(event_id, fn.id, "rate_limited")
+                    self._record_outcome(event_id, fn.id, "rate_limited")
                     return
                 self._save_gcra("idem", flow, flow.idem_gcra, key)
                 self._forget_keys("idem", flow, flow.idem_gcra, now, PRUNE_PER_TOUCH)
@@ -223,7 +279,7 @@ class FlowControl:
         self._start(flow, [event_id], [payload])
 
     def _save_gcra(self, name: str, flow: _FnFlow, gcra: typing.Any, key: str) -> None:
-        self.engine.store.save_flow(f"{name}:{flow.fn.id}", key, gcra.get_state(key))
+        self._store.save_flow(f"{name}:{flow.fn.id}", key, gcra.get_state(key))
 
     # forgetting keys ------------------------------------------------------------------------
     def _forget_keys(self, name: str, flow: _FnFlow, gcra: typing.Any, now: int,
@@ -232,7 +288,7 @@ class FlowControl:
         and in the store."""
         dropped = gcra.prune(now, budget)
         if dropped:
-            save = self.engine.store.save_flow
+            save = self._store.save_flow
             namespace = f"{name}:{flow.fn.id}"
             for key in dropped:
                 save(namespace, key, None)
@@ -246,7 +302,7 @@ class FlowControl:
             if now - seen[old_id] < DAY_MS:
                 break
             del seen[old_id]
-            self.engine.store.save_flow(namespace, old_id, None)
+            self._store.save_flow(namespace, old_id, None)
             budget -= 1
 
     def sweep(self, now_ms: int | None = None) -> None:
@@ -254,7 +310,7 @@ class FlowControl:
         engine calls it before each commit (so the store forgets them in the same
         transaction) and when a Simulation's clock moves: O(number of functions) plus O(1)
         per key forgotten, each key being forgotten once."""
-        now = self.engine.now_ms() if now_ms is None else now_ms
+        now = self._now_ms() if now_ms is None else now_ms
         for flow in self.fns.values():
             for name, gcra in flow.gcras:
                 self._forget_keys(name, flow, gcra, now, -1)
@@ -276,10 +332,10 @@ class FlowControl:
             "batches": sum(len(f.batches) for f in fns),
             "singleton_locks": sum(len(f.locks) for f in fns),
             "live_runs": sum(len(f.live) for f in fns),
-            "concurrency_slots": len(self.slots),
-            "concurrency_units": len(self.units),
-            "concurrency_waiters": len(self.waiters),
-            "concurrency_waiting": len(self.waiting),
+            "concurrency_slots": len(self.slots.counts),
+            "concurrency_units": len(self.slots.units),
+            "concurrency_waiters": len(self.slots.waiters),
+            "concurrency_waiting": len(self.slots.waiting),
             "throttled_events": len(self.throttled_events),
         }
 
@@ -289,26 +345,25 @@ class FlowControl:
 
     def _start(self, flow: _FnFlow, event_ids: list[str], events: list[dict]) -> None:
         """Create a run for ``events`` (singleton permitting)."""
-        engine = self.engine
         fn = flow.fn
         lock = None
         if flow.singleton is not None:
             lock = _key(flow.singleton_key, events[0])
             holder_id = flow.locks.get(lock) if lock is not None else None
-            holder = engine.runs.get(holder_id) if holder_id else None
+            holder = self._runs.get(holder_id) if holder_id else None
             if holder is not None and not holder.status.is_final:
                 if flow.singleton.mode == "skip":
-                    run = engine.create_run(fn, events, status=RunStatus.SKIPPED,
+                    run = self._create_run(fn, events, status=RunStatus.SKIPPED,
                                             reason=f"singleton: run {holder.id} holds the lock")
                     for eid in event_ids:
-                        engine.record_outcome(eid, fn.id, "skipped", run.id)
+                        self._record_outcome(eid, fn.id, "skipped", run.id)
                     return
-                engine.cancel_run(holder, "singleton: replaced by a newer run")
-        run = engine.create_run(fn, events, lock=lock)
+                self._cancel_run(holder, "singleton: replaced by a newer run")
+        run = self._create_run(fn, events, lock=lock)
         # A run held back by the throttle says so until it starts (see _pass_throttle).
         held = flow.throttle_gcra is not None and not run.keys.get("throttled")
         for eid in event_ids:
-            engine.record_outcome(eid, fn.id, "throttled" if held else "started", run.id)
+            self._record_outcome(eid, fn.id, "throttled" if held else "started", run.id)
         if held:
             self.throttled_events[run.id] = event_ids
 
@@ -325,7 +380,7 @@ class FlowControl:
             ]
         self._track(flow, run)
         if flow.timeouts is not None and flow.timeouts.start_ms is not None:
-            self.engine.schedule(run.created_ms + flow.timeouts.start_ms,
+            self._timers.schedule(run.created_ms + flow.timeouts.start_ms,
                                  ("timeout.start", run.id))
         self.request_slice(run)
 
@@ -346,9 +401,9 @@ class FlowControl:
         if spec.timeout_ms is not None:
             due = min(due, pile.first_ms + spec.timeout_ms)
         if pile.timer is not None:
-            self.engine.timers.cancel(pile.timer)
-        pile.timer = self.engine.schedule(due, ("debounce", flow.fn.id, key))
-        self.engine.record_outcome(event_id, flow.fn.id, "debounced")
+            self._timers.cancel(pile.timer)
+        pile.timer = self._timers.schedule(due, ("debounce", flow.fn.id, key))
+        self._record_outcome(event_id, flow.fn.id, "debounced")
         self._save_pile("debounce", flow, pile, due)
 
     def _batch(self, flow: _FnFlow, event_id: str, payload: dict, now: int) -> None:
@@ -364,29 +419,28 @@ class FlowControl:
         if pile is None:
             pile = _Pile(key, [], [], now)
             flow.batches[key] = pile
-            pile.timer = self.engine.schedule(now + spec.timeout_ms, ("batch", flow.fn.id, key))
+            pile.timer = self._timers.schedule(now + spec.timeout_ms, ("batch", flow.fn.id, key))
         pile.events.append(payload)
         pile.event_ids.append(event_id)
-        self.engine.record_outcome(event_id, flow.fn.id, "batched")
+        self._record_outcome(event_id, flow.fn.id, "batched")
         if len(pile.events) >= spec.max_size:
             self._close_pile("batch", flow, flow.batches, key)
         else:
             self._save_pile("batch", flow, pile, pile.first_ms + spec.timeout_ms)
 
     def _save_pile(self, name: str, flow: _FnFlow, pile: _Pile, due_ms: int) -> None:
-        self.engine.store.save_flow(f"{name}:{flow.fn.id}", pile.key, {
+        self._store.save_flow(f"{name}:{flow.fn.id}", pile.key, {
             "events": pile.events, "event_ids": pile.event_ids, "first_ms": pile.first_ms,
             "due_ms": due_ms})
 
     def _close_pile(self, name: str, flow: _FnFlow, piles: dict[str, _Pile], key: str) -> None:
         pile = piles.pop(key)
-        if pile.timer is not None and pile.timer in self.engine.timers:
-            self.engine.timers.cancel(pile.timer)
-        self.engine.store.save_flow(f"{name}:{flow.fn.id}", key, None)
-        engine = self.engine
-        run = engine.create_run(flow.fn, pile.events)
+        if pile.timer is not None and pile.timer in self._timers:
+            self._timers.cancel(pile.timer)
+        self._store.save_flow(f"{name}:{flow.fn.id}", key, None)
+        run = self._create_run(flow.fn, pile.events)
         for eid in pile.event_ids:
-            engine.set_outcome_run(eid, flow.fn.id, run.id)
+            self._set_outcome_run(eid, flow.fn.id, run.id)
 
     # starting and slots ---------------------------------------------------------------------
     def request_slice(self, run: RunState, *, after_slice: bool = False) -> None:
@@ -395,7 +449,7 @@ class FlowControl:
             return
         flow = self.fns.get(run.fn_id)
         if flow is None:
-            self.engine.enqueue(run)
+            self._enqueue(run)
             return
         if flow.throttle_gcra is not None and not run.keys.get("throttled"):
             self._throttle(flow, run)
@@ -410,7 +464,7 @@ class FlowControl:
         if queue:
             queue.append(run.id)
             return
-        now = self.engine.now_ms()
+        now = self._now_ms()
         gcra = flow.throttle_gcra
         assert gcra is not None
         at = gcra.acquire(key, now)
@@ -419,14 +473,14 @@ class FlowControl:
             self._forget_keys("throttle", flow, gcra, now, PRUNE_PER_TOUCH)
             return
         flow.throttle_queues.setdefault(key, collections.deque()).append(run.id)
-        flow.throttle_timers[key] = self.engine.schedule(at, ("throttle", flow.fn.id, key))
-        self.engine.record_run_note(run, "throttled", {"until_ms": at})
+        flow.throttle_timers[key] = self._timers.schedule(at, ("throttle", flow.fn.id, key))
+        self._note(run, "throttled", {"until_ms": at})
 
     def _pass_throttle(self, flow: _FnFlow, run: RunState, gcra: typing.Any, key: str) -> None:
         self._save_gcra("throttle", flow, gcra, key)
         run.keys["throttled"] = True
         for eid in self.throttled_events.pop(run.id, ()):
-            self.engine.set_outcome(eid, flow.fn.id, "started", run.id)
+            self._set_outcome(eid, flow.fn.id, "started", run.id)
         self._take_slots(flow, run)
 
     def _throttle_fire(self, flow: _FnFlow, key: str) -> None:
@@ -434,15 +488,15 @@ class FlowControl:
         flow.throttle_timers.pop(key, None)
         gcra = flow.throttle_gcra
         assert gcra is not None
-        now = self.engine.now_ms()
+        now = self._now_ms()
         while queue:
-            run = self.engine.runs.get(queue[0])
+            run = self._runs.get(queue[0])
             if run is None or run.status.is_final:
                 queue.popleft()
                 continue
             at = gcra.acquire(key, now)
             if at != -1:
-                flow.throttle_timers[key] = self.engine.schedule(at, ("throttle", flow.fn.id,
+                flow.throttle_timers[key] = self._timers.schedule(at, ("throttle", flow.fn.id,
                                                                       key))
                 return
             queue.popleft()
@@ -450,129 +504,27 @@ class FlowControl:
         flow.throttle_queues.pop(key, None)
         self._forget_keys("throttle", flow, gcra, now, PRUNE_PER_TOUCH)
 
-    # Concurrency is counted in units: a unit is one count on each of a run's slot keys.
-    # A run needs one unit while a slice of it executes, plus one per step still in flight
-    # (a busy step in a simulation), so each parallel step takes a slot of its own.
+    # Concurrency (see slots.py): the cheap checks stay here, so a run with no concurrency
+    # limit costs no call into the slots.
 
     def _take_slots(self, flow: _FnFlow, run: RunState) -> None:
         """Enqueue ``run`` for a slice once it holds a unit for it (or queue it)."""
-        if not run.keys.get("concurrency"):
-            self.engine.enqueue(run)
-            return
-        if self._units(run) > _in_flight(run) or self._try_unit(run):
-            self.engine.enqueue(run)
-
-    def _units(self, run: RunState) -> int:
-        return self.units.get(run.id, 0)
-
-    def _blocking(self, run: RunState) -> list[tuple]:
-        """The keys that stop ``run`` taking a unit now: full, or with an older run waiting
-        (first in, first out within a key)."""
-        order = _order(run)
-        blocked = []
-        for key, limit in run.keys["concurrency"]:
-            queue = self.waiters.get(key)
-            if self.slots.count(key) >= limit or (queue and queue[0] < order):
-                blocked.append(key)
-        return blocked
-
-    def _try_unit(self, run: RunState) -> bool:
-        """Take one more unit for ``run``, or queue it on the keys that block it."""
-        blocked = self._blocking(run)
-        if blocked:
-            self._wait(run, blocked)
-            return False
-        self._unwait(run.id)
-        for key, limit in run.keys["concurrency"]:
-            self.slots.try_acquire(key, limit)
-        self.units[run.id] = self._units(run) + 1
-        return True
-
-    def _wait(self, run: RunState, keys: list[tuple]) -> None:
-        """Queue ``run`` on ``keys``, ordered by (creation - priority, creation order)."""
-        self._unwait(run.id)
-        order = _order(run)
-        for key in keys:
-            queue = self.waiters.get(key)
-            if queue is None:
-                queue = self.waiters[key] = SortedList()
-            queue.add(order)
-        self.waiting[run.id] = (order, keys)
-
-    def _unwait(self, run_id: str) -> None:
-        entry = self.waiting.pop(run_id, None)
-        if entry is None:
-            return
-        order, keys = entry
-        for key in keys:
-            queue = self.waiters.get(key)
-            if queue is not None:
-                queue.discard(order)
-                if not queue:
-                    del self.waiters[key]
-
-    def _give_back(self, run: RunState, count: int) -> None:
-        """Return ``count`` of ``run``'s units to its keys (no one is started here)."""
-        held = self._units(run)
-        count = min(count, held)
-        for _ in range(count):
-            for key, _limit in run.keys.get("concurrency") or ():
-                self.slots.release(key)
-        if held - count:
-            self.units[run.id] = held - count
-        else:
-            self.units.pop(run.id, None)
-
-    def _pump(self, keys: list[tuple]) -> None:
-        """Start waiting runs of ``keys``, oldest (priority-adjusted) first, while they fit."""
-        tried: set[str] = set()
-        while True:
-            best = None
-            for key in keys:
-                stale = []
-                # From the head: O(finished + already tried) per key, not a copy of the queue.
-                for order in self.waiters.get(key) or ():
-                    run = self.engine.runs.get(order[2])
-                    if run is None or run.status.is_final:
-                        stale.append(order[2])
-                        continue
-                    if order[2] not in tried:
-                        if best is None or order < best:
-                            best = order
-                        break
-                for run_id in stale:
-                    self._unwait(run_id)
-            if best is None:
-                return
-            tried.add(best[2])
-            run = self.engine.runs[best[2]]
-            self._unwait(run.id)  # it competes by its order, not by its place in a queue
-            if self._try_unit(run):
-                self.engine.enqueue(run)
-                continue
-            # A key that is full now stays full for the rest of this pump: stop looking at
-            # its waiters (else every waiter is tried in turn, O(waiting) per release).
-            full = {key for key, limit in run.keys["concurrency"]
-                    if self.slots.count(key) >= limit}
-            keys = [key for key in keys if key not in full]
+        if not run.keys.get("concurrency") or self.slots.take(run):
+            self._enqueue(run)
 
     def before_body(self, run: RunState) -> bool:
         """May a step body of ``run`` start now? Each step in flight holds a unit of its
         own; a further body needs another unit, or waits (the engine parks the step)."""
         if not run.keys.get("concurrency"):
             return True
-        return self._units(run) > _in_flight(run) or self._try_unit(run)
+        return self.slots.take(run)
 
     def step_landed(self, run: RunState) -> None:
         """A step that was in flight ended: its unit goes back, and the run competes for its
         next step with the waiting runs, in queue order."""
         slots = run.keys.get("concurrency")
-        if not slots:
-            return
-        self._give_back(run, 1)
-        if self._units(run) <= _in_flight(run) and not run.status.is_final:
-            self._wait(run, [k for k, _ in slots])
-        self._pump([k for k, _ in slots])
+        if slots:
+            self.slots.step_landed(run, slots)
 
     def on_slice_start(self, run: RunState) -> None:
         """A slice of ``run`` begins executing."""
@@ -581,16 +533,13 @@ class FlowControl:
                 and flow.timeouts.finish_ms is not None and "finish_timer" not in run.keys
                 and run.started_ms is not None):
             run.keys["finish_timer"] = True
-            self.engine.schedule(run.started_ms + flow.timeouts.finish_ms,
+            self._timers.schedule(run.started_ms + flow.timeouts.finish_ms,
                                  ("timeout.finish", run.id))
 
     def on_slice_end(self, run: RunState) -> None:
         """A slice ended: keep a unit per step still in flight, give back the rest."""
-        if run.id in self.units:
-            keep = 0 if run.status.is_final else _in_flight(run)
-            if self._units(run) > keep:
-                self._give_back(run, self._units(run) - keep)
-                self._pump([k for k, _ in run.keys["concurrency"]])
+        if run.id in self._units:
+            self.slots.slice_ended(run)
 
     def on_run_end(self, run: RunState) -> None:
         """``run`` reached a final status: locks and slots go back."""
@@ -600,13 +549,62 @@ class FlowControl:
             lock = run.keys.get("singleton")
             if lock is not None and flow.locks.get(lock) == run.id:
                 del flow.locks[lock]
-        self._unwait(run.id)
+        self.slots.unwait(run.id)
         # a run that ends while the throttle holds it back (cancelled, timed out) is no
         # longer waited for: the list of its events goes too
         self.throttled_events.pop(run.id, None)
-        if run.id not in self.engine.executing and run.id in self.units:
-            self._give_back(run, self._units(run))
-            self._pump([k for k, _ in run.keys["concurrency"]])
+        if run.id not in self._executing and run.id in self._units:
+            self.slots.release_all(run)
+
+    # re-syncs ------------------------------------------------------------------------------
+    def replace(self, fn: Function[typing.Any]) -> None:
+        """Follow ``fn``'s config from now on in place of the function with its id (the dev
+        server's re-sync): state that outlives one config (seen event ids, singleton locks,
+        live runs, piles and throttle queues while the new config still has them) carries
+        over; piles and throttled runs the new config no longer holds go on at once."""
+        old = self.fns.get(fn.id)
+        new = _FnFlow(fn)
+        self.fns[fn.id] = new
+        for spec, _ in new.cancel:
+            self.cancel_index.setdefault(spec.event, []).append(new)
+        if old is None:
+            return
+        for event, flows in list(self.cancel_index.items()):
+            if old in flows:
+                flows.remove(old)
+                if not flows:
+                    del self.cancel_index[event]
+        new.seen_ids = old.seen_ids
+        new.locks = old.locks
+        live = (old.live.values() if old.tracks_live else
+                [r for r in self._runs.values() if r.fn_id == fn.id and not r.status.is_final])
+        for run in list(live):
+            self._track(new, run)
+        # Piles keep collecting under the new config if it still debounces/batches, else
+        # they start their runs now (their events were accepted; none is dropped).
+        for name, has in (("debounce", new.debounce is not None),
+                          ("batch", new.batch is not None)):
+            old_piles = old.debounces if name == "debounce" else old.batches
+            new_piles = new.debounces if name == "debounce" else new.batches
+            if has:
+                new_piles.update(old_piles)
+            else:
+                for key in list(old_piles):
+                    self._close_pile(name, new, old_piles, key)
+        # Runs held by the throttle: still queued under a new throttle, else released.
+        if new.throttle_gcra is not None:
+            new.throttle_queues = old.throttle_queues
+            new.throttle_timers = old.throttle_timers
+        else:
+            for key, handle in old.throttle_timers.items():
+                if handle in self._timers:
+                    self._timers.cancel(handle)
+            for queue in old.throttle_queues.values():
+                for run_id in queue:
+                    run = self._runs.get(run_id)
+                    if run is not None and not run.status.is_final:
+                        run.keys["throttled"] = True
+                        self._take_slots(new, run)
 
     # cancellation ---------------------------------------------------------------------------
     def on_event(self, payload: dict, event_id: str | None = None) -> None:
@@ -615,7 +613,7 @@ class FlowControl:
         flows = self.cancel_index.get(payload["name"])
         if not flows:
             return
-        now = self.engine.now_ms()
+        now = self._now_ms()
         for flow in flows:
             for spec, expr in flow.cancel:
                 if spec.event != payload["name"]:
@@ -629,13 +627,13 @@ class FlowControl:
                             hit = expr.matches({"event": run.events[0], "async": payload})
                         except ExpressionError as err:
                             if event_id is not None:
-                                self.engine.record_outcome(event_id, run.fn_id,
+                                self._record_outcome(event_id, run.fn_id,
                                                            "expression_error", run.id,
                                                            str(err))
                             continue
                         if not hit:
                             continue
-                    self.engine.cancel_run(run, f"cancelled by event {payload['name']}")
+                    self._cancel_run(run, f"cancelled by event {payload['name']}")
 
     def finish_timed_out(self, run: RunState) -> bool:
         flow = self.fns.get(run.fn_id)
@@ -643,7 +641,7 @@ class FlowControl:
             return False
         if run.started_ms is None:
             return False
-        if self.engine.now_ms() >= run.started_ms + flow.timeouts.finish_ms:
+        if self._now_ms() >= run.started_ms + flow.timeouts.finish_ms:
             run.reason = "timeouts.finish"
             return True
         return False
@@ -651,7 +649,6 @@ class FlowControl:
     # timers ---------------------------------------------------------------------------------
     def fire(self, payload: tuple) -> None:
         kind = payload[0]
-        engine = self.engine
         if kind in ("debounce", "batch"):
             flow = self.fns.get(payload[1])
             if flow is None:
@@ -665,13 +662,13 @@ class FlowControl:
             if flow is not None:
                 self._throttle_fire(flow, payload[2])
         elif kind == "timeout.start":
-            run = engine.runs.get(payload[1])
+            run = self._runs.get(payload[1])
             if run is not None and run.started_ms is None and not run.status.is_final:
-                engine.cancel_run(run, "timeouts.start")
+                self._cancel_run(run, "timeouts.start")
         elif kind == "timeout.finish":
-            run = engine.runs.get(payload[1])
+            run = self._runs.get(payload[1])
             if run is not None and not run.status.is_final:
-                engine.cancel_run(run, "timeouts.finish")
+                self._cancel_run(run, "timeouts.finish")
 
 
 def _slot(flow: _FnFlow, spec: typing.Any, key: str | None) -> tuple[tuple[str, str, str], int]:
@@ -681,16 +678,6 @@ def _slot(flow: _FnFlow, spec: typing.Any, key: str | None) -> tuple[tuple[str, 
         return (("fn", flow.fn.id, value), spec.limit)
     # env/account slots are shared by every function whose key gives the same value
     return ((spec.scope, "", value), spec.limit)
-
-
-def _order(run: RunState) -> tuple[int, int, str]:
-    """Queue order: earlier creation first, shifted by the run's priority seconds; ties in
-    creation order."""
-    return (run.created_ms - run.priority * 1000, run.seq, run.id)
-
-
-def _in_flight(run: RunState) -> int:
-    return sum(1 for p in run.pending.values() if p.kind == "hold")
 
 
 def _priority(expr: Expression, payload: dict) -> int:

@@ -21,9 +21,9 @@ import typing
 import pydantic
 
 if typing.TYPE_CHECKING:
-    from .client import Inngest, SendEventsResult
+    from .client import Inngest
     from .context import Context, ContextSync
-    from .event import Event
+    from .event import Event, SendEventsResult
     from .function import Function
 
 

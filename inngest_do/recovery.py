@@ -14,34 +14,57 @@ import typing
 
 from .expressions import Expression
 from .kernel import MemoTable
-from .runs import Pending, RunState, RunStatus, TraceEntry
+from .runs import Pending, RunState, RunStatus, TraceEntry, Wait
 
 if typing.TYPE_CHECKING:
-    from .engine import Engine
+    from .runs import WaitIndex
     from .storage import RecoveredState
 
 
-def restore(engine: Engine, state: RecoveredState) -> None:
+class FlowRestore(typing.Protocol):
+    """What restoring needs of flow control: its stored state back, and runs with work in
+    hand offered a slice."""
+
+    def restore(self, state: dict[str, dict[str, typing.Any]]) -> None: ...
+
+    def request_slice(self, run: RunState) -> None: ...
+
+
+class Scheduler(typing.Protocol):
+    def schedule(self, due_ms: int, payload: tuple) -> int: ...
+
+
+def restore(state: RecoveredState, *, runs: dict[str, RunState], events: dict[str, dict],
+            timers: Scheduler, waits: WaitIndex, flow: FlowRestore,
+            reseed: typing.Callable[[int], None]) -> None:
+    """Put what ``state`` holds back into the working state handed in: unsettled events
+    into ``events``, runs into ``runs``, their suspensions onto ``timers`` and into
+    ``waits``; then ``reseed`` the id source and offer ``flow`` the runs that had work in
+    hand. O(active runs + their memos and history)."""
     for rec in state.events:  # the unsettled ones: their outcomes may still change
-        engine.events[rec["id"]] = {"payload": rec["payload"], "received_ms": rec["received_ms"],
-                                    "outcomes": [list(o) for o in rec.get("outcomes", [])],
-                                    "user_id": None}
-    engine.cron_cursors.update({k[5:]: v for k, v in state.meta.items() if k.startswith("cron:")})
-    engine.flow.restore(state.flow)
+        events[rec["id"]] = {"payload": rec["payload"], "received_ms": rec["received_ms"],
+                             "outcomes": [list(o) for o in rec.get("outcomes", [])],
+                             "user_id": None}
+    flow.restore(state.flow)
     to_wake: list[RunState] = []
     for rec in state.runs:
         run = run_from_record(rec)
-        engine.runs[run.id] = run
+        runs[run.id] = run
         if run.status.is_final:
             continue
         for step_id, pending in run.pending.items():
-            _rearm(engine, run, step_id, pending)
+            _rearm(timers, waits, run, step_id, pending)
         if not run.pending:
             to_wake.append(run)
     # Reseed so ids made after a restart never repeat ones made before it.
-    engine.reseed(state.meta.get("store:count", len(state.events) + len(state.runs)))
+    reseed(state.meta.get("store:count", len(state.events) + len(state.runs)))
     for run in to_wake:
-        engine.flow.request_slice(run)
+        flow.request_slice(run)
+
+
+def cron_cursors(meta: dict[str, typing.Any]) -> dict[str, int]:
+    """The cron cursors a store kept among its meta values: "fn_id:idx" -> next tick."""
+    return {k[5:]: v for k, v in meta.items() if k.startswith("cron:")}
 
 
 def run_from_record(rec: dict) -> RunState:
@@ -71,13 +94,11 @@ def _keys(keys: dict) -> dict:
     return keys
 
 
-def _rearm(engine: Engine, run: RunState, step_id: str, pending: Pending) -> None:
+def _rearm(timers: Scheduler, waits: WaitIndex, run: RunState, step_id: str,
+           pending: Pending) -> None:
     if pending.due_ms is not None:
-        pending.timer = engine.timers.schedule(pending.due_ms, (pending.kind, run.id, step_id))
+        pending.timer = timers.schedule(pending.due_ms, (pending.kind, run.id, step_id))
     if pending.kind == "wait":
         source = pending.data.get("if")
         expr = Expression.compile(source, what="wait_for_event.if_exp") if source else None
-        from .engine import _Wait
-
-        engine.waits.setdefault(pending.data["event"], {})[(run.id, step_id)] = _Wait(
-            run, step_id, expr)
+        waits.setdefault(pending.data["event"], {})[(run.id, step_id)] = Wait(run, step_id, expr)

@@ -16,6 +16,9 @@ import typing
 from .event import Event
 from .kernel import MemoTable, ms_to_datetime
 
+if typing.TYPE_CHECKING:
+    from .expressions import Expression
+
 
 class RunStatus(str, enum.Enum):
     """The life cycle of a run. A ``str`` enum, so ``run.status == "Completed"`` holds."""
@@ -138,6 +141,18 @@ class RunState:
             history=tuple(self.history),
             reason=self.reason,
         )
+
+
+class Wait(typing.NamedTuple):
+    """A run parked on ``step.wait_for_event``: what an arriving event is matched against."""
+
+    run: RunState
+    step: str
+    expr: Expression | None  # the compiled ``if_exp``; None matches every event of the name
+
+
+#: event name -> (run id, step id) -> the wait (the engine's wait index)
+WaitIndex = dict[str, dict[tuple[str, str], Wait]]
 
 
 @dataclasses.dataclass(frozen=True)

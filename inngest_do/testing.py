@@ -88,8 +88,8 @@ class Simulation:
         engine = self.engine_class(self.client, clock=self.clock, store=self._store, seed=self.seed,
                         coroutine_cap=self._coroutine_cap, functions=self._functions)
         engine.auto_drain = True
-        engine.drain_limit = self.max_iterations
-        engine.busy_error = self._busy
+        engine.driver.drain_limit = self.max_iterations
+        engine.driver.busy_error = self._busy
         self.client._engine = engine
         set_stubs(engine, self._ai_stubs)  # stubs outlive crash(): they are the test's
         engine.sync_functions()  # registers the client's functions and their cron timers

@@ -24,7 +24,6 @@ import logging
 import typing
 
 from ..engine import Engine
-from ..flow import _FnFlow
 from ..triggers import CronSchedule, EventRouter
 
 if typing.TYPE_CHECKING:
@@ -61,11 +60,7 @@ class DevEngine(Engine):
         # of each app there, to serve its functions again before the app re-syncs.
         state = self.store.recover()
         self.recovered_meta = dict(state.meta)
-        if not state.runs and not state.events and not state.meta:
-            return
-        from ..recovery import restore
-
-        restore(self, state)
+        self._restore(state)
 
     # parking ---------------------------------------------------------------------------------
     async def slice(self, run: RunState) -> None:
@@ -116,7 +111,7 @@ class DevEngine(Engine):
                     and old.cron_triggers[idx].source == cron.source)
             self._arm_cron(fn, idx, cron, kept[1] if same and kept else
                            cron.next_after(self.now_ms()))
-        self._replace_flow(fn)
+        self.flow.replace(fn)
         self.store.commit()
 
     def unserve(self, fn_id: str) -> None:
@@ -154,52 +149,6 @@ class DevEngine(Engine):
                 if handle in self.timers:
                     self.timers.cancel(handle)
         return armed
-
-    def _replace_flow(self, fn: Function[typing.Any]) -> None:
-        flow = self.flow
-        old = flow.fns.get(fn.id)
-        new = _FnFlow(fn)
-        flow.fns[fn.id] = new
-        for spec, _ in new.cancel:
-            flow.cancel_index.setdefault(spec.event, []).append(new)
-        if old is None:
-            return
-        for event, flows in list(flow.cancel_index.items()):
-            if old in flows:
-                flows.remove(old)
-                if not flows:
-                    del flow.cancel_index[event]
-        new.seen_ids = old.seen_ids
-        new.locks = old.locks
-        live = (old.live.values() if old.tracks_live else
-                [r for r in self.runs.values() if r.fn_id == fn.id and not r.status.is_final])
-        for run in list(live):
-            flow._track(new, run)
-        # Piles keep collecting under the new config if it still debounces/batches, else
-        # they start their runs now (their events were accepted; none is dropped).
-        for name, has in (("debounce", new.debounce is not None),
-                          ("batch", new.batch is not None)):
-            old_piles = old.debounces if name == "debounce" else old.batches
-            new_piles = new.debounces if name == "debounce" else new.batches
-            if has:
-                new_piles.update(old_piles)
-            else:
-                for key in list(old_piles):
-                    flow._close_pile(name, new, old_piles, key)
-        # Runs held by the throttle: still queued under a new throttle, else released.
-        if new.throttle_gcra is not None:
-            new.throttle_queues = old.throttle_queues
-            new.throttle_timers = old.throttle_timers
-        else:
-            for key, handle in old.throttle_timers.items():
-                if handle in self.timers:
-                    self.timers.cancel(handle)
-            for queue in old.throttle_queues.values():
-                for run_id in queue:
-                    run = self.runs.get(run_id)
-                    if run is not None and not run.status.is_final:
-                        run.keys["throttled"] = True
-                        flow._take_slots(new, run)
 
     # cancellation ----------------------------------------------------------------------------
     def cancel_run(self, run: RunState, reason: str) -> None:
