@@ -214,10 +214,9 @@ def cron_days(days: int) -> float:
     return elapsed
 
 
-def bytes_per_run(n: int, parked: bool) -> float:
-    """Bytes still allocated (tracemalloc) per run after ``n`` runs of one step finished, or
-    (``parked``) after each ran one step and parked on a one-hour sleep. Includes the event,
-    the run, its memo, history and trace entries and the memory store's copies."""
+def _one_step_app(parked: bool) -> inngest.Inngest:
+    """One step returning 1 and, if ``parked``, a one-hour sleep after it (the memory
+    workloads' function)."""
     client = inngest.Inngest(app_id="bench")
 
     @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
@@ -227,7 +226,14 @@ def bytes_per_run(n: int, parked: bool) -> float:
             await ctx.step.sleep("nap", 3_600_000)
         return out
 
-    sim = Simulation(client)
+    return client
+
+
+def bytes_per_run(n: int, parked: bool) -> float:
+    """Bytes still allocated (tracemalloc) per run after ``n`` runs of one step finished, or
+    (``parked``) after each ran one step and parked on a one-hour sleep. Includes the event,
+    the run, its memo, history and trace entries and the memory store's copies."""
+    sim = Simulation(_one_step_app(parked))
     events = [inngest.Event(name="go", data={"i": i}) for i in range(n)]
     sim.send(inngest.Event(name="go", data={"i": -1}))  # warm caches outside the count
     gc.collect()
@@ -241,19 +247,6 @@ def bytes_per_run(n: int, parked: bool) -> float:
     want = "Sleeping" if parked else "Completed"
     assert sum(1 for r in sim.runs() if r.status == want) == n + 1
     return (after - before) / n
-
-
-def _one_step_app(parked: bool) -> inngest.Inngest:
-    client = inngest.Inngest(app_id="bench")
-
-    @client.create_function(fn_id="one", trigger=inngest.TriggerEvent(event="go"))
-    async def one(ctx: inngest.Context) -> int:
-        out = await ctx.step.run("only", lambda: 1)
-        if parked:
-            await ctx.step.sleep("nap", 3_600_000)
-        return out
-
-    return client
 
 
 def bytes_split(n: int, parked: bool) -> dict[str, float]:
