@@ -139,6 +139,9 @@ class MemoryStore(Store):
         self._flow: dict[str, dict[str, typing.Any]] = {}
         self._meta: dict[str, typing.Any] = {}
         self._count = 0
+        # A parked run's record, kept as given until another run is saved: a run that parks
+        # again and again (a loop of sleeps) is made compact once, not on every park.
+        self._deferred: tuple[list, dict] | None = None
 
     # writes ------------------------------------------------------------------------------
     def save_event(self, event_id: str, payload: dict, received_ms: int,
@@ -167,12 +170,20 @@ class MemoryStore(Store):
     def save_run(self, record: dict) -> None:
         run_id = record["id"]
         state = self._runs.get(run_id)
+        deferred = self._deferred
+        if deferred is not None:
+            self._deferred = None
+            if deferred[0] is not state and deferred[0][1] is deferred[1]:
+                self._compact_parked(deferred[0], deferred[1])
         if record.get("ended_ms") is None:
-            if state.__class__ is list and not record.get("pending"):
+            if state.__class__ is list:
                 # The usual repeated save (three a slice): the fresh dict the engine built is
-                # kept as it is; a run that stays (parked) is made compact below.
+                # kept as it is; a run that stays parked is made compact when another run
+                # is saved next (see _deferred).
                 state[0] = _AS_GIVEN  # type: ignore[index]
                 state[1] = record  # type: ignore[index]
+                if record.get("pending"):
+                    self._deferred = (typing.cast(list, state), record)
                 return
             self._save_active(run_id, state, record)
             return
@@ -302,24 +313,29 @@ class MemoryStore(Store):
             shape = self._shape_of(keys)
         return shape, tuple(record.values())
 
+    def _compact_parked(self, state: list, record: dict) -> None:
+        """Keep a parked run's record compact: its values in a tuple, suspensions flat."""
+        shape, values = self._compact(record)
+        at = self._pending_at[shape]
+        if at >= 0:
+            values = (*values[:at], _FlatPending.of(values[at]), *values[at + 1:])
+        state[0] = shape
+        state[1] = values
+
     def _save_active(self, run_id: str, state: list | _Batch | None, record: dict) -> None:
+        """A run's first save as active (new, or a finished run active again)."""
+        if state is None:
+            self._count += 1
+            state = self._orphans.pop(run_id, None) or [None, None, None]
+        else:  # a finished run active again: out of its batch
+            _, _, memos, history = self._take_run(run_id, typing.cast(_Batch, state))
+            state = [None, None, memos, *history]
+        self._runs[run_id] = state
         if record.get("pending"):  # a parked run: compact, its suspensions flat
-            shape, values = self._compact(record)
-            at = self._pending_at[shape]
-            if at >= 0:
-                values = (*values[:at], _FlatPending.of(values[at]), *values[at + 1:])
+            self._compact_parked(state, record)
         else:
-            shape, values = _AS_GIVEN, record
-        if state.__class__ is not list:
-            if state is None:
-                self._count += 1
-                state = self._orphans.pop(run_id, None) or [None, None, None]
-            else:  # a finished run active again: out of its batch
-                _, _, memos, history = self._take_run(run_id, typing.cast(_Batch, state))
-                state = [None, None, memos, *history]
-            self._runs[run_id] = state
-        state[0] = shape  # type: ignore[index]
-        state[1] = values  # type: ignore[index]
+            state[0] = _AS_GIVEN
+            state[1] = record
 
     def _shape_of(self, keys: tuple[str, ...]) -> int:
         index = self._shape_index.get(keys)
