@@ -1261,12 +1261,12 @@ cdef class Journal:
         return self._log(history, at_ms, subject, group, kind, item, detail)
 
     def memoize(self, MemoTable memos, list history, at_ms, subject, group, kind, item,
-                memo):
+                memo, detail=None):
         """Record ``memo`` under ``item`` (``memos.set`` and the store's ``save_memo``), then
         :meth:`log` the entry ``kind`` for it."""
         memos.set(item, memo)
         self.save_memo(subject, item, memo)
-        return self._log(history, at_ms, subject, group, kind, item, None)
+        return self._log(history, at_ms, subject, group, kind, item, detail)
 
 
 DONE = "done"

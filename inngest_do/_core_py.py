@@ -677,12 +677,12 @@ class Journal:
         return entry
 
     def memoize(self, memos: MemoTable, history: list, at_ms: int, subject: str, group: str,
-                kind: str, item: str, memo: object) -> tuple:
+                kind: str, item: str, memo: object, detail: object = None) -> tuple:
         """Record ``memo`` under ``item`` (``memos.set`` and the store's ``save_memo``), then
         :meth:`log` the entry ``kind`` for it."""
         memos.set(item, memo)
         self.save_memo(subject, item, memo)
-        return self.log(history, at_ms, subject, group, kind, item, None)
+        return self.log(history, at_ms, subject, group, kind, item, detail)
 
 
 DONE = "done"

@@ -66,7 +66,9 @@ def to_ms(
         TypeError: ``value`` is neither an ``int`` nor a ``timedelta``.
         ValueError: ``value`` is out of range or not a whole number of seconds.
     """
-    if isinstance(value, datetime.timedelta):
+    if type(value) is int:  # the common case first: one check (a bool is not this type)
+        ms = value
+    elif isinstance(value, datetime.timedelta):
         ms = _timedelta_to_ms(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         ms = int(value)

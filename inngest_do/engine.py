@@ -57,6 +57,7 @@ from .execution import (
     exit_handler,
     fresh_copy,
     passes_through,
+    step_output,
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
@@ -75,7 +76,6 @@ if typing.TYPE_CHECKING:
     from .function import Function
     from .storage import RecoveredState
 
-_SCALARS = (str, int, bool)  # step outputs encode_output passes through as they are
 
 #: delay before retry after failed attempt a (0-based), before jitter
 BACKOFF_MS = (15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1_200_000, 2_400_000,
@@ -858,9 +858,8 @@ class Engine:
         described = errors.describe_error(err)
         if not errors.is_retriable(err) or attempt > ex.fn.retries:
             run.pending.pop(full_id, None)
-            self._memoize(run, full_id, [op, False, described])
-            self._log(now, run.id, run.fn_id, "step.errored", full_id,
-                      f"{described['name']}: {described['message']}")
+            self._memoize(run, full_id, [op, False, described], "step.errored",
+                          f"{described['name']}: {described['message']}", now)
             self.commit()
             return False
         due = now + self.retry_delay(attempt - 1, err)
@@ -930,14 +929,12 @@ class Engine:
                 await ex.call_hooks_async(name, *args, reverse=rev)
 
     def _checked_output(self, ex: Execution, full_id: str, out: typing.Any) -> typing.Any:
-        if (out is None or type(out) in _SCALARS) and not self.limits:
-            return out  # what encode_output would return, without formatting its label
         if self.limits:
             size = len(json.dumps(out, allow_nan=False, default=str))
             limits.check_output_size(size, ex.run.keys.get("state_bytes", 0),
                                      f"step '{full_id}'")
             ex.run.keys["state_bytes"] = ex.run.keys.get("state_bytes", 0) + size
-        return encode_output(out, f"step '{full_id}'")
+        return step_output(full_id, out)
 
     def step_succeeded(self, ex: Execution, full_id: str, op: str, value: typing.Any, *,
                        defer: bool = False) -> typing.Any:
@@ -954,9 +951,7 @@ class Engine:
             return MISSING
         # A tuple: with a JSON scalar value the garbage collector stops visiting it (one is
         # kept per step for the run's life); memos are only ever indexed, never changed.
-        run.attempt = 0
-        self.journal.memoize(run.memos, run.history, self.now_ms(), run.id, run.fn_id,
-                             "step.completed", full_id, (op, True, value))
+        self._memoize(run, full_id, (op, True, value), "step.completed")
         # Recorded before the handler continues (deferred: the caller awaits commit_async()
         # itself). A store whose writes need no commit gets its housekeeping at the end of
         # the slice instead.
@@ -964,12 +959,15 @@ class Engine:
             self.commit()
         return fresh_copy(value)
 
-    def _memoize(self, run: RunState, full_id: str, memo: typing.Sequence[typing.Any]) -> None:
+    def _memoize(self, run: RunState, full_id: str, memo: typing.Sequence[typing.Any],
+                 kind: str, detail: typing.Any = None, at_ms: int | None = None) -> None:
+        """Record ``memo`` for step ``full_id`` of ``run`` with the history entry ``kind``
+        that says so (one journal call: memo table, store, history, trace)."""
         # No commit here: callers commit at the end of what they are doing (a step, an
         # accepted event with all its deliveries, a batch of timers), so each is atomic.
-        run.memos.set(full_id, memo)
         run.attempt = 0
-        self.store.save_memo(run.id, full_id, memo)
+        self.journal.memoize(run.memos, run.history, self.now_ms() if at_ms is None else at_ms,
+                             run.id, run.fn_id, kind, full_id, memo, detail)
 
     # suspensions ----------------------------------------------------------------------------
     def park_sleep(self, ex: Execution, full_id: str, ms: int, relative: bool) -> None:
@@ -1008,8 +1006,8 @@ class Engine:
             self._drop_pending(run, wait.step, pending)
         else:
             self.waits.get(payload["name"], {}).pop(key, None)
-        self._memoize(run, wait.step, [OP_WAIT, True, payload])
-        self._log(self.now_ms(), run.id, run.fn_id, "wait.completed", wait.step, payload["id"])
+        self._memoize(run, wait.step, [OP_WAIT, True, payload], "wait.completed",
+                      payload["id"])
         self._save(run)
         self.wake(run)
 
@@ -1025,8 +1023,8 @@ class Engine:
         if target is None:
             self._memoize(run, full_id, [OP_INVOKE, False, {
                 "name": "FunctionNotFoundError",
-                "message": f"invoke: no function with id '{target_id}'", "stack": None}])
-            self._log(now, run.id, run.fn_id, "invoke.failed", full_id, "function not found")
+                "message": f"invoke: no function with id '{target_id}'", "stack": None}],
+                "invoke.failed", "function not found", now)
             self.flow.request_slice(run, after_slice=True)
             return
         payload = {"name": INVOKED_EVENT, "data": dict(data or {}), "id": self.rng.ulid(now),
@@ -1050,9 +1048,8 @@ class Engine:
         if pending is None or pending.kind != "invoke" or pending.data["run"] != child.id:
             return
         self._drop_pending(caller, step_id, pending)
-        self._memoize(caller, step_id, memo)
-        self._log(self.now_ms(), caller.id, caller.fn_id,
-                  "invoke.completed" if memo[1] else "invoke.failed", step_id, child.id)
+        self._memoize(caller, step_id, memo,
+                      "invoke.completed" if memo[1] else "invoke.failed", child.id)
         self._save(caller)
         self.wake(caller)
 
@@ -1106,24 +1103,19 @@ class Engine:
                 self._finalize_cancel(run, run.reason or "cancelled")
                 return
             if kind == "hold":
-                run.attempt = 0
-                self.journal.memoize(run.memos, run.history, now, run.id, run.fn_id,
-                                     "step.completed", step_id, pending.data)
-            elif kind == "sleep":
-                run.attempt = 0  # the memo is a tuple: see step_succeeded
-                self.journal.memoize(run.memos, run.history, now, run.id, run.fn_id,
-                                     "sleep.completed", step_id, (OP_SLEEP, True, None))
+                self._memoize(run, step_id, pending.data, "step.completed", None, now)
+            elif kind == "sleep":  # the memo is a tuple: see step_succeeded
+                self._memoize(run, step_id, (OP_SLEEP, True, None), "sleep.completed", None,
+                              now)
             elif kind == "wait":
-                self._memoize(run, step_id, [OP_WAIT, True, None])
-                self._log(now, run.id, run.fn_id, "wait.timed_out", step_id)
+                self._memoize(run, step_id, [OP_WAIT, True, None], "wait.timed_out", None, now)
             else:
                 # The SDK's error for an invoke that timed out (the handler sees a StepError)
                 self._memoize(run, step_id, [OP_INVOKE, False, {
                     "code": errors.ErrorCode.STEP_ERRORED.value,
                     "name": "InngestInvokeTimeoutError",
                     "message": "Timed out waiting for invoked function to complete",
-                    "stack": None}])
-                self._log(now, run.id, run.fn_id, "invoke.timed_out", step_id)
+                    "stack": None}], "invoke.timed_out", None, now)
         self._save(run)
         self.wake(run)
 

@@ -186,6 +186,14 @@ def encode_output(value: typing.Any, what: str) -> typing.Any:
         ) from None
 
 
+def step_output(full_id: str, value: typing.Any) -> typing.Any:
+    """A step's output as recorded: :func:`encode_output`, returning a scalar before the
+    label it would format for an error (the common case, once per step)."""
+    if value is None or type(value) in _SCALARS:
+        return value
+    return encode_output(value, f"step '{full_id}'")
+
+
 def fresh_copy(value: typing.Any) -> typing.Any:
     """A copy of a recorded (JSON) value the handler may mutate without touching the memo;
     scalars are returned as they are."""
@@ -338,12 +346,6 @@ class Execution:
         if memo is not MISSING and memo[0] != op:
             return self.lookup(full_id, op)  # raises NonDeterminismError
         return memo
-
-    def checked_output(self, full_id: str, out: typing.Any) -> typing.Any:
-        """A step's output as recorded (the JSON round trip; scalars as they are)."""
-        if out is None or type(out) in _SCALARS:
-            return out
-        return encode_output(out, f"step '{full_id}'")
 
     async def lookup_async(self, full_id: str, op: str) -> typing.Any:
         """:meth:`lookup`, telling middleware when a replay runs out of memos."""

@@ -36,6 +36,7 @@ from .execution import (
     SkipStep,
     SyncPark,
     passes_through,
+    step_output,
 )
 from .serializer import deserialize, serialize
 
@@ -101,9 +102,7 @@ class Step:
     ) -> T:
         """Run ``handler(*handler_args)`` once, retrying it on error; its result is memoized."""
         ex = self._ex
-        if type(step_id) is not str or not step_id:
-            _step_id(step_id)
-        full_id = ex.begin_step(step_id, OP_RUN)
+        full_id = ex.begin_step(_step_id(step_id), OP_RUN)
         while True:
             # ex.fast: nothing but the engine's own bookkeeping hears of this step (no
             # middleware, faults, limits, requests, step-level flow control), so the step
@@ -124,7 +123,7 @@ class Step:
                     out = handler(*handler_args)
                     if type(out) not in _PLAIN and inspect.isawaitable(out):
                         out = await out
-                    out = ex.checked_output(full_id, out)
+                    out = step_output(full_id, out)
                 else:
                     if ex.engine.faults:
                         ex.engine.inject_fault(ex, full_id)
@@ -183,12 +182,9 @@ class Step:
 
     async def sleep(self, step_id: str, duration: int | datetime.timedelta) -> None:
         """Sleep for ``duration`` (ms or timedelta) on a durable timer."""
-        ms = duration if type(duration) is int and duration >= 0 else to_ms(
-            duration, what="sleep.duration", min_ms=0)
+        ms = to_ms(duration, what="sleep.duration", min_ms=0)
         ex = self._ex
-        if type(step_id) is not str or not step_id:
-            _step_id(step_id)
-        full_id = ex.begin_step(step_id, OP_SLEEP)
+        full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
         while True:
             if ex.fast and not ex.memo_phase:  # the short path, as in run()
                 if ex.recorded(full_id, OP_SLEEP) is not MISSING:
@@ -323,9 +319,7 @@ class StepSync:
     ) -> T:
         """Run ``handler(*handler_args)`` once, retrying it on error; its result is memoized."""
         ex = self._ex
-        if type(step_id) is not str or not step_id:
-            _step_id(step_id)
-        full_id = ex.begin_step(step_id, OP_RUN)
+        full_id = ex.begin_step(_step_id(step_id), OP_RUN)
         fast = ex.fast and output_type is None and not ex.memo_phase  # see Step.run
         memo = ex.recorded(full_id, OP_RUN) if fast else ex.lookup_sync(full_id, OP_RUN)
         if memo is not MISSING:
@@ -338,7 +332,7 @@ class StepSync:
                 out = handler(*handler_args)
                 if type(out) not in _PLAIN and inspect.isawaitable(out):
                     out = ex.resolve_sync(out)
-                out = ex.checked_output(full_id, out)
+                out = step_output(full_id, out)
             else:
                 if ex.engine.faults:
                     ex.engine.inject_fault(ex, full_id)

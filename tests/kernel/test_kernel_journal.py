@@ -53,6 +53,11 @@ def test_memoize_records_then_logs(core):
     assert memos.get("a") == ("run", True, 1)
     assert entry == (7, "r1", "f", "step.completed", "a", None) and history == [entry]
     assert seen == [("memo", "r1", "a", ("run", True, 1)), ("entry", "r1", entry)]
+    failed = journal.memoize(memos, history, 9, "r1", "f", "step.errored", "b",
+                             ("run", False, {"name": "E"}), "E: boom")
+    assert failed == (9, "r1", "f", "step.errored", "b", "E: boom") and history[-1] is failed
+    history.pop()
+    seen[2:] = []
     with pytest.raises(ValueError, match="already recorded"):
         journal.memoize(memos, history, 8, "r1", "f", "step.completed", "a", ("run", True, 2))
     assert len(history) == 1

@@ -246,8 +246,7 @@ class _MockEngine(Engine):
             except errors.OutputUnserializableError as err:
                 self.bad_stub(TypeError(str(err)))
         memo = [op, True, value]
-        self._memoize(ex.run, full_id, memo)
-        self._log(self.now_ms(), ex.run.id, ex.run.fn_id, "step.stubbed", full_id)
+        self._memoize(ex.run, full_id, memo, "step.stubbed")
         self.store.commit()
         return memo
 
