@@ -35,6 +35,7 @@ __all__ = [
     "RealClock",
     "SeededRandom",
     "TimerHeap",
+    "TimerLoop",
     "VirtualClock",
     "datetime_to_ms",
     "ms_to_datetime",
@@ -558,7 +559,10 @@ cdef class TimerHeap:
         return result
 
     def pop_next(self, limit_ms):
-        cdef int64_t limit = _i64(limit_ms, "limit_ms")
+        return self._pop_next(_i64(limit_ms, "limit_ms"))
+
+    cdef object _pop_next(self, int64_t limit):
+        # pop_next for callers in this module (TimerLoop): no argument conversion
         cdef _Timer top
         cdef Py_ssize_t bucket
         while self._size > 0:
@@ -594,11 +598,19 @@ cdef class TimerHeap:
         return out
 
     def peek_due(self):
+        cdef int64_t due
+        if self._peek(&due):
+            return due
+        return None
+
+    cdef bint _peek(self, int64_t* due) noexcept:
+        # peek_due for callers in this module: False when no timer is live
         while self._size > 0:
             if self._map_find(self._heap[0].handle) >= 0:
-                return self._heap[0].due
+                due[0] = self._heap[0].due
+                return True
             self._pop_root()
-        return None
+        return False
 
     def __len__(self):
         return self._live
@@ -1347,3 +1359,114 @@ cdef class Drive:
             self._done = True
             raise StopIteration((PARKED, None))
         return y
+
+
+# --- timers (ksleep)
+
+
+@cython.final
+cdef class TimerLoop:
+    """The due-timer loop over one timer heap, and the check that lets a lone timed wait end
+    without parking.
+
+    ``horizon_ms`` is how far the drive in progress may move ``clock`` (None: no such drive,
+    as with a wall clock or a worker); ``budget`` how many timer instants it may still take.
+    ``started``, ``detail_key``, ``done`` and ``memo`` are what :meth:`skip` records: the
+    entry kind a wait starts with, the key of its end in that entry's detail, the entry kind
+    it ends with, and the memo it leaves. Complexity: :meth:`fire_due` O(k log n) for k
+    timers plus their callbacks; :meth:`skip` O(1) amortised.
+    """
+
+    cdef public object clock
+    cdef public TimerHeap timers
+    cdef public object ready
+    cdef public Journal journal
+    cdef public object started
+    cdef public object detail_key
+    cdef public object done
+    cdef public object memo
+    cdef public Py_ssize_t budget
+    cdef int64_t _horizon
+    cdef bint _has_horizon
+
+    def __init__(self, clock, TimerHeap timers, ready, Journal journal, started, detail_key,
+                 done, memo):
+        self.clock = clock
+        self.timers = timers
+        self.ready = ready
+        self.journal = journal
+        self.started = started
+        self.detail_key = detail_key
+        self.done = done
+        self.memo = memo
+        self._has_horizon = False
+        self._horizon = 0
+        self.budget = 0
+
+    @property
+    def horizon_ms(self):
+        return self._horizon if self._has_horizon else None
+
+    @horizon_ms.setter
+    def horizon_ms(self, value):
+        if value is None:
+            self._has_horizon = False
+            return
+        self._horizon = _i64(value, "horizon_ms")
+        self._has_horizon = True
+
+    def fire_due(self, now_ms, fire):
+        """Pop every timer due at or before ``now_ms`` in (due, handle) order and call
+        ``fire(handle, payload)`` for each (one ``fire`` schedules that is due by then fires
+        in this call too); returns how many fired."""
+        cdef int64_t limit = _i64(now_ms, "limit_ms")
+        cdef Py_ssize_t fired = 0
+        cdef tuple item
+        while True:
+            popped = self.timers._pop_next(limit)
+            if popped is None:
+                return fired
+            item = <tuple>popped
+            fired += 1
+            fire(item[1], item[2])
+
+    def skip(self, list history, MemoTable memos, subject, group, item, ms):
+        """A wait of ``ms`` that nothing else could interleave with ends at once: when a
+        drive may move the clock to its end (``horizon_ms``, with ``budget`` left), nothing
+        is ready, no listener hears the journal and no timer is due at or before its end,
+        record what a parked wait would (the ``started`` entry now with ``{detail_key:
+        end}``, the clock moved to the end, ``memo`` under ``item`` with the ``done`` entry
+        then), take one from ``budget`` and return True; otherwise do nothing, False."""
+        cdef int64_t now, end, due
+        cdef int64_t wait = _i64(ms, "ms")
+        cdef VirtualClock vclock
+        if wait < 0:
+            raise ValueError(f"ms must be >= 0, got {wait}")
+        if not self._has_horizon or self.budget <= 0 or self.ready or \
+                self.journal.listener is not None:
+            return False
+        clock = self.clock
+        if type(clock) is VirtualClock:
+            vclock = <VirtualClock>clock
+            now = vclock._now
+        else:
+            vclock = None
+            now = _i64(clock.now_ms(), "now_ms")
+        if now >= 0 and wait > INT64_MAX - now:
+            return False  # its end is past any horizon
+        end = now + wait
+        if end > self._horizon:
+            return False
+        if self.timers._peek(&due) and due <= end:
+            return False
+        self.budget -= 1
+        journal = self.journal
+        journal._log(history, now, subject, group, self.started, item, {self.detail_key: end})
+        if vclock is not None:
+            vclock._now = end
+        else:
+            clock.advance_to(end)
+        memos.set(item, self.memo)
+        journal.save_memo(subject, item, self.memo)
+        journal._log(history, end, subject, group, self.done, item, None)
+        return True

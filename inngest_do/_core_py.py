@@ -35,6 +35,7 @@ __all__ = [
     "RealClock",
     "SeededRandom",
     "TimerHeap",
+    "TimerLoop",
     "VirtualClock",
     "datetime_to_ms",
     "ms_to_datetime",
@@ -722,3 +723,87 @@ class Drive:
                 send = yield y
             except BaseException as err:  # noqa: BLE001 - forwarded into the coroutine
                 exc, send = err, None
+
+
+# --- timers (ksleep)
+
+
+class TimerLoop:
+    """The due-timer loop over one timer heap, and the check that lets a lone timed wait end
+    without parking.
+
+    ``horizon_ms`` is how far the drive in progress may move ``clock`` (None: no such drive,
+    as with a wall clock or a worker); ``budget`` how many timer instants it may still take.
+    ``started``, ``detail_key``, ``done`` and ``memo`` are what :meth:`skip` records: the
+    entry kind a wait starts with, the key of its end in that entry's detail, the entry kind
+    it ends with, and the memo it leaves. Complexity: :meth:`fire_due` O(k log n) for k
+    timers plus their callbacks; :meth:`skip` O(1) amortised.
+    """
+
+    __slots__ = ("_horizon", "budget", "clock", "detail_key", "done", "journal", "memo",
+                 "ready", "started", "timers")
+
+    def __init__(self, clock: typing.Any, timers: TimerHeap, ready: typing.Any,
+                 journal: Journal, started: str, detail_key: str, done: str,
+                 memo: object) -> None:
+        self.clock = clock
+        self.timers = timers
+        self.ready = ready
+        self.journal = journal
+        self.started = started
+        self.detail_key = detail_key
+        self.done = done
+        self.memo = memo
+        self._horizon: int | None = None
+        self.budget = 0
+
+    @property
+    def horizon_ms(self) -> int | None:
+        return self._horizon
+
+    @horizon_ms.setter
+    def horizon_ms(self, value: int | None) -> None:
+        self._horizon = None if value is None else _i64(value, "horizon_ms")
+
+    def fire_due(self, now_ms: int, fire: typing.Callable[[int, object], None]) -> int:
+        """Pop every timer due at or before ``now_ms`` in (due, handle) order and call
+        ``fire(handle, payload)`` for each (one ``fire`` schedules that is due by then fires
+        in this call too); returns how many fired."""
+        pop = self.timers.pop_next
+        fired = 0
+        while True:
+            item = pop(now_ms)
+            if item is None:
+                return fired
+            fired += 1
+            fire(item[1], item[2])
+
+    def skip(self, history: list, memos: MemoTable, subject: str, group: str, item: str,
+             ms: int) -> bool:
+        """A wait of ``ms`` that nothing else could interleave with ends at once: when a
+        drive may move the clock to its end (``horizon_ms``, with ``budget`` left), nothing
+        is ready, no listener hears the journal and no timer is due at or before its end,
+        record what a parked wait would (the ``started`` entry now with ``{detail_key:
+        end}``, the clock moved to the end, ``memo`` under ``item`` with the ``done`` entry
+        then), take one from ``budget`` and return True; otherwise do nothing, False."""
+        ms = _i64(ms, "ms")
+        if ms < 0:
+            raise ValueError(f"ms must be >= 0, got {ms}")
+        horizon = self._horizon
+        if horizon is None or self.budget <= 0 or self.ready or \
+                self.journal.listener is not None:
+            return False
+        clock = self.clock
+        now = clock.now_ms()
+        end = now + ms
+        if end > horizon:
+            return False
+        due = self.timers.peek_due()
+        if due is not None and due <= end:
+            return False
+        self.budget -= 1
+        journal = self.journal
+        journal.log(history, now, subject, group, self.started, item, {self.detail_key: end})
+        clock.advance_to(end)
+        journal.memoize(memos, history, end, subject, group, self.done, item, self.memo)
+        return True

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import inspect
+import sys
 import threading
 import typing
 
@@ -52,8 +53,30 @@ class Due(typing.Protocol):
     def peek_due(self) -> int | None: ...
 
 
+#: the horizon of a drive that may move the clock as far as it likes (run_until_idle)
+NO_HORIZON: typing.Final[int] = (1 << 63) - 1
+
+
+class Skipper(typing.Protocol):
+    """The kernel's TimerLoop, as the driver uses it: what a drive in progress allows a lone
+    sleep (see :meth:`Driver.attach` and the engine's ``sleep_fast``)."""
+
+    horizon_ms: int | None
+    budget: int
+    timers: typing.Any
+    ready: typing.Any
+
+
 class Driver:
-    """Runs an engine's ready slices and its due timers from synchronous code."""
+    """Runs an engine's ready slices and its due timers from synchronous code.
+
+    While a virtual-time drive is in progress (:meth:`run_until`, :meth:`run_until_idle`),
+    ``skipper.horizon_ms`` says how far it may move the clock and ``skipper.budget`` how
+    many timer instants it may still take: a sleep that nothing else could interleave with
+    then ends inside its own slice (the engine's ``sleep_fast``) and counts as one instant,
+    exactly as if it had parked and its timer had fired. Outside such a drive (a plain
+    drain, a Worker, a wall clock) the horizon is None and every sleep parks.
+    """
 
     def __init__(self, *, clock: Clock, ready: Ready, timers: Due,
                  pop_ready: typing.Callable[[], RunState | None],
@@ -61,16 +84,22 @@ class Driver:
                  fire_due: typing.Callable[[int], int],
                  has_work: typing.Callable[[], bool],
                  sync_functions: typing.Callable[[], None],
-                 clock_moved: typing.Callable[[], None]) -> None:
+                 clock_moved: typing.Callable[[], None],
+                 skipper: Skipper | None = None) -> None:
         """``ready``: the ready queue; ``timers``: the timer heap; ``pop_ready``: take the
         next ready run (None when the one taken no longer needs a slice); ``run_slice``:
         execute a slice of it; ``fire_due(now_ms)``: fire every timer due by then;
         ``has_work``: anything left but cron schedules; ``sync_functions``: serve functions
         created since (a cron function created after the start ticks too);
-        ``clock_moved``: the virtual clock moved (time-based state may expire)."""
+        ``clock_moved``: the virtual clock moved (time-based state may expire);
+        ``skipper``: told each virtual-time drive's horizon (None: sleeps always park)."""
         self.clock = clock
         self.ready = ready
         self.timers = timers
+        self.skipper = skipper
+        #: may sleeps end inside their slice during virtual-time drives (the engine turns it
+        #: off where a gap could be seen: a store that commits, retention pruning)
+        self.skip_sleeps = skipper is not None and bool(getattr(clock, "is_virtual", False))
         self._pop_ready = pop_ready
         self._run_slice = run_slice
         self._fire_due = fire_due
@@ -87,6 +116,30 @@ class Driver:
         """Drive these from now on (the engine rebuilt its working state)."""
         self.ready = ready
         self.timers = timers
+        if self.skipper is not None:
+            self.skipper.ready = ready
+            self.skipper.timers = timers
+
+    def _open_horizon(self, horizon_ms: int, budget: int) -> tuple[int | None, int]:
+        """Let sleeps end in their slice up to ``horizon_ms``, ``budget`` instants at most;
+        returns what to restore (a drive inside a drive: a handler calling advance)."""
+        skipper = self.skipper
+        if skipper is None:
+            return (None, 0)
+        saved = (skipper.horizon_ms, skipper.budget)
+        if self.skip_sleeps:
+            skipper.horizon_ms = horizon_ms
+            skipper.budget = budget
+        return saved
+
+    def _close_horizon(self, saved: tuple[int | None, int]) -> int:
+        """Restore what :meth:`_open_horizon` saved; returns the budget left."""
+        skipper = self.skipper
+        if skipper is None:
+            return 0
+        left = skipper.budget
+        skipper.horizon_ms, skipper.budget = saved
+        return left
 
     # running what is ready -------------------------------------------------------------------
     def drain(self) -> int:
@@ -101,14 +154,24 @@ class Driver:
 
     async def drain_async(self) -> int:
         """:meth:`drain` from inside an event loop."""
-        count = 0
+        count = total = 0
         pop_ready, run_slice = self._pop_ready, self._run_slice
+        skipper = self.skipper
         while self.ready:  # read each time: a rebuild under a slice attaches a new queue
             run = pop_ready()
             if run is not None:
                 count = self._count(count)
+                total += 1
+                if skipper is None:
+                    await run_slice(run)
+                    continue
+                budget = skipper.budget
                 await run_slice(run)
-        return count
+                if skipper.budget != budget:
+                    # A sleep ended inside that slice: it went on at a later instant, as
+                    # the first slice of that instant's drain (the bound is per instant).
+                    count = 1
+        return total
 
     def _count(self, count: int) -> int:
         if self.drain_limit is not None and count >= self.drain_limit:
@@ -134,20 +197,35 @@ class Driver:
         return drive(self._run_until_idle_async(max_iterations))
 
     async def _run_until_idle_async(self, max_iterations: int) -> bool:
-        await self.drain_async()
+        # Each timer instant takes one from the budget, and so does each sleep that ends
+        # in its own slice (it stands for the instant its timer would have fired at).
+        saved = self._open_horizon(NO_HORIZON, max_iterations)
+        skipper = self.skipper if self.skip_sleeps else None
         done = 0
-        while self._has_work():
-            if done >= max_iterations:
-                return False
-            self._due_step(max(self.timers.peek_due() or 0, self.clock.now_ms()))
+        try:
             await self.drain_async()
-            done += 1
-        return True
+            while self._has_work():
+                if skipper is not None:
+                    done = max_iterations - skipper.budget
+                if done >= max_iterations:
+                    return False
+                done += 1
+                if skipper is not None:
+                    skipper.budget -= 1
+                self._due_step(max(self.timers.peek_due() or 0, self.clock.now_ms()))
+                await self.drain_async()
+            return True
+        finally:
+            self._close_horizon(saved)
 
     async def _run_until_async(self, target_ms: int) -> None:
-        await self.drain_async()
-        while self._due_step(target_ms):
+        saved = self._open_horizon(target_ms, sys.maxsize)
+        try:
             await self.drain_async()
+            while self._due_step(target_ms):
+                await self.drain_async()
+        finally:
+            self._close_horizon(saved)
 
     def _due_step(self, target_ms: int) -> bool:
         """Move the clock to the next timer due by ``target_ms`` and fire what is due then;

@@ -61,7 +61,7 @@ from .execution import (
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
-from .kernel import Drive, Journal, ReadyQueue, SeededRandom, TimerHeap
+from .kernel import Drive, Journal, ReadyQueue, SeededRandom, TimerHeap, TimerLoop
 from .middleware import OPCODES, StepMemos, TransformOutputResult, TransformOutputStepInfo
 from .recovery import cron_cursors, restore
 from .runs import EventRecord, Pending, RunState, RunStatus, TraceEntry
@@ -134,10 +134,16 @@ class Engine:
         # Runs what is ready and moves virtual time for synchronous callers (rebuild hands
         # it the new queue and heap). A Simulation bounds its drains (driver.drain_limit,
         # driver.busy_error).
+        # The due-timer loop, and what lets a lone sleep end in its own slice during a
+        # virtual-time drive (see sleep_fast): what it records is what parking would.
+        self.timer_loop = TimerLoop(clock, self.timers, self.ready, self.journal,
+                                    "sleep.started", "until_ms", "sleep.completed",
+                                    (OP_SLEEP, True, None))
         self.driver = Driver(
             clock=clock, ready=self.ready, timers=self.timers, pop_ready=self._pop_ready,
             run_slice=self.slice, fire_due=self.fire_due, has_work=self.has_work,
-            sync_functions=self.sync_functions, clock_moved=lambda: self.flow.sweep())
+            sync_functions=self.sync_functions, clock_moved=lambda: self.flow.sweep(),
+            skipper=self.timer_loop)
         #: virtual clocks: run everything due up to a time, then move the clock there (the
         #: driver's own method: a Simulation calls it on every send)
         self.run_until: typing.Callable[[int], None] = self.driver.run_until
@@ -182,6 +188,9 @@ class Engine:
         self._log_store = _store_logger()
         # A store that keeps every write at once (the memory store) needs no commit per step.
         self._commit_needed = type(store).commit is not Store.commit
+        if self._commit_needed or self.retention_ms is not None:
+            # a commit per park, or pruning as time moves, would show a skipped gap
+            self.driver.skip_sleeps = False
         self.store.open()
         self._recover()
         if functions is not None:
@@ -982,6 +991,30 @@ class Engine:
         run.pending[full_id] = Pending("sleep", due, handle)
         self._log(now, run.id, run.fn_id, "sleep.started", full_id, {"until_ms": due})
 
+    def sleep_fast(self, ex: Execution, full_id: str, ms: int) -> bool:
+        """``step.sleep`` on the short path: parks as :meth:`park_sleep` does and returns
+        False, or, when nothing could happen before the sleep ends, ends it in this slice
+        and returns True (the handler goes straight on).
+
+        Nothing can happen meanwhile when a virtual-time drive may move the clock to its
+        end, nothing else is ready or executing, no timer is due by then, no listener hears
+        the journal, no branch of a parallel group waits to run and nothing is left to
+        commit (``TimerLoop.skip`` checks the clock, the heap, the queue and the listener).
+        Then what the parked path records is recorded in the same order: ``sleep.started``,
+        the clock moved to its end, the memo with ``sleep.completed``; the run's record is
+        saved when the slice ends, as it is after every slice."""
+        run = ex.run
+        if (not ex.parallel and len(self.executing) == 1 and not self._ended
+                and not self.event_table.settled and full_id not in run.pending
+                and self.timer_loop.skip(run.history, run.memos, run.id, run.fn_id, full_id,
+                                         ms)):
+            # what the slice that would have resumed the handler sets (see slice)
+            run.attempt = ex.ctx.attempt = 0
+            ex.memos_seen = 0
+            return True
+        self.park_sleep(ex, full_id, ms, True)
+        return False
+
     def park_wait(self, ex: Execution, full_id: str, event: str, if_exp: str | None,
                   timeout_ms: int) -> None:
         run = ex.run
@@ -1060,15 +1093,8 @@ class Engine:
 
     def fire_due(self, now_ms: int) -> int:
         """Fire every timer due at or before ``now_ms``, in (due, FIFO) order."""
-        fired = 0
         with self.lock:
-            while True:
-                item = self.timers.pop_next(now_ms)
-                if item is None:
-                    break
-                fired += 1
-                _, handle, payload = item
-                self._fire(handle, payload)
+            fired = self.timer_loop.fire_due(now_ms, self._fire)  # the loop is the kernel's
             if fired:
                 self.commit()
         return fired

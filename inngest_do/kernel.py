@@ -31,6 +31,7 @@ __all__ = [
     "RealClock",
     "SeededRandom",
     "TimerHeap",
+    "TimerLoop",
     "VirtualClock",
     "datetime_to_ms",
     "load",
@@ -76,3 +77,4 @@ SeededRandom = _core.SeededRandom
 ms_to_datetime = _core.ms_to_datetime
 datetime_to_ms = _core.datetime_to_ms
 untracked_record = _core.untracked_record
+TimerLoop = _core.TimerLoop

@@ -189,7 +189,8 @@ class Step:
             if ex.fast and not ex.memo_phase:  # the short path, as in run()
                 if ex.recorded(full_id, OP_SLEEP) is not MISSING:
                     return
-                ex.engine.park_sleep(ex, full_id, ms, True)
+                if ex.engine.sleep_fast(ex, full_id, ms):
+                    return  # it ended in this slice: nothing could happen meanwhile
                 await PARK
                 continue
             if (await ex.lookup_async(full_id, OP_SLEEP)) is not MISSING:
@@ -514,13 +515,16 @@ class Group:
             return await _parallel_requests(self._ex, callables, parallel_mode)
         children = [_child(cb) for cb in callables]
         wait = parallel_mode is ParallelMode.WAIT
+        ex = self._ex
+        ex.parallel += 1  # a branch's sleep parks: the other branches run meanwhile
         if wait:
-            self._ex.rounds += 1
+            ex.rounds += 1
         try:
             return await _Parallel(children)
         finally:
+            ex.parallel -= 1
             if wait:
-                self._ex.rounds -= 1
+                ex.rounds -= 1
 
 
 async def _parallel_requests(ex: Execution, callables: tuple[typing.Callable[[], typing.Any], ...],
