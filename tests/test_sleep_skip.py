@@ -13,11 +13,10 @@ import datetime
 import typing
 
 import pytest
+from helpers import MIN, SEC, ev
 
 import inngest_do as inngest
 from inngest_do.testing import Simulation, SimulationError
-
-from helpers import MIN, SEC, ev
 
 Scenario = typing.Callable[[Simulation], object]
 

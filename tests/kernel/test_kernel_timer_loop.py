@@ -23,6 +23,10 @@ class Entry(typing.NamedTuple):
 MEMO = ("sleep", True, None)
 
 
+def _recorder(sink: list) -> typing.Callable[[int, object], None]:
+    return lambda handle, payload: sink.append((handle, payload))
+
+
 def _loop(core, seen: list, start: int = 1000):
     clock = core.VirtualClock(start)
     timers = core.TimerHeap()
@@ -138,9 +142,10 @@ def test_random_sequences_agree_between_the_twins():
         for core in (PURE, COMPILED):
             rnd = random.Random(seed)
             seen: list = []
-            loop, clock, timers, ready, journal = _loop(core, seen, start=rnd.randrange(5000))
+            loop, clock, timers, ready, _ = _loop(core, seen, start=rnd.randrange(5000))
             memos, history = core.MemoTable(), []
             out: list = []
+            fired: list = []
             for i in range(200):
                 op = rnd.randrange(6)
                 if op == 0:
@@ -150,7 +155,7 @@ def test_random_sequences_agree_between_the_twins():
                     loop.budget = rnd.randrange(4)
                 elif op == 2:
                     out.append(loop.fire_due(clock.now_ms() + rnd.randrange(2000),
-                                             lambda h, p: out.append((h, p))))
+                                             _recorder(fired)))
                 elif op == 3 and rnd.random() < 0.3:
                     ready.push(f"r{i}", 0)
                 elif op == 3 and ready:
@@ -158,5 +163,5 @@ def test_random_sequences_agree_between_the_twins():
                 else:
                     out.append(loop.skip(history, memos, "r", "f", f"s{i}", rnd.randrange(1500)))
                 out.append((clock.now_ms(), loop.budget, loop.horizon_ms, len(timers)))
-            results.append((out, seen, history, list(memos.items())))
+            results.append((out, fired, seen, history, list(memos.items())))
         assert results[0] == results[1], seed
