@@ -1430,6 +1430,29 @@ cdef class TimerLoop:
             fired += 1
             fire(item[1], item[2])
 
+    def due_step(self, target_ms, fire_due):
+        """One step of a drive up to ``target_ms``: True at once if something is ready; else
+        move the clock to the next timer due by ``target_ms`` (never backwards) and call
+        ``fire_due(now_ms)``, True; False when no timer is due by then."""
+        cdef int64_t target = _i64(target_ms, "target_ms")
+        cdef int64_t due
+        cdef VirtualClock vclock
+        if self.ready:
+            return True
+        if not self.timers._peek(&due) or due > target:
+            return False
+        clock = self.clock
+        if type(clock) is VirtualClock:
+            vclock = <VirtualClock>clock
+            if due > vclock._now:
+                vclock._now = due
+            fire_due(vclock._now)
+            return True
+        if due > clock.now_ms():
+            clock.advance_to(due)
+        fire_due(clock.now_ms())
+        return True
+
     def skip(self, list history, MemoTable memos, subject, group, item, ms):
         """A wait of ``ms`` that nothing else could interleave with ends at once: when a
         drive may move the clock to its end (``horizon_ms``, with ``budget`` left), nothing

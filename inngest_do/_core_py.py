@@ -778,6 +778,22 @@ class TimerLoop:
             fired += 1
             fire(item[1], item[2])
 
+    def due_step(self, target_ms: int, fire_due: typing.Callable[[int], object]) -> bool:
+        """One step of a drive up to ``target_ms``: True at once if something is ready; else
+        move the clock to the next timer due by ``target_ms`` (never backwards) and call
+        ``fire_due(now_ms)``, True; False when no timer is due by then."""
+        target_ms = _i64(target_ms, "target_ms")
+        if self.ready:
+            return True
+        due = self.timers.peek_due()
+        if due is None or due > target_ms:
+            return False
+        clock = self.clock
+        if due > clock.now_ms():
+            clock.advance_to(due)
+        fire_due(clock.now_ms())
+        return True
+
     def skip(self, history: list, memos: MemoTable, subject: str, group: str, item: str,
              ms: int) -> bool:
         """A wait of ``ms`` that nothing else could interleave with ends at once: when a

@@ -57,21 +57,23 @@ class Due(typing.Protocol):
 NO_HORIZON: typing.Final[int] = (1 << 63) - 1
 
 
-class Skipper(typing.Protocol):
-    """The kernel's TimerLoop, as the driver uses it: what a drive in progress allows a lone
-    sleep (see :meth:`Driver.attach` and the engine's ``sleep_fast``)."""
+class TimerLoop(typing.Protocol):
+    """The kernel's TimerLoop, as the driver uses it: the step from timer to timer, and what
+    a drive in progress allows a lone sleep (see the engine's ``sleep_fast``)."""
 
     horizon_ms: int | None
     budget: int
     timers: typing.Any
     ready: typing.Any
 
+    def due_step(self, target_ms: int, fire_due: typing.Callable[[int], int]) -> bool: ...
+
 
 class Driver:
     """Runs an engine's ready slices and its due timers from synchronous code.
 
     While a virtual-time drive is in progress (:meth:`run_until`, :meth:`run_until_idle`),
-    ``skipper.horizon_ms`` says how far it may move the clock and ``skipper.budget`` how
+    ``timer_loop.horizon_ms`` says how far it may move the clock and ``timer_loop.budget`` how
     many timer instants it may still take: a sleep that nothing else could interleave with
     then ends inside its own slice (the engine's ``sleep_fast``) and counts as one instant,
     exactly as if it had parked and its timer had fired. Outside such a drive (a plain
@@ -85,21 +87,21 @@ class Driver:
                  has_work: typing.Callable[[], bool],
                  sync_functions: typing.Callable[[], None],
                  clock_moved: typing.Callable[[], None],
-                 skipper: Skipper | None = None) -> None:
+                 timer_loop: TimerLoop | None = None) -> None:
         """``ready``: the ready queue; ``timers``: the timer heap; ``pop_ready``: take the
         next ready run (None when the one taken no longer needs a slice); ``run_slice``:
         execute a slice of it; ``fire_due(now_ms)``: fire every timer due by then;
         ``has_work``: anything left but cron schedules; ``sync_functions``: serve functions
         created since (a cron function created after the start ticks too);
         ``clock_moved``: the virtual clock moved (time-based state may expire);
-        ``skipper``: told each virtual-time drive's horizon (None: sleeps always park)."""
+        ``timer_loop``: told each virtual-time drive's horizon (None: sleeps always park)."""
         self.clock = clock
         self.ready = ready
         self.timers = timers
-        self.skipper = skipper
+        self.timer_loop = timer_loop
         #: may sleeps end inside their slice during virtual-time drives (the engine turns it
         #: off where a gap could be seen: a store that commits, retention pruning)
-        self.skip_sleeps = skipper is not None and bool(getattr(clock, "is_virtual", False))
+        self.skip_sleeps = timer_loop is not None and bool(getattr(clock, "is_virtual", False))
         self._pop_ready = pop_ready
         self._run_slice = run_slice
         self._fire_due = fire_due
@@ -116,29 +118,29 @@ class Driver:
         """Drive these from now on (the engine rebuilt its working state)."""
         self.ready = ready
         self.timers = timers
-        if self.skipper is not None:
-            self.skipper.ready = ready
-            self.skipper.timers = timers
+        if self.timer_loop is not None:
+            self.timer_loop.ready = ready
+            self.timer_loop.timers = timers
 
     def _open_horizon(self, horizon_ms: int, budget: int) -> tuple[int | None, int]:
         """Let sleeps end in their slice up to ``horizon_ms``, ``budget`` instants at most;
         returns what to restore (a drive inside a drive: a handler calling advance)."""
-        skipper = self.skipper
-        if skipper is None:
+        timer_loop = self.timer_loop
+        if timer_loop is None:
             return (None, 0)
-        saved = (skipper.horizon_ms, skipper.budget)
+        saved = (timer_loop.horizon_ms, timer_loop.budget)
         if self.skip_sleeps:
-            skipper.horizon_ms = horizon_ms
-            skipper.budget = budget
+            timer_loop.horizon_ms = horizon_ms
+            timer_loop.budget = budget
         return saved
 
     def _close_horizon(self, saved: tuple[int | None, int]) -> int:
         """Restore what :meth:`_open_horizon` saved; returns the budget left."""
-        skipper = self.skipper
-        if skipper is None:
+        timer_loop = self.timer_loop
+        if timer_loop is None:
             return 0
-        left = skipper.budget
-        skipper.horizon_ms, skipper.budget = saved
+        left = timer_loop.budget
+        timer_loop.horizon_ms, timer_loop.budget = saved
         return left
 
     # running what is ready -------------------------------------------------------------------
@@ -156,18 +158,18 @@ class Driver:
         """:meth:`drain` from inside an event loop."""
         count = total = 0
         pop_ready, run_slice = self._pop_ready, self._run_slice
-        skipper = self.skipper
+        timer_loop = self.timer_loop
         while self.ready:  # read each time: a rebuild under a slice attaches a new queue
             run = pop_ready()
             if run is not None:
                 count = self._count(count)
                 total += 1
-                if skipper is None:
+                if timer_loop is None:
                     await run_slice(run)
                     continue
-                budget = skipper.budget
+                budget = timer_loop.budget
                 await run_slice(run)
-                if skipper.budget != budget:
+                if timer_loop.budget != budget:
                     # A sleep ended inside that slice: it went on at a later instant, as
                     # the first slice of that instant's drain (the bound is per instant).
                     count = 1
@@ -200,18 +202,18 @@ class Driver:
         # Each timer instant takes one from the budget, and so does each sleep that ends
         # in its own slice (it stands for the instant its timer would have fired at).
         saved = self._open_horizon(NO_HORIZON, max_iterations)
-        skipper = self.skipper if self.skip_sleeps else None
+        timer_loop = self.timer_loop if self.skip_sleeps else None
         done = 0
         try:
             await self.drain_async()
             while self._has_work():
-                if skipper is not None:
-                    done = max_iterations - skipper.budget
+                if timer_loop is not None:
+                    done = max_iterations - timer_loop.budget
                 if done >= max_iterations:
                     return False
                 done += 1
-                if skipper is not None:
-                    skipper.budget -= 1
+                if timer_loop is not None:
+                    timer_loop.budget -= 1
                 self._due_step(max(self.timers.peek_due() or 0, self.clock.now_ms()))
                 await self.drain_async()
             return True
@@ -230,6 +232,8 @@ class Driver:
     def _due_step(self, target_ms: int) -> bool:
         """Move the clock to the next timer due by ``target_ms`` and fire what is due then;
         False when none is."""
+        if self.timer_loop is not None:  # the same steps, in the kernel
+            return self.timer_loop.due_step(target_ms, self._fire_due)
         if self.ready:
             return True
         due = self.timers.peek_due()

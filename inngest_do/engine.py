@@ -143,7 +143,7 @@ class Engine:
             clock=clock, ready=self.ready, timers=self.timers, pop_ready=self._pop_ready,
             run_slice=self.slice, fire_due=self.fire_due, has_work=self.has_work,
             sync_functions=self.sync_functions, clock_moved=lambda: self.flow.sweep(),
-            skipper=self.timer_loop)
+            timer_loop=self.timer_loop)
         #: virtual clocks: run everything due up to a time, then move the clock there (the
         #: driver's own method: a Simulation calls it on every send)
         self.run_until: typing.Callable[[int], None] = self.driver.run_until

@@ -69,6 +69,29 @@ def test_fire_due_checks_its_limit_and_passes_callback_errors_on(core):
     assert len(timers) == 1  # the failing timer was taken; the next one waits
 
 
+def test_due_step_moves_the_clock_to_the_next_due_timer_and_fires(core):
+    loop, clock, timers, ready, _ = _loop(core, [])
+    calls: list = []
+
+    def fire_due(now_ms: int) -> int:
+        calls.append(now_ms)
+        return loop.fire_due(now_ms, lambda handle, payload: calls.append(payload))
+
+    timers.schedule(900, "overdue")
+    timers.schedule(1200, "b")
+    timers.schedule(1200, "c")
+    timers.schedule(5000, "late")
+    assert loop.due_step(2000, fire_due) and clock.now_ms() == 1000  # never backwards
+    assert calls == [1000, "overdue"]
+    assert loop.due_step(2000, fire_due) and clock.now_ms() == 1200
+    assert calls[2:] == [1200, "b", "c"]
+    assert not loop.due_step(2000, fire_due) and clock.now_ms() == 1200  # 5000 is past it
+    ready.push("run", 0)
+    assert loop.due_step(0, fire_due) and len(calls) == 5  # something ready: nothing moves
+    with pytest.raises(TypeError, match="target_ms must be an int"):
+        loop.due_step(None, fire_due)
+
+
 def test_skip_records_what_a_parked_wait_would(core):
     seen: list = []
     loop, clock, timers, _, journal = _loop(core, seen)
@@ -147,7 +170,7 @@ def test_random_sequences_agree_between_the_twins():
             out: list = []
             fired: list = []
             for i in range(200):
-                op = rnd.randrange(6)
+                op = rnd.randrange(7)
                 if op == 0:
                     timers.schedule(clock.now_ms() + rnd.randrange(3000), i)
                 elif op == 1:
@@ -156,6 +179,10 @@ def test_random_sequences_agree_between_the_twins():
                 elif op == 2:
                     out.append(loop.fire_due(clock.now_ms() + rnd.randrange(2000),
                                              _recorder(fired)))
+                elif op == 6:
+                    out.append(loop.due_step(
+                        clock.now_ms() + rnd.randrange(2000),
+                        lambda now, lp=loop, sink=fired: lp.fire_due(now, _recorder(sink))))
                 elif op == 3 and rnd.random() < 0.3:
                     ready.push(f"r{i}", 0)
                 elif op == 3 and ready:
