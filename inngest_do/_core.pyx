@@ -39,6 +39,7 @@ __all__ = [
     "VirtualClock",
     "datetime_to_ms",
     "ms_to_datetime",
+    "plain_records",
     "untracked_record",
 ]
 
@@ -1493,3 +1494,21 @@ cdef class TimerLoop:
         journal.save_memo(subject, item, self.memo)
         journal._log(history, end, subject, group, self.done, item, None)
         return True
+
+
+def plain_records(records):
+    """``records`` (tuples, or tuple subclasses such as journal entries) as one tuple of plain
+    tuples, which is what ``marshal`` takes; in the compiled core the copies are not tracked
+    by the garbage collector (as with :func:`untracked_record`, their fields never lead back
+    to them), so copying a long history sets off no collection. O(n)."""
+    cdef list items = list(records)
+    cdef Py_ssize_t i
+    for i in range(len(items)):
+        rec = items[i]
+        if not isinstance(rec, tuple):
+            raise TypeError(f"records[{i}] must be a tuple, got {type(rec).__name__}")
+        if type(rec) is not tuple:
+            rec = tuple(rec)
+            PyObject_GC_UnTrack(rec)
+            items[i] = rec
+    return tuple(items)

@@ -39,6 +39,7 @@ __all__ = [
     "VirtualClock",
     "datetime_to_ms",
     "ms_to_datetime",
+    "plain_records",
     "untracked_record",
 ]
 
@@ -823,3 +824,17 @@ class TimerLoop:
         clock.advance_to(end)
         journal.memoize(memos, history, end, subject, group, self.done, item, self.memo)
         return True
+
+
+def plain_records(records: typing.Iterable[tuple]) -> tuple[tuple, ...]:
+    """``records`` (tuples, or tuple subclasses such as journal entries) as one tuple of plain
+    tuples, which is what ``marshal`` takes; in the compiled core the copies are not tracked
+    by the garbage collector (as with :func:`untracked_record`, their fields never lead back
+    to them), so copying a long history sets off no collection. O(n)."""
+    items = list(records)
+    for i, rec in enumerate(items):
+        if not isinstance(rec, tuple):
+            raise TypeError(f"records[{i}] must be a tuple, got {type(rec).__name__}")
+        if type(rec) is not tuple:
+            items[i] = tuple(rec)
+    return tuple(items)

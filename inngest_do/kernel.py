@@ -36,6 +36,7 @@ __all__ = [
     "datetime_to_ms",
     "load",
     "ms_to_datetime",
+    "plain_records",
     "untracked_record",
 ]
 
@@ -78,3 +79,4 @@ ms_to_datetime = _core.ms_to_datetime
 datetime_to_ms = _core.datetime_to_ms
 untracked_record = _core.untracked_record
 TimerLoop = _core.TimerLoop
+plain_records = _core.plain_records

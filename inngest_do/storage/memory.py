@@ -39,6 +39,7 @@ import marshal
 import typing
 import zlib
 
+from ..kernel import plain_records
 from .base import RecoveredState, Store
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -199,8 +200,10 @@ class MemoryStore(Store):
         else:  # saved again after it ended: the record changes, memos and history stay
             self._change_finished(run_id, record=(shape, values, record["ended_ms"]))
             return
-        # History entries are the engine's named tuples, which marshal refuses.
-        snap = (shape, values, memos, tuple(map(tuple, history)))
+        # History entries are the engine's named tuples, which marshal refuses; the kernel
+        # copies them as plain tuples the collector need not track (a 40,000-entry history
+        # otherwise set off a full collection).
+        snap = (shape, values, memos, plain_records(history))
         try:
             part = marshal.dumps(snap)
         except ValueError:

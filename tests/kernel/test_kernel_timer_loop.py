@@ -192,3 +192,15 @@ def test_random_sequences_agree_between_the_twins():
                 out.append((clock.now_ms(), loop.budget, loop.horizon_ms, len(timers)))
             results.append((out, fired, seen, history, list(memos.items())))
         assert results[0] == results[1], seed
+
+
+def test_plain_records_copies_subclasses_as_plain_tuples(core):
+    entries = [Entry(1, "r", "f", "k", None, {"a": [1]}), (2, "x"), Entry(3, "r", "f", "k", "s", None)]
+    out = core.plain_records(entries)
+    assert type(out) is tuple and out == ((1, "r", "f", "k", None, {"a": [1]}), (2, "x"),
+                                          (3, "r", "f", "k", "s", None))
+    assert all(type(rec) is tuple for rec in out) and out[1] is entries[1]
+    assert out[0][5] is entries[0][5]  # the fields are shared, not copied
+    assert core.plain_records(iter(())) == ()
+    with pytest.raises(TypeError, match=r"records\[1\] must be a tuple, got list"):
+        core.plain_records([(1,), [2]])
