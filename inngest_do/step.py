@@ -205,6 +205,12 @@ class Step:
         ex = self._ex
         full_id = ex.begin_step(_step_id(step_id), OP_SLEEP)
         while (await ex.lookup_async(full_id, OP_SLEEP)) is MISSING:
+            if ex.fast and not ex.memo_phase:  # as sleep(): it may end in this slice
+                engine = ex.engine
+                if engine.sleep_fast(ex, full_id, max(until_ms(until) - engine.now_ms(), 0)):
+                    return
+                await PARK
+                continue
             ex.park_sleep(full_id, until_ms(until), relative=False)
             await ex.park()
 

@@ -94,6 +94,31 @@ def test_a_loop_of_sleeps_ends_in_one_slice_with_the_same_trace() -> None:
     assert parked_off == 50 and parked_on == 1  # the first parks: send drives to "now" only
 
 
+def test_sleep_until_ends_in_its_slice_too() -> None:
+    def make() -> inngest.Inngest:
+        client = inngest.Inngest(app_id="skip")
+
+        @client.create_function(fn_id="until", trigger=inngest.TriggerEvent(event="go"))
+        async def until(ctx: inngest.Context) -> list:
+            start = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+            out = []
+            for i, minutes in enumerate((5, 3, 60, 60, 90)):  # 3: already past
+                await ctx.step.sleep_until(f"u{i}", start + datetime.timedelta(minutes=minutes))
+                out.append(await ctx.step.run(f"r{i}", lambda i=i: i))
+            return out
+
+        return client
+
+    def scenario(sim: Simulation) -> object:
+        sim.send(ev())
+        sim.advance(30 * MIN)
+        sim.run_until_idle()
+        return sim.runs()[0].output
+
+    parked_on, parked_off = both(make, scenario)
+    assert parked_on < parked_off
+
+
 def test_advance_never_moves_past_its_target() -> None:
     def scenario(sim: Simulation) -> object:
         sim.send(ev())
