@@ -19,6 +19,7 @@ cimport cython
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t, uintptr_t
+from libc.stdio cimport snprintf
 from libc.string cimport memcpy
 from libc.stdlib cimport calloc, free, malloc, realloc
 
@@ -38,6 +39,7 @@ __all__ = [
     "TimerLoop",
     "VirtualClock",
     "datetime_to_ms",
+    "iso_utc",
     "ms_to_datetime",
     "plain_records",
     "untracked_record",
@@ -1512,3 +1514,40 @@ def plain_records(records):
             PyObject_GC_UnTrack(rec)
             items[i] = rec
     return tuple(items)
+
+
+def iso_utc(ms):
+    """``ms_to_datetime(ms).isoformat()`` (``2025-01-01T00:00:00+00:00``, with ``.ffffff``
+    when there are milliseconds), from integers; ValueError outside years 1 to 9999. O(1)."""
+    cdef int64_t t = _i64(ms, "ms")
+    cdef int64_t secs = t // 1000  # (cdivision: floor by hand below)
+    if secs * 1000 > t:
+        secs -= 1
+    cdef int64_t millis = t - secs * 1000
+    cdef int64_t days = secs // 86400
+    if days * 86400 > secs:
+        days -= 1
+    cdef int64_t sod = secs - days * 86400
+    if not 1 <= days + 719163 <= 3652059:
+        raise ValueError(f"ms {t} is outside the years 1 to 9999")
+    # days since 1970-01-01 -> (year, month, day), proleptic Gregorian (Hinnant's algorithm)
+    cdef int64_t z = days + 719468
+    cdef int64_t era = (z if z >= 0 else z - 146096) // 146097
+    cdef int64_t doe = z - era * 146097
+    cdef int64_t yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    cdef int64_t doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    cdef int64_t mp = (5 * doy + 2) // 153
+    cdef int64_t day = doy - (153 * mp + 2) // 5 + 1
+    cdef int64_t month = mp + 3 if mp < 10 else mp - 9
+    cdef int64_t year = yoe + era * 400 + (1 if month <= 2 else 0)
+    cdef char buf[48]
+    cdef int n
+    if millis:
+        n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00",
+                     <int>year, <int>month, <int>day, <int>(sod // 3600),
+                     <int>(sod // 60 % 60), <int>(sod % 60), <int>(millis * 1000))
+    else:
+        n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d+00:00",
+                     <int>year, <int>month, <int>day, <int>(sod // 3600),
+                     <int>(sod // 60 % 60), <int>(sod % 60))
+    return PyUnicode_DecodeASCII(buf, n, NULL)

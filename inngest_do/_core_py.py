@@ -38,6 +38,7 @@ __all__ = [
     "TimerLoop",
     "VirtualClock",
     "datetime_to_ms",
+    "iso_utc",
     "ms_to_datetime",
     "plain_records",
     "untracked_record",
@@ -838,3 +839,26 @@ def plain_records(records: typing.Iterable[tuple]) -> tuple[tuple, ...]:
         if type(rec) is not tuple:
             items[i] = tuple(rec)
     return tuple(items)
+
+
+_ISO_DAY: list = [None, ""]  # the last day formatted, and its date (ticks share their day)
+
+
+def iso_utc(ms: int) -> str:
+    """``ms_to_datetime(ms).isoformat()`` (``2025-01-01T00:00:00+00:00``, with ``.ffffff``
+    when there are milliseconds), from integers; ValueError outside years 1 to 9999. O(1)."""
+    ms = _i64(ms, "ms")
+    seconds, millis = divmod(ms, 1000)
+    day, second = divmod(seconds, 86_400)
+    if _ISO_DAY[0] == day:
+        date = _ISO_DAY[1]
+    else:
+        if not 1 <= day + 719_163 <= 3_652_059:
+            raise ValueError(f"ms {ms} is outside the years 1 to 9999")
+        date = _dt.date.fromordinal(day + 719_163).isoformat()
+        _ISO_DAY[:] = [day, date]
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    if millis:
+        return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{millis * 1000:06d}+00:00"
+    return f"{date}T{hour:02d}:{minute:02d}:{second:02d}+00:00"

@@ -40,6 +40,8 @@ import typing
 import zoneinfo
 from typing import Final
 
+from .kernel import iso_utc
+
 if typing.TYPE_CHECKING:
     from inngest_do.function import Function
     from inngest_do.triggers import CronSchedule
@@ -444,7 +446,7 @@ class CronTicker:
     outcome, after which it leaves the engine's memory like any settled event).
     """
 
-    __slots__ = ("_admit", "_day", "_draw", "_function", "_now_ms", "_record_event",
+    __slots__ = ("_admit", "_draw", "_function", "_now_ms", "_record_event",
                  "_save_cursor", "_schedule", "_store_event")
 
     def __init__(self, *, schedule: typing.Callable[[int, tuple], int],
@@ -462,7 +464,6 @@ class CronTicker:
         self._record_event = record_event
         self._admit = admit
         self._store_event = store_event
-        self._day: tuple[int | None, str] = (None, "")  # (epoch day, its ISO date)
 
     def arm(self, fn: Function[typing.Any], idx: int, cron: CronSchedule, tick: int) -> int:
         """Schedule the tick at ``tick`` (plus seeded jitter) and record it as the durable
@@ -483,9 +484,9 @@ class CronTicker:
             return None
         cron = fn.cron_triggers[idx]
         now = self._now_ms()
-        scheduled = self._iso(tick)
+        scheduled = iso_utc(tick)
         data = {"cron": cron.source, "scheduledAt": scheduled,
-                "fireAt": scheduled if now == tick else self._iso(now)}
+                "fireAt": scheduled if now == tick else iso_utc(now)}
         # a tick is this function's own event: recorded, but delivered to no one else
         payload = {"name": CRON_EVENT, "data": data, "id": "", "ts": 0}
         event_id = self._record_event(payload)
@@ -495,19 +496,8 @@ class CronTicker:
         self._store_event(event_id)
         return fn, idx, cron, cron.next_after(tick)
 
-    def _iso(self, ms: int) -> str:
-        """``ms_to_datetime(ms).isoformat()``, from integers (the date part cached per day)."""
-        seconds, millis = divmod(ms, 1000)
-        day, second = divmod(seconds, 86_400)
-        cached_day, date = self._day
-        if cached_day != day:
-            date = datetime.date.fromordinal(day + _EPOCH_ORDINAL).isoformat()
-            self._day = (day, date)
-        hour, second = divmod(second, 3600)
-        minute, second = divmod(second, 60)
-        if millis:
-            return f"{date}T{hour:02d}:{minute:02d}:{second:02d}.{millis * 1000:06d}+00:00"
-        return f"{date}T{hour:02d}:{minute:02d}:{second:02d}+00:00"
+    #: ``ms_to_datetime(ms).isoformat()``, from integers (the kernel's)
+    _iso = staticmethod(iso_utc)
 
 
 #: the name of a cron tick's event (the SDK's)

@@ -34,6 +34,7 @@ __all__ = [
     "TimerLoop",
     "VirtualClock",
     "datetime_to_ms",
+    "iso_utc",
     "load",
     "ms_to_datetime",
     "plain_records",
@@ -80,3 +81,4 @@ datetime_to_ms = _core.datetime_to_ms
 untracked_record = _core.untracked_record
 TimerLoop = _core.TimerLoop
 plain_records = _core.plain_records
+iso_utc = _core.iso_utc

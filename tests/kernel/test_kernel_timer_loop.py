@@ -3,6 +3,7 @@ twins (each test runs on each kernel, and the random sequences compare the two d
 
 from __future__ import annotations
 
+import datetime
 import random
 import typing
 
@@ -204,3 +205,20 @@ def test_plain_records_copies_subclasses_as_plain_tuples(core):
     assert core.plain_records(iter(())) == ()
     with pytest.raises(TypeError, match=r"records\[1\] must be a tuple, got list"):
         core.plain_records([(1,), [2]])
+
+
+def test_iso_utc_is_isoformat_of_the_datetime(core):
+    rnd = random.Random(3)
+    lo = core.datetime_to_ms(datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc))
+    hi = core.datetime_to_ms(datetime.datetime.max.replace(tzinfo=datetime.timezone.utc))
+    samples = [lo, hi, 0, -1, 999, 1000, -1000, -86_400_000, 1_735_689_600_000,
+               951_782_400_000]  # 2000-02-29
+    samples += [rnd.randrange(lo, hi + 1) for _ in range(3000)]
+    samples += [rnd.randrange(-10**11, 10**11) // 1000 * 1000 for _ in range(500)]
+    for ms in samples:
+        assert core.iso_utc(ms) == core.ms_to_datetime(ms).isoformat(), ms
+    for bad in (lo - 1, hi + 1, -(1 << 63)):
+        with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+            core.iso_utc(bad)
+    with pytest.raises(TypeError, match="ms must be an int"):
+        core.iso_utc(1.0)
