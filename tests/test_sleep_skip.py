@@ -251,6 +251,43 @@ def test_waits_events_and_cron_stop_the_shortcut_where_they_are_due() -> None:
     assert parked_on < parked_off
 
 
+def test_flow_control_invoke_and_cancel_around_sleeps() -> None:
+    def make() -> inngest.Inngest:
+        client = inngest.Inngest(app_id="skip")
+
+        @client.create_function(fn_id="child", trigger=inngest.TriggerEvent(event="child"))
+        async def child(ctx: inngest.Context) -> int:
+            for _ in range(4):
+                await ctx.step.sleep("c", MIN)
+            return ctx.event.data["n"] * 2
+
+        @client.create_function(fn_id="parent", trigger=inngest.TriggerEvent(event="go"),
+                                throttle=inngest.Throttle(limit=1, period=10 * MIN),
+                                priority=inngest.Priority(run="event.data.n * 10"),
+                                cancel=[inngest.Cancel(event="stop",
+                                                       if_exp="event.data.n == async.data.n")])
+        async def parent(ctx: inngest.Context) -> object:
+            await ctx.step.sleep("a", 30 * SEC)
+            got = await ctx.step.invoke("i", function=child, data={"n": ctx.event.data["n"]},
+                                        timeout=datetime.timedelta(minutes=30) if
+                                        ctx.event.data["n"] % 2 else None)
+            for _ in range(5):
+                await ctx.step.sleep("b", 7 * MIN)
+            return got
+
+        return client
+
+    def scenario(sim: Simulation) -> object:
+        sim.send([ev(n=1), ev(n=2), ev(n=3)])
+        sim.advance(25 * MIN)
+        sim.send(ev("stop", n=3))
+        sim.run_until_idle()
+        return [(r.fn_id, r.status, r.output) for r in sim.runs()]
+
+    parked_on, parked_off = both(make, scenario)
+    assert parked_on < parked_off
+
+
 def test_a_crash_between_advances_recovers_the_same() -> None:
     def scenario(sim: Simulation) -> object:
         sim.send(ev())
