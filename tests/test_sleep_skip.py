@@ -14,8 +14,12 @@ import typing
 
 import pytest
 from helpers import MIN, SEC, ev
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_engine_properties import Harness, engine_outcome, scenarios
 
 import inngest_do as inngest
+from inngest_do.engine import Engine
 from inngest_do.testing import Simulation, SimulationError
 
 Scenario = typing.Callable[[Simulation], object]
@@ -396,3 +400,28 @@ def test_a_workers_engine_never_skips() -> None:
     engine = Engine(_sleeper(1)(), clock=RealClock(), store=MemoryStore())
     assert not engine.driver.skip_sleeps
     assert engine.timer_loop.horizon_ms is None
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=scenarios(), seed=st.integers(0, 2**32), data=st.data())
+def test_random_workloads_are_the_same_with_and_without_the_shortcut(scenario, seed, data):
+    """The property tests' random functions (runs, sleeps, waits, sends, failures, retries)
+    and event timings, with a crash at a random point or none: equal outcomes and traces."""
+    fns, triggers, externals = scenario
+    crash_after = data.draw(st.none() | st.integers(1, max(1, len(triggers) + len(externals))))
+    on = engine_outcome(Harness(fns).drive(triggers, externals, seed=seed, cap=10_000,
+                                           crash_after=crash_after))
+    new_engine = Simulation._new_engine
+
+    def without_shortcut(sim: Simulation) -> Engine:
+        engine = new_engine(sim)
+        engine.driver.skip_sleeps = False
+        return engine
+
+    Simulation._new_engine = without_shortcut  # type: ignore[method-assign]
+    try:
+        off = engine_outcome(Harness(fns).drive(triggers, externals, seed=seed, cap=10_000,
+                                                crash_after=crash_after))
+    finally:
+        Simulation._new_engine = new_engine  # type: ignore[method-assign]
+    assert on == off
