@@ -134,14 +134,10 @@ class Driver:
             timer_loop.budget = budget
         return saved
 
-    def _close_horizon(self, saved: tuple[int | None, int]) -> int:
-        """Restore what :meth:`_open_horizon` saved; returns the budget left."""
-        timer_loop = self.timer_loop
-        if timer_loop is None:
-            return 0
-        left = timer_loop.budget
-        timer_loop.horizon_ms, timer_loop.budget = saved
-        return left
+    def _close_horizon(self, saved: tuple[int | None, int]) -> None:
+        """Restore what :meth:`_open_horizon` saved."""
+        if self.timer_loop is not None:
+            self.timer_loop.horizon_ms, self.timer_loop.budget = saved
 
     # running what is ready -------------------------------------------------------------------
     def drain(self) -> int:

@@ -131,14 +131,14 @@ class Engine:
         self.flow = self._flow_control()
         self.lock = threading.RLock()
         self.auto_drain = False  # a Simulation runs what is due after every top-level send
-        # Runs what is ready and moves virtual time for synchronous callers (rebuild hands
-        # it the new queue and heap). A Simulation bounds its drains (driver.drain_limit,
-        # driver.busy_error).
         # The due-timer loop, and what lets a lone sleep end in its own slice during a
         # virtual-time drive (see sleep_fast): what it records is what parking would.
         self.timer_loop = TimerLoop(clock, self.timers, self.ready, self.journal,
                                     "sleep.started", "until_ms", "sleep.completed",
                                     (OP_SLEEP, True, None))
+        # Runs what is ready and moves virtual time for synchronous callers (rebuild hands
+        # it the new queue and heap). A Simulation bounds its drains (driver.drain_limit,
+        # driver.busy_error).
         self.driver = Driver(
             clock=clock, ready=self.ready, timers=self.timers, pop_ready=self._pop_ready,
             run_slice=self.slice, fire_due=self.fire_due, has_work=self.has_work,
