@@ -998,13 +998,16 @@ class Engine:
 
         Nothing can happen meanwhile when a virtual-time drive may move the clock to its
         end, nothing else is ready or executing, no timer is due by then, no listener hears
-        the journal, no branch of a parallel group waits to run and nothing is left to
-        commit (``TimerLoop.skip`` checks the clock, the heap, the queue and the listener).
+        the journal, no branch of a parallel group waits to run, parking would close no
+        coroutine and nothing is left to commit (``TimerLoop.skip`` checks the clock, the heap, the queue and the listener).
         Then what the parked path records is recorded in the same order: ``sleep.started``,
         the clock moved to its end, the memo with ``sleep.completed``; the run's record is
         saved when the slice ends, as it is after every slice."""
         run = ex.run
+        # (coroutine_cap: parking would close a coroutine, this one or another run's, and
+        # that handler would then replay its code outside steps: parking is what shows)
         if (not ex.parallel and len(self.executing) == 1 and not self._ended
+                and len(self.live) < self.coroutine_cap
                 and not self.event_table.settled and full_id not in run.pending
                 and self.timer_loop.skip(run.history, run.memos, run.id, run.fn_id, full_id,
                                          ms)):

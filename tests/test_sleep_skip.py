@@ -379,6 +379,33 @@ def test_a_sync_handler_replays_as_before() -> None:
     assert parked_on == parked_off  # (sync sleeps never take the shortcut)
 
 
+@pytest.mark.parametrize("cap", [0, 1, 2])
+def test_a_coroutine_cap_that_parking_would_reach_keeps_the_replays(cap: int) -> None:
+    def make() -> inngest.Inngest:
+        client = inngest.Inngest(app_id="skip")
+        entered: list = []
+
+        @client.create_function(fn_id="counted", trigger=inngest.TriggerEvent(event="go"))
+        async def counted(ctx: inngest.Context) -> int:
+            entered.append(ctx.run_id)  # code outside steps: it runs again on each replay
+            for _ in range(4):
+                await ctx.step.sleep("z", SEC)
+            return len(entered)
+
+        return client
+
+    def scenario(sim: Simulation) -> object:
+        sim.send(ev())
+        sim.advance(1500)
+        sim.send(ev())  # a second live coroutine
+        sim.run_until_idle()
+        return [r.output for r in sim.runs()]
+
+    parked_on, parked_off = both(make, scenario, coroutine_cap=cap)
+    # cap 0: every park closes the coroutine; 1: only once the other run has finished
+    assert (parked_on < parked_off) == (cap > 0)
+
+
 def test_a_plain_drain_and_a_committing_store_never_skip(tmp_path) -> None:
     sim = Simulation(_sleeper(3)(), seed=1)
     sim.send(ev())
