@@ -1381,9 +1381,9 @@ cdef class TimerLoop:
     """
 
     cdef public object clock
-    cdef public TimerHeap timers
+    cdef TimerHeap _timers  # never None (its C methods are called directly)
     cdef public object ready
-    cdef public Journal journal
+    cdef Journal _journal  # never None, likewise
     cdef public object started
     cdef public object detail_key
     cdef public object done
@@ -1392,12 +1392,12 @@ cdef class TimerLoop:
     cdef int64_t _horizon
     cdef bint _has_horizon
 
-    def __init__(self, clock, TimerHeap timers, ready, Journal journal, started, detail_key,
-                 done, memo):
+    def __init__(self, clock, TimerHeap timers not None, ready, Journal journal not None,
+                 started, detail_key, done, memo):
         self.clock = clock
-        self.timers = timers
+        self._timers = timers
         self.ready = ready
-        self.journal = journal
+        self._journal = journal
         self.started = started
         self.detail_key = detail_key
         self.done = done
@@ -1405,6 +1405,22 @@ cdef class TimerLoop:
         self._has_horizon = False
         self._horizon = 0
         self.budget = 0
+
+    @property
+    def timers(self):
+        return self._timers
+
+    @timers.setter
+    def timers(self, TimerHeap value not None):
+        self._timers = value
+
+    @property
+    def journal(self):
+        return self._journal
+
+    @journal.setter
+    def journal(self, Journal value not None):
+        self._journal = value
 
     @property
     def horizon_ms(self):
@@ -1426,7 +1442,7 @@ cdef class TimerLoop:
         cdef Py_ssize_t fired = 0
         cdef tuple item
         while True:
-            popped = self.timers._pop_next(limit)
+            popped = self._timers._pop_next(limit)
             if popped is None:
                 return fired
             item = <tuple>popped
@@ -1442,7 +1458,7 @@ cdef class TimerLoop:
         cdef VirtualClock vclock
         if self.ready:
             return True
-        if not self.timers._peek(&due) or due > target:
+        if not self._timers._peek(&due) or due > target:
             return False
         clock = self.clock
         if type(clock) is VirtualClock:
@@ -1469,7 +1485,7 @@ cdef class TimerLoop:
         if wait < 0:
             raise ValueError(f"ms must be >= 0, got {wait}")
         if not self._has_horizon or self.budget <= 0 or self.ready or \
-                self.journal.listener is not None:
+                self._journal.listener is not None:
             return False
         clock = self.clock
         if type(clock) is VirtualClock:
@@ -1483,10 +1499,10 @@ cdef class TimerLoop:
         end = now + wait
         if end > self._horizon:
             return False
-        if self.timers._peek(&due) and due <= end:
+        if self._timers._peek(&due) and due <= end:
             return False
         self.budget -= 1
-        journal = self.journal
+        journal = self._journal
         journal._log(history, now, subject, group, self.started, item, {self.detail_key: end})
         if vclock is not None:
             vclock._now = end

@@ -742,8 +742,8 @@ class TimerLoop:
     timers plus their callbacks; :meth:`skip` O(1) amortised.
     """
 
-    __slots__ = ("_horizon", "budget", "clock", "detail_key", "done", "journal", "memo",
-                 "ready", "started", "timers")
+    __slots__ = ("_horizon", "_journal", "_timers", "budget", "clock", "detail_key", "done",
+                 "memo", "ready", "started")
 
     def __init__(self, clock: typing.Any, timers: TimerHeap, ready: typing.Any,
                  journal: Journal, started: str, detail_key: str, done: str,
@@ -758,6 +758,26 @@ class TimerLoop:
         self.memo = memo
         self._horizon: int | None = None
         self.budget = 0
+
+    @property
+    def timers(self) -> TimerHeap:
+        return self._timers
+
+    @timers.setter
+    def timers(self, value: TimerHeap) -> None:
+        if not isinstance(value, TimerHeap):
+            raise TypeError(f"timers: expected a TimerHeap, got {type(value).__name__}")
+        self._timers = value
+
+    @property
+    def journal(self) -> Journal:
+        return self._journal
+
+    @journal.setter
+    def journal(self, value: Journal) -> None:
+        if not isinstance(value, Journal):
+            raise TypeError(f"journal: expected a Journal, got {type(value).__name__}")
+        self._journal = value
 
     @property
     def horizon_ms(self) -> int | None:

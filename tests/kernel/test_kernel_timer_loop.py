@@ -146,6 +146,11 @@ def test_skip_and_horizon_check_their_arguments(core):
     assert not loop.skip([], core.MemoTable(), "r", "f", "s", (1 << 63) - 1)  # past any end
     loop.horizon_ms = None
     assert loop.horizon_ms is None
+    for name in ("timers", "journal"):
+        with pytest.raises(TypeError):
+            setattr(loop, name, None)  # (the compiled loop calls their C methods directly)
+    with pytest.raises(TypeError):
+        core.TimerLoop(core.VirtualClock(0), None, [], None, "a", "b", "c", None)
 
 
 def test_skip_of_a_recorded_item_raises_before_logging_its_end(core):
