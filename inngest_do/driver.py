@@ -197,7 +197,7 @@ class Driver:
     async def _run_until_idle_async(self, max_iterations: int) -> bool:
         # Each timer instant takes one from the budget, and so does each sleep that ends
         # in its own slice (it stands for the instant its timer would have fired at).
-        saved = self._open_horizon(NO_HORIZON, max_iterations)
+        saved = self._open_horizon(NO_HORIZON, min(max_iterations, sys.maxsize))
         timer_loop = self.timer_loop if self.skip_sleeps else None
         done = 0
         try:
