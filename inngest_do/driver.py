@@ -217,7 +217,7 @@ class Driver:
             self._close_horizon(saved)
 
     async def _run_until_async(self, target_ms: int) -> None:
-        saved = self._open_horizon(target_ms, sys.maxsize)
+        saved = self._open_horizon(min(target_ms, NO_HORIZON), sys.maxsize)
         try:
             await self.drain_async()
             while self._due_step(target_ms):
