@@ -791,7 +791,7 @@ class TimerLoop:
         """Pop every timer due at or before ``now_ms`` in (due, handle) order and call
         ``fire(handle, payload)`` for each (one ``fire`` schedules that is due by then fires
         in this call too); returns how many fired."""
-        pop = self.timers.pop_next
+        pop = self._timers.pop_next
         fired = 0
         while True:
             item = pop(now_ms)
@@ -807,7 +807,7 @@ class TimerLoop:
         target_ms = _i64(target_ms, "target_ms")
         if self.ready:
             return True
-        due = self.timers.peek_due()
+        due = self._timers.peek_due()
         if due is None or due > target_ms:
             return False
         clock = self.clock
@@ -829,18 +829,18 @@ class TimerLoop:
             raise ValueError(f"ms must be >= 0, got {ms}")
         horizon = self._horizon
         if horizon is None or self.budget <= 0 or self.ready or \
-                self.journal.listener is not None:
+                self._journal.listener is not None:
             return False
         clock = self.clock
         now = clock.now_ms()
         end = now + ms
         if end > horizon:
             return False
-        due = self.timers.peek_due()
+        due = self._timers.peek_due()
         if due is not None and due <= end:
             return False
         self.budget -= 1
-        journal = self.journal
+        journal = self._journal
         journal.log(history, now, subject, group, self.started, item, {self.detail_key: end})
         clock.advance_to(end)
         journal.memoize(memos, history, end, subject, group, self.done, item, self.memo)
