@@ -1455,18 +1455,13 @@ cdef class TimerLoop:
         ``fire_due(now_ms)``, True; False when no timer is due by then."""
         cdef int64_t target = _i64(target_ms, "target_ms")
         cdef int64_t due
-        cdef VirtualClock vclock
         if self.ready:
             return True
         if not self._timers._peek(&due) or due > target:
             return False
+        # The clock is moved and read through its methods: it may keep more than a number
+        # (the compiled VirtualClock may share one int per instant).
         clock = self.clock
-        if type(clock) is VirtualClock:
-            vclock = <VirtualClock>clock
-            if due > vclock._now:
-                vclock._now = due
-            fire_due(vclock._now)
-            return True
         if due > clock.now_ms():
             clock.advance_to(due)
         fire_due(clock.now_ms())
@@ -1481,19 +1476,14 @@ cdef class TimerLoop:
         then), take one from ``budget`` and return True; otherwise do nothing, False."""
         cdef int64_t now, end, due
         cdef int64_t wait = _i64(ms, "ms")
-        cdef VirtualClock vclock
         if wait < 0:
             raise ValueError(f"ms must be >= 0, got {wait}")
         if not self._has_horizon or self.budget <= 0 or self.ready or \
                 self._journal.listener is not None:
             return False
-        clock = self.clock
-        if type(clock) is VirtualClock:
-            vclock = <VirtualClock>clock
-            now = vclock._now
-        else:
-            vclock = None
-            now = _i64(clock.now_ms(), "now_ms")
+        clock = self.clock  # moved and read through its methods (see due_step)
+        at = clock.now_ms()
+        now = _i64(at, "now_ms")
         if now >= 0 and wait > INT64_MAX - now:
             return False  # its end is past any horizon
         end = now + wait
@@ -1503,14 +1493,12 @@ cdef class TimerLoop:
             return False
         self.budget -= 1
         journal = self._journal
-        journal._log(history, now, subject, group, self.started, item, {self.detail_key: end})
-        if vclock is not None:
-            vclock._now = end
-        else:
-            clock.advance_to(end)
+        until = end
+        journal._log(history, at, subject, group, self.started, item, {self.detail_key: until})
+        clock.advance_to(until)
         memos.set(item, self.memo)
         journal.save_memo(subject, item, self.memo)
-        journal._log(history, end, subject, group, self.done, item, None)
+        journal._log(history, clock.now_ms(), subject, group, self.done, item, None)
         return True
 
 

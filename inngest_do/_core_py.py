@@ -843,7 +843,8 @@ class TimerLoop:
         journal = self._journal
         journal.log(history, now, subject, group, self.started, item, {self.detail_key: end})
         clock.advance_to(end)
-        journal.memoize(memos, history, end, subject, group, self.done, item, self.memo)
+        journal.memoize(memos, history, clock.now_ms(), subject, group, self.done, item,
+                        self.memo)
         return True
 
 

@@ -227,3 +227,33 @@ def test_iso_utc_is_isoformat_of_the_datetime(core):
             core.iso_utc(bad)
     with pytest.raises(TypeError, match="ms must be an int"):
         core.iso_utc(1.0)
+
+
+class _RecordingClock:
+    """A clock that is only a pair of methods: the loop must move and read it through them
+    (a clock may keep more than a number, e.g. one shared int per instant)."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+        self.calls: list = []
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def advance_to(self, t_ms: int) -> None:
+        self.calls.append(t_ms)
+        self.now = t_ms
+
+
+def test_the_clock_is_moved_and_read_through_its_methods(core):
+    clock = _RecordingClock(100)
+    timers = core.TimerHeap()
+    journal = core.Journal(Entry, lambda subject, e: None, lambda subject, item, memo: None)
+    loop = core.TimerLoop(clock, timers, [], journal, "w.started", "until", "w.done", MEMO)
+    timers.schedule(300, "x")
+    fired: list = []
+    assert loop.due_step(1000, fired.append) and clock.calls == [300] and fired == [300]
+    loop.horizon_ms, loop.budget = 1000, 1
+    history: list = []
+    assert loop.skip(history, core.MemoTable(), "r", "f", "s", 50)
+    assert clock.calls == [300, 350] and [e.at_ms for e in history] == [300, 350]
