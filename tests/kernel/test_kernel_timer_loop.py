@@ -252,7 +252,12 @@ def test_the_clock_is_moved_and_read_through_its_methods(core):
     loop = core.TimerLoop(clock, timers, [], journal, "w.started", "until", "w.done", MEMO)
     timers.schedule(300, "x")
     fired: list = []
-    assert loop.due_step(1000, fired.append) and clock.calls == [300] and fired == [300]
+
+    def fire_due(now_ms: int) -> int:
+        fired.append(now_ms)
+        return loop.fire_due(now_ms, _recorder(fired))
+
+    assert loop.due_step(1000, fire_due) and clock.calls == [300] and fired == [300, (1, "x")]
     loop.horizon_ms, loop.budget = 1000, 1
     history: list = []
     assert loop.skip(history, core.MemoTable(), "r", "f", "s", 50)
