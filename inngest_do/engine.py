@@ -58,6 +58,7 @@ from .execution import (
     fresh_copy,
     passes_through,
     step_output,
+    step_rules,
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
@@ -182,6 +183,10 @@ class Engine:
         self._log_store = _store_logger()
         # A store that keeps every write at once (the memory store) needs no commit per step.
         self._commit_needed = type(store).commit is not Store.commit
+        # step.run's short path in the kernel (Execution.open_step/record): what it records
+        # and where, as step_succeeded would (the commit only where the store needs one).
+        self.step_rules = step_rules(self.journal, self.now_ms,
+                                     (lambda: self.commit()) if self._commit_needed else None)
         self.store.open()
         self._recover()
         if functions is not None:
