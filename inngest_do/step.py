@@ -48,6 +48,8 @@ T = typing.TypeVar("T")
 
 # Step outputs that are never awaitable: the common case skips inspect.isawaitable's call.
 _PLAIN = frozenset((type(None), int, str, bool, float, dict, list, tuple))
+# Step outputs recorded as they are (the output check passes them through): no check call.
+_SCALAR = frozenset((type(None), int, str, bool))
 
 
 def _step_id(step_id: object) -> str:
@@ -135,9 +137,10 @@ class Step:
             try:
                 if fast:
                     out = handler(*handler_args)
-                    if type(out) not in _PLAIN and inspect.isawaitable(out):
-                        out = await out
-                    out = ex.checked(full_id, out)
+                    if type(out) not in _SCALAR:
+                        if type(out) not in _PLAIN and inspect.isawaitable(out):
+                            out = await out
+                        out = ex.checked(full_id, out)
                 else:
                     if ex.engine.faults:
                         ex.engine.inject_fault(ex, full_id)
@@ -362,9 +365,10 @@ class StepSync:
         try:
             if fast:
                 out = handler(*handler_args)
-                if type(out) not in _PLAIN and inspect.isawaitable(out):
-                    out = ex.resolve_sync(out)
-                out = ex.checked(full_id, out)
+                if type(out) not in _SCALAR:
+                    if type(out) not in _PLAIN and inspect.isawaitable(out):
+                        out = ex.resolve_sync(out)
+                    out = ex.checked(full_id, out)
             else:
                 if ex.engine.faults:
                     ex.engine.inject_fault(ex, full_id)
