@@ -123,7 +123,7 @@ class Engine:
         self.keep_trace = bool(getattr(clock, "is_virtual", False))
         # Where trace entries go (the kernel builds and hands them out): this trace, a
         # listener, each run's history and the store.
-        self.journal = Journal(TraceEntry, store.append_history, store.save_memo)
+        self.journal = Journal(TraceEntry, *store.journal_sinks())
         self.journal.trace = self.trace if self.keep_trace else None
         self.live: collections.OrderedDict[str, Execution] = collections.OrderedDict()
         self.coroutine_cap = coroutine_cap

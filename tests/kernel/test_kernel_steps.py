@@ -230,3 +230,52 @@ def _transcript(core) -> list:
 
 def test_the_twins_agree_on_a_transcript():
     same([_transcript(core) for _, core in AVAILABLE])
+
+
+def _sinks_transcript(core) -> list:
+    cold: list = []
+    table: dict = {"a": [None, None, None], "b": [0, 1, ["x", 1]], "z": "finished", "s": [0]}
+    sinks = core.ListSinks(table, 2, lambda *a: cold.append(("entry", *a)),
+                           lambda *a: cold.append(("memo", *a)))
+    entry = Entry(1, "a", "f", "k", None, None)
+    out = [outcome(sinks.save_entry, "a", entry), outcome(sinks.save_memo, "a", "s", (1,)),
+           outcome(sinks.save_memo, "a", "t", (2,)), outcome(sinks.save_memo, "b", "y", 2),
+           outcome(sinks.save_entry, "z", entry), outcome(sinks.save_memo, "z", "s", 1),
+           outcome(sinks.save_memo, "s", "s", 1),  # too short for the memo slot: cold
+           outcome(sinks.save_entry, "new", entry), outcome(sinks.save_memo, ["unhashable"], 1, 2)]
+    return [out, table, cold]
+
+
+def test_list_sinks_write_into_lists_and_hand_the_rest_over():
+    result = same([_sinks_transcript(core) for _, core in AVAILABLE])
+    out, table, cold = result
+    assert all(o == ("ok", None) for o in out)
+    entry = (1, "a", "f", "k", None, None)
+    assert table["a"] == [None, None, ["s", (1,), "t", (2,)], entry]
+    assert table["b"] == [0, 1, ["x", 1, "y", 2]]
+    assert [c[:2] for c in cold] == [("entry", "z"), ("memo", "z"), ("memo", "s"),
+                                     ("entry", "new"), ("memo", ["unhashable"])]
+
+
+def test_bad_list_sinks_are_named(core):
+    def fn(*a):
+        return None
+
+    cases = [(([], 2, fn, fn), TypeError, "table must be a dict, got list"),
+             (({}, -1, fn, fn), ValueError, "memo_slot must be >= 0, got -1"),
+             (({}, True, fn, fn), TypeError, "memo_slot must be an int"),
+             (({}, 2, 3, fn), TypeError, "cold_entry must be callable, got int"),
+             (({}, 2, fn, None), TypeError, "cold_memo must be callable, got NoneType")]
+    for args, err, text in cases:
+        with pytest.raises(err) as got:
+            core.ListSinks(*args)
+        assert str(got.value).startswith(text)
+
+
+def test_plain_tuples():
+    items = [Entry(1, "r", "f", "k", None, {"d": 1}), (2, "x"), [3, 4], ()]
+    results = same([outcome(core.plain_tuples, items) for _, core in AVAILABLE])
+    assert results == ("ok", ((1, "r", "f", "k", None, {"d": 1}), (2, "x"), (3, 4), ()))
+    assert all(type(t) is tuple for t in results[1])
+    assert same([outcome(core.plain_tuples, (1,)) for _, core in AVAILABLE]) == (
+        "raise", TypeError, "items must be a list, got tuple")
