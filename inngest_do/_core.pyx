@@ -16,7 +16,7 @@ import time as _time
 
 cimport cython
 
-from cpython.contextvars cimport PyContextVar_Set
+from cpython.contextvars cimport PyContextVar_Set, get_value as _context_value
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GetSlice, PyTuple_New, PyTuple_SET_ITEM
@@ -1532,7 +1532,8 @@ cdef class StepBook:
         self.ctx.attempt = run.attempt
         self.in_body = full_id
         self.busy_ms = 0
-        PyContextVar_Set(rules.current, self)
+        if _context_value(rules.current) is not self:  # (a set makes a new context mapping)
+            PyContextVar_Set(rules.current, self)
         return _BODY
 
     def checked(self, full_id, value):

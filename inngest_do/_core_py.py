@@ -869,7 +869,8 @@ class StepBook:
         self.ctx.attempt = run.attempt
         self.in_body = full_id
         self.busy_ms = 0
-        rules.current.set(self)
+        if rules.current.get(None) is not self:  # (a set makes a new context mapping)
+            rules.current.set(self)
         return BODY
 
     def checked(self, full_id: str, value: object) -> object:
