@@ -18,8 +18,6 @@ cimport cython
 
 from cpython.contextvars cimport PyContextVar_Set, get_value as _context_value
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
-from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GetSlice, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t, uintptr_t
 from libc.string cimport memcpy
@@ -36,7 +34,6 @@ __all__ = [
     "Drive",
     "Journal",
     "KeyedCounter",
-    "ListSinks",
     "MemoTable",
     "ReadyQueue",
     "RealClock",
@@ -47,7 +44,6 @@ __all__ = [
     "VirtualClock",
     "datetime_to_ms",
     "ms_to_datetime",
-    "plain_tuples",
     "untracked_record",
 ]
 
@@ -1563,77 +1559,3 @@ cdef class StepBook:
             rules.commit()
         return _handed_back(rules, value)
 
-
-@cython.final
-cdef class ListSinks:
-    """A :class:`Journal`'s two store sinks for a store that keeps each subject's log as a
-    list in ``table`` (a dict: subject -> list, or anything else for a subject kept another
-    way). For a list, ``save_entry`` appends the entry to it, and ``save_memo`` appends
-    ``item, memo`` to the flat list at index ``memo_slot`` of it (made on the first memo);
-    for anything else they call ``cold_entry(subject, entry)`` / ``cold_memo(subject, item,
-    memo)``. Complexity: O(1) per call (one hash lookup, list appends).
-    """
-
-    cdef dict _table
-    cdef Py_ssize_t _slot
-    cdef object _cold_entry
-    cdef object _cold_memo
-
-    def __init__(self, table, memo_slot, cold_entry, cold_memo):
-        if type(table) is not dict:
-            raise TypeError(f"table must be a dict, got {type(table).__name__}")
-        memo_slot = _int(memo_slot, "memo_slot")
-        if memo_slot < 0:
-            raise ValueError(f"memo_slot must be >= 0, got {memo_slot}")
-        for name, fn in (("cold_entry", cold_entry), ("cold_memo", cold_memo)):
-            if not callable(fn):
-                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
-        self._table = table
-        self._slot = memo_slot
-        self._cold_entry = cold_entry
-        self._cold_memo = cold_memo
-
-    def save_entry(self, subject, entry):
-        cdef PyObject* log = _PyDict_GetItem(self._table, subject)  # borrowed
-        if log != NULL and type(<object>log) is list:
-            (<list>log).append(entry)
-            return None
-        self._cold_entry(subject, entry)
-        return None
-
-    def save_memo(self, subject, item, memo):
-        cdef PyObject* log = _PyDict_GetItem(self._table, subject)  # borrowed
-        cdef list state
-        if log == NULL or type(<object>log) is not list or len(<list>log) <= self._slot:
-            self._cold_memo(subject, item, memo)
-            return None
-        state = <list>log
-        flat = state[self._slot]
-        if flat is None:
-            state[self._slot] = [item, memo]
-        else:
-            flat.append(item)
-            flat.append(memo)
-        return None
-
-
-def plain_tuples(items):
-    """``tuple(map(tuple, items))`` for a list ``items``: each item as an exact tuple (a
-    tuple subclass's items copied into a plain tuple, a plain tuple as it is), e.g. named
-    tuples for marshal, which refuses subclasses. O(total items)."""
-    if type(items) is not list:
-        raise TypeError(f"items must be a list, got {type(items).__name__}")
-    cdef list src = <list>items
-    cdef Py_ssize_t i, n = len(src)
-    cdef tuple out = PyTuple_New(n)
-    for i in range(n):
-        item = src[i]
-        if type(item) is tuple:
-            plain = item
-        elif isinstance(item, tuple):
-            plain = PyTuple_GetSlice(item, 0, PyTuple_GET_SIZE(item))
-        else:
-            plain = tuple(item)
-        Py_INCREF(plain)
-        PyTuple_SET_ITEM(out, i, plain)
-    return out

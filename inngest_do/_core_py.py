@@ -34,7 +34,6 @@ __all__ = [
     "Drive",
     "Journal",
     "KeyedCounter",
-    "ListSinks",
     "MemoTable",
     "ReadyQueue",
     "RealClock",
@@ -45,7 +44,6 @@ __all__ = [
     "VirtualClock",
     "datetime_to_ms",
     "ms_to_datetime",
-    "plain_tuples",
     "untracked_record",
 ]
 
@@ -900,64 +898,3 @@ class StepBook:
             rules.commit()
         return _handed_back(rules, value)
 
-
-class ListSinks:
-    """A :class:`Journal`'s two store sinks for a store that keeps each subject's log as a
-    list in ``table`` (a dict: subject -> list, or anything else for a subject kept another
-    way). For a list, ``save_entry`` appends the entry to it, and ``save_memo`` appends
-    ``item, memo`` to the flat list at index ``memo_slot`` of it (made on the first memo);
-    for anything else they call ``cold_entry(subject, entry)`` / ``cold_memo(subject, item,
-    memo)``. Complexity: O(1) per call (one hash lookup, list appends).
-    """
-
-    __slots__ = ("_cold_entry", "_cold_memo", "_slot", "_table")
-
-    def __init__(self, table: dict, memo_slot: int,
-                 cold_entry: typing.Callable[[object, object], object],
-                 cold_memo: typing.Callable[[object, object, object], object]) -> None:
-        if type(table) is not dict:
-            raise TypeError(f"table must be a dict, got {type(table).__name__}")
-        memo_slot = _int(memo_slot, "memo_slot")
-        if memo_slot < 0:
-            raise ValueError(f"memo_slot must be >= 0, got {memo_slot}")
-        for name, fn in (("cold_entry", cold_entry), ("cold_memo", cold_memo)):
-            if not callable(fn):
-                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
-        self._table = table
-        self._slot = memo_slot
-        self._cold_entry = cold_entry
-        self._cold_memo = cold_memo
-
-    def save_entry(self, subject: object, entry: object) -> None:
-        try:
-            log = self._table.get(subject)
-        except TypeError:  # unhashable: the cold sink reports it
-            log = None
-        if type(log) is list:
-            log.append(entry)
-            return
-        self._cold_entry(subject, entry)
-
-    def save_memo(self, subject: object, item: object, memo: object) -> None:
-        try:
-            state = self._table.get(subject)
-        except TypeError:  # unhashable: the cold sink reports it
-            state = None
-        if type(state) is not list or len(state) <= self._slot:
-            self._cold_memo(subject, item, memo)
-            return
-        flat = state[self._slot]
-        if flat is None:
-            state[self._slot] = [item, memo]
-        else:
-            flat.append(item)
-            flat.append(memo)
-
-
-def plain_tuples(items: list) -> tuple:
-    """``tuple(map(tuple, items))`` for a list ``items``: each item as an exact tuple (a
-    tuple subclass's items copied into a plain tuple, a plain tuple as it is), e.g. named
-    tuples for marshal, which refuses subclasses. O(total items)."""
-    if type(items) is not list:
-        raise TypeError(f"items must be a list, got {type(items).__name__}")
-    return tuple(map(tuple, items))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import os
 import threading
@@ -123,7 +124,7 @@ class Engine:
         self.keep_trace = bool(getattr(clock, "is_virtual", False))
         # Where trace entries go (the kernel builds and hands them out): this trace, a
         # listener, each run's history and the store.
-        self.journal = Journal(TraceEntry, *store.journal_sinks())
+        self.journal = Journal(TraceEntry, store.append_history, store.save_memo)
         self.journal.trace = self.trace if self.keep_trace else None
         self.live: collections.OrderedDict[str, Execution] = collections.OrderedDict()
         self.coroutine_cap = coroutine_cap
@@ -183,10 +184,6 @@ class Engine:
         self._log_store = _store_logger()
         # A store that keeps every write at once (the memory store) needs no commit per step.
         self._commit_needed = type(store).commit is not Store.commit
-        # step.run's short path in the kernel (Execution.open_step/record): what it records
-        # and where, as step_succeeded would (the commit only where the store needs one).
-        self.step_rules = step_rules(self.journal, self.now_ms,
-                                     (lambda: self.commit()) if self._commit_needed else None)
         self.store.open()
         self._recover()
         if functions is not None:
@@ -963,6 +960,14 @@ class Engine:
         if not defer and self._commit_needed:
             self.commit()
         return fresh_copy(value)
+
+    @functools.cached_property
+    def step_rules(self) -> typing.Any:
+        """The kernel's rules for step.run's short path (Execution.open_step/record): what it
+        records and where, as :meth:`step_succeeded` would (a commit only where the store
+        needs one)."""
+        return step_rules(self.journal, self.now_ms,
+                          (lambda: self.commit()) if self._commit_needed else None)
 
     def _memoize(self, run: RunState, full_id: str, memo: typing.Sequence[typing.Any],
                  kind: str, detail: typing.Any = None, at_ms: int | None = None) -> None:

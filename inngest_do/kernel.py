@@ -7,9 +7,8 @@ have the same interface and produce identical results; ``IMPLEMENTATION`` tells 
 use, and ``load(pure)`` returns either module (for tests that compare them).
 
 Exports: VirtualClock, RealClock, TimerHeap, MemoTable, ReadyQueue, GCRA, KeyedCounter,
-SeededRandom, Journal, Drive, StepBook/StepRules (a step's short path),
-ListSinks (a journal's store sinks into per-subject lists), plain_tuples,
-ms_to_datetime, datetime_to_ms, untracked_record. All times are integer milliseconds.
+SeededRandom, Journal, Drive, StepBook/StepRules (a step's short path), ms_to_datetime,
+datetime_to_ms, untracked_record. All times are integer milliseconds.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ __all__ = [
     "Drive",
     "Journal",
     "KeyedCounter",
-    "ListSinks",
     "MemoTable",
     "ReadyQueue",
     "RealClock",
@@ -43,7 +41,6 @@ __all__ = [
     "datetime_to_ms",
     "load",
     "ms_to_datetime",
-    "plain_tuples",
     "untracked_record",
 ]
 
@@ -82,7 +79,6 @@ DONE = _core.DONE
 RAISED = _core.RAISED
 PARKED = _core.PARKED
 StepBook = _core.StepBook
-ListSinks = _core.ListSinks
 StepRules = _core.StepRules
 SLOW = _core.SLOW
 BEGUN = _core.BEGUN
@@ -91,4 +87,3 @@ SeededRandom = _core.SeededRandom
 ms_to_datetime = _core.ms_to_datetime
 datetime_to_ms = _core.datetime_to_ms
 untracked_record = _core.untracked_record
-plain_tuples = _core.plain_tuples

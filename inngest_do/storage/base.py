@@ -81,12 +81,6 @@ class Store(abc.ABC):
     def append_history(self, run_id: str, entry: tuple) -> None:
         """Append one trace entry to a run's history."""
 
-    def journal_sinks(self) -> tuple[typing.Callable[[str, tuple], None],
-                                     typing.Callable[[str, str, typing.Any], None]]:
-        """``(append_history, save_memo)`` as the engine's journal should call them (once
-        per step): these methods, unless a store has faster equivalents."""
-        return self.append_history, self.save_memo
-
     @abc.abstractmethod
     def save_flow(self, namespace: str, key: str, value: typing.Any) -> None:
         """Set (or, with ``value=None``, delete) one piece of flow-control state."""

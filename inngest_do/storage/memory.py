@@ -39,7 +39,6 @@ import marshal
 import typing
 import zlib
 
-from ..kernel import ListSinks, plain_tuples
 from .base import RecoveredState, Store
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -201,7 +200,7 @@ class MemoryStore(Store):
             self._change_finished(run_id, record=(shape, values, record["ended_ms"]))
             return
         # History entries are the engine's named tuples, which marshal refuses.
-        snap = (shape, values, memos, plain_tuples(history))
+        snap = (shape, values, memos, tuple(map(tuple, history)))
         try:
             part = marshal.dumps(snap)
         except ValueError:
@@ -239,18 +238,6 @@ class MemoryStore(Store):
             self._change_finished(run_id, entry=entry)
         else:
             state.append(entry)
-
-    def journal_sinks(self) -> tuple[typing.Callable[[str, tuple], None],
-                                     typing.Callable[[str, str, typing.Any], None]]:
-        """The kernel's :class:`~inngest_do.kernel.ListSinks` over the active runs' state
-        lists (index 2: the flat memos): append_history's and save_memo's writes with no
-        Python call per step. Anything but an active run goes to those methods, and so does
-        everything where a subclass or the instance replaced one of them."""
-        if (getattr(self.append_history, "__func__", None) is not MemoryStore.append_history
-                or getattr(self.save_memo, "__func__", None) is not MemoryStore.save_memo):
-            return self.append_history, self.save_memo
-        sinks = ListSinks(self._runs, 2, self.append_history, self.save_memo)
-        return sinks.save_entry, sinks.save_memo
 
     def save_flow(self, namespace: str, key: str, value: typing.Any) -> None:
         space = self._flow.setdefault(namespace, {})
