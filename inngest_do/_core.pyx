@@ -1707,9 +1707,8 @@ cdef class TimerLoop:
         until = end
         journal._log(history, at, subject, group, self.started, item, {self.detail_key: until})
         clock.advance_to(until)
-        memos.set(item, self.memo)
-        journal.save_memo(subject, item, self.memo)
-        journal._log(history, clock.now_ms(), subject, group, self.done, item, None)
+        journal._memoize(memos, history, clock.now_ms(), subject, group, self.done, item,
+                         self.memo, None)
         return True
 
 
