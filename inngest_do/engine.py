@@ -32,7 +32,7 @@ import threading
 import typing
 
 from . import errors, limits, queries
-from .context import Context, ContextSync, ReplayQuietLogger
+from .context import Context, ContextSync, LazyContext, LazyContextSync, ReplayQuietLogger
 from .cron import CRON_EVENT as _CRON_EVENT
 from .cron import CronTicker
 from .driver import Driver, resolve
@@ -1155,14 +1155,17 @@ class Engine:
 
     # contexts -------------------------------------------------------------------------------
     def make_context(self, ex: Execution) -> Context | ContextSync:
+        # Its event models, logger and group are made when first read (most handlers never
+        # read some of them): see context.LazyContext.
         run = ex.run
-        events = [Event.from_payload(p) for p in run.events]
-        logger = ReplayQuietLogger(self.client_of(ex.fn), ex)
         if ex.is_async:
-            return Context(attempt=run.attempt, event=events[0], events=events, group=Group(ex),
-                           logger=logger, run_id=run.id, step=Step(ex))
-        return ContextSync(attempt=run.attempt, event=events[0], events=events,
-                           group=GroupSync(ex), logger=logger, run_id=run.id, step=StepSync(ex))
+            return LazyContext(run.attempt, run.id, Step(ex), run.events, ex, Group,
+                               self._context_logger)
+        return LazyContextSync(run.attempt, run.id, StepSync(ex), run.events, ex, GroupSync,
+                               self._context_logger)
+
+    def _context_logger(self, ex: Execution) -> ReplayQuietLogger:
+        return ReplayQuietLogger(self.client_of(ex.fn), ex)
 
     def finish_timed_out(self, run: RunState) -> bool:
         return self.flow.finish_timed_out(run)
