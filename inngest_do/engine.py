@@ -91,6 +91,8 @@ CRON_EVENT = _CRON_EVENT  # re-exported: the name of a cron tick's event
 PRUNE_EVERY_MS = 3_600_000
 #: the outcome of an event whose trigger, cancel or wait expression failed to evaluate
 EXPRESSION_ERROR = "expression_error"
+#: a slice's middleware when none applies: shared, not a fresh list kept by every parked run
+_NO_MIDDLEWARE: tuple = ()
 
 
 class Engine:
@@ -527,7 +529,7 @@ class Engine:
             self.flow.on_slice_start(run)
             mws = (serving._middleware + fn.middleware) if (
                 serving._middleware or fn.middleware) else None
-            ex.middleware = [mw(serving, None) for mw in mws] if mws else []
+            ex.middleware = [mw(serving, None) for mw in mws] if mws else _NO_MIDDLEWARE
             ex.fast = not (mws or ex.requests or self.faults or self.limits
                            or self.group_commit or run.keys.get("concurrency")
                            or fn.finish_timeout_ms is not None
