@@ -146,22 +146,28 @@ cdef class VirtualClock:
     """A clock that moves only when told to. O(1) for every operation."""
 
     cdef int64_t _now
+    # The time as a Python int, made once per move (as the twin keeps its int): every trace
+    # entry and record stamped at one instant shares it instead of holding its own 32 bytes.
+    cdef object _now_obj
 
     def __init__(self, start_ms):
         self._now = _i64(start_ms, "start_ms")
+        self._now_obj = self._now
 
     @property
     def is_virtual(self):
         return True
 
     def now_ms(self):
-        return self._now
+        return self._now_obj
 
     def advance_to(self, t_ms):
         cdef int64_t t = _i64(t_ms, "t_ms")
         if t < self._now:
             raise ValueError(f"clock cannot move backwards (now_ms={self._now}, t_ms={t})")
-        self._now = t
+        if t != self._now:
+            self._now = t
+            self._now_obj = t
 
     def advance_by(self, d_ms):
         cdef int64_t d = _i64(d_ms, "d_ms")
@@ -169,7 +175,9 @@ cdef class VirtualClock:
             raise ValueError(f"d_ms must be >= 0, got {d}")
         if d > INT64_MAX - self._now:
             _i64(self._now + d_ms, "the advanced time")  # raises the twin's ValueError
-        self._now += d
+        if d:
+            self._now += d
+            self._now_obj = self._now
 
     def __repr__(self):
         return f"VirtualClock(now_ms={self._now})"
