@@ -504,7 +504,8 @@ class Engine:
 
     async def slice(self, run: RunState) -> None:
         """Drive ``run``'s handler until it returns, raises or parks."""
-        fn = self.function(run.fn_id)
+        # a served function is looked up directly (function() first serves new ones)
+        fn = self._known_fns.get(run.fn_id) or self.function(run.fn_id)
         now = self.now_ms()
         generation = self.generation
         self.executing.add(run.id)
@@ -805,8 +806,9 @@ class Engine:
             "event": run.events[0] if run.events else None}, "id": "", "ts": 0}, run.id)
 
     def _end(self, run: RunState) -> None:
-        for key, pending in list(run.pending.items()):
-            self._drop_pending(run, key, pending)
+        if run.pending:
+            for key, pending in list(run.pending.items()):
+                self._drop_pending(run, key, pending)
         ex = self.live.pop(run.id, None)
         if ex is not None:
             self._close(ex)
@@ -1281,7 +1283,9 @@ def run_record(run: RunState) -> dict:
         "attempts": run.attempts, "priority": run.priority,
         "invoker": list(run.invoker) if run.invoker else None,
         "cancel_requested": run.cancel_requested, "reason": run.reason, "keys": run.keys,
-        "pending": {k: [p.kind, p.due_ms, p.data] for k, p in run.pending.items()},
+        # (a comprehension is a call of its own: most saves have nothing pending)
+        "pending": {k: [p.kind, p.due_ms, p.data] for k, p in run.pending.items()}
+        if run.pending else {},
     }
 
 
