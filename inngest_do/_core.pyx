@@ -1233,7 +1233,11 @@ cdef class Journal:
     An entry is ``record_type(at_ms, subject, group, kind, item, detail)`` for a tuple
     subclass ``record_type``, built without its ``__new__`` and (compiled) not tracked by the
     garbage collector (see :func:`untracked_record`). ``trace`` and ``listener`` are plain
-    attributes, None when unused. Complexity: O(1) per entry (list appends, one sink call).
+    attributes, None when unused. ``entry_lists`` (None, or a dict subject -> a list or
+    anything else) lets the store's entry sink be skipped: when the subject maps to a list,
+    the entry is appended to it instead of calling ``save_entry`` (a store keeps its active
+    records' entries in such lists; a Python call per entry saved). Complexity: O(1) per
+    entry (list appends, at most one sink call).
     """
 
     cdef public type record_type
@@ -1241,6 +1245,7 @@ cdef class Journal:
     cdef public object save_memo
     cdef public object trace
     cdef public object listener
+    cdef public dict entry_lists
 
     def __init__(self, type record_type, save_entry, save_memo):
         self.record_type = record_type
@@ -1248,6 +1253,7 @@ cdef class Journal:
         self.save_memo = save_memo
         self.trace = None
         self.listener = None
+        self.entry_lists = None
 
     cdef inline object _log(self, object history, object at_ms, object subject, object group,
                             object kind, object item, object detail):
@@ -1260,6 +1266,11 @@ cdef class Journal:
             self.listener(entry)
         if history is not None:
             (<list?>history).append(entry)
+            if self.entry_lists is not None:
+                target = self.entry_lists.get(subject)
+                if type(target) is list:
+                    (<list>target).append(entry)
+                    return entry
             self.save_entry(subject, entry)
         return entry
 

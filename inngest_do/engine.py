@@ -126,6 +126,11 @@ class Engine:
         # listener, each run's history and the store.
         self.journal = Journal(TraceEntry, store.append_history, store.save_memo)
         self.journal.trace = self.trace if self.keep_trace else None
+        # A store that keeps active runs' entries in lists lets the journal append to them
+        # directly (see MemoryStore.entry_lists).
+        entry_lists = getattr(store, "entry_lists", None)
+        if entry_lists is not None:
+            self.journal.entry_lists = entry_lists()
         self.live: collections.OrderedDict[str, Execution] = collections.OrderedDict()
         self.coroutine_cap = coroutine_cap
         self.waits: dict[str, dict[tuple[str, str], _Wait]] = {}

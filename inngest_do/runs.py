@@ -32,15 +32,18 @@ class RunStatus(str, enum.Enum):
     CANCELLED = "Cancelled"
     SKIPPED = "Skipped"
 
+    #: True for a status a run never leaves (read several times per run: a plain attribute
+    #: of each member, set below, rather than a property call)
+    is_final: bool
+
     def __str__(self) -> str:
         return self.value
 
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL
-
 
 _FINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED})
+for _status in RunStatus:
+    object.__setattr__(_status, "is_final", _status in _FINAL)
+del _status
 
 
 class TraceEntry(typing.NamedTuple):
