@@ -392,11 +392,16 @@ class Engine:
         """Store ``events`` and deliver them; returns their ids. O(matching work)."""
         with self.lock:
             self.sync_functions()
-            payloads = [ev.to_payload() for ev in events]
+            # loops, not comprehensions (each is a call of its own; usually one event)
+            payloads = []
+            for ev in events:
+                payloads.append(ev.to_payload())
             if self.limits:
                 for p in payloads:
                     limits.check_event_size(len(json.dumps(p)), p["name"])
-            ids = [self._accept_one(p, origin) for p in payloads]
+            ids = []
+            for p in payloads:
+                ids.append(self._accept_one(p, origin))
             self.commit()
         self._work_arrived()
         return ids

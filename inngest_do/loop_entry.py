@@ -37,9 +37,9 @@ def _steppable(loop: asyncio.AbstractEventLoop) -> bool:
 
 def run(loop: asyncio.AbstractEventLoop, coro: typing.Coroutine[typing.Any, typing.Any, T]) -> T:
     """``loop.run_until_complete(coro)``, cheaper on the stock loop. O(1) besides the work."""
-    if not _steppable(loop) or loop.is_running() or loop.get_debug():
-        return loop.run_until_complete(coro)
     base = typing.cast(typing.Any, loop)
+    if not _steppable(loop) or loop.is_running() or base._debug:  # (get_debug(), read)
+        return loop.run_until_complete(coro)
     hooks = sys.get_asyncgen_hooks()
     # as run_forever: async generators started inside are finalized by this loop
     sys.set_asyncgen_hooks(firstiter=base._asyncgen_firstiter_hook,

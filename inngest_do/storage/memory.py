@@ -185,6 +185,12 @@ class MemoryStore(Store):
                 if record.get("pending"):
                     self._deferred = (typing.cast(list, state), record)
                 return
+            if state is None and not self._orphans and not record.get("pending"):
+                # A new run (its first save, with nothing parked): _save_active's usual
+                # case, inlined -- once for every run.
+                self._count += 1
+                self._runs[run_id] = [_AS_GIVEN, record, None]
+                return
             self._save_active(run_id, state, record)
             return
         shape, values = self._compact(record)
