@@ -110,26 +110,21 @@ class _Lazy:
     dataclass, whose fields these are.
     """
 
+    # job_id and request_id keep the dataclass's class-level defaults (None) until set
+
     def _lazy_init(self, attempt: int, run_id: str, step: typing.Any,
-                   payloads: list[dict], execution: Execution,
-                   make_group: typing.Callable[[Execution], typing.Any],
-                   make_logger: typing.Callable[[Execution], typing.Any]) -> None:
+                   execution: Execution) -> None:
         self.attempt = attempt
         self.run_id = run_id
         self.step = step
-        self.job_id = None
-        self.request_id = None
-        self._payloads = payloads
         self._ex = execution
-        self._make_group = make_group
-        self._make_logger = make_logger
 
     @property
     def events(self) -> list[Event]:
         d = self.__dict__
         events = d.get("_events")
         if events is None:
-            events = d["_events"] = [Event.from_payload(p) for p in self._payloads]
+            events = d["_events"] = [Event.from_payload(p) for p in self._ex.run.events]
         return events
 
     @events.setter
@@ -152,7 +147,7 @@ class _Lazy:
         d = self.__dict__
         group = d.get("_group")
         if group is None:
-            group = d["_group"] = self._make_group(self._ex)
+            group = d["_group"] = self._ex.engine.make_group(self._ex)
         return group
 
     @group.setter
@@ -164,7 +159,7 @@ class _Lazy:
         d = self.__dict__
         logger = d.get("_logger")
         if logger is None:
-            logger = d["_logger"] = self._make_logger(self._ex)
+            logger = d["_logger"] = self._ex.engine.make_logger(self._ex)
         return logger
 
     @logger.setter

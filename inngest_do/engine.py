@@ -1176,15 +1176,18 @@ class Engine:
     # contexts -------------------------------------------------------------------------------
     def make_context(self, ex: Execution) -> Context | ContextSync:
         # Its event models, logger and group are made when first read (most handlers never
-        # read some of them): see context.LazyContext.
+        # read some of them): see context.LazyContext, which calls the two below.
         run = ex.run
         if ex.is_async:
-            return LazyContext(run.attempt, run.id, Step(ex), run.events, ex, Group,
-                               self._context_logger)
-        return LazyContextSync(run.attempt, run.id, StepSync(ex), run.events, ex, GroupSync,
-                               self._context_logger)
+            return LazyContext(run.attempt, run.id, Step(ex), ex)
+        return LazyContextSync(run.attempt, run.id, StepSync(ex), ex)
 
-    def _context_logger(self, ex: Execution) -> ReplayQuietLogger:
+    def make_group(self, ex: Execution) -> Group | GroupSync:
+        """``ctx.group`` of ``ex``'s handler (made on first read)."""
+        return Group(ex) if ex.is_async else GroupSync(ex)
+
+    def make_logger(self, ex: Execution) -> ReplayQuietLogger:
+        """``ctx.logger`` of ``ex``'s handler (made on first read)."""
         return ReplayQuietLogger(self.client_of(ex.fn), ex)
 
     def finish_timed_out(self, run: RunState) -> bool:

@@ -81,9 +81,10 @@ class RunError:
         return f"{self.type}: {self.message}"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Pending:
-    """Something a parked run waits for, keyed by the step id it belongs to."""
+    """Something a parked run waits for, keyed by the step id it belongs to (slotted: one
+    is kept for every parked run)."""
 
     kind: str  # "sleep", "wait", "invoke", "retry", "hold"
     due_ms: int | None

@@ -123,7 +123,13 @@ class MemoryStore(Store):
         self._events: dict[str, tuple | _Batch] = {}
         # run id -> an active run's state list (see the module docstring) or its _Batch;
         # creation (first save) order
-        self._runs: dict[str, list | _Batch] = {}
+        # (emptied in place when initialised again: an engine's journal holds this dict,
+        # see entry_lists)
+        runs: dict[str, list | _Batch] | None = getattr(self, "_runs", None)
+        if runs is None:
+            runs = {}
+        runs.clear()
+        self._runs = runs
         # memos and history saved for a run before its record: adopted by its first save_run
         self._orphans: dict[str, list] = {}
         self._run_batches: dict[_Batch, None] = {}  # in the order they were opened
