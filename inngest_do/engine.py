@@ -471,8 +471,16 @@ class Engine:
                    reason: str | None = None, lock: str | None = None) -> RunState:
         now = self.now_ms()
         self._run_seq += 1
-        run = RunState(id=self.rng.ulid(now), fn_id=fn.id, events=events, created_ms=now,
-                       invoker=invoker, status=status, reason=reason, seq=self._run_seq)
+        # positional, the rest set only when not the default: a call by keywords to the
+        # dataclass's 23-field __init__ costs twice as much (once for every run)
+        run = RunState(self.rng.ulid(now), fn.id, events, now)
+        run.seq = self._run_seq
+        if status is not RunStatus.QUEUED:
+            run.status = status
+        if invoker is not None:
+            run.invoker = invoker
+        if reason is not None:
+            run.reason = reason
         self.runs[run.id] = run
         self.journal.log(run.history, now, run.id, fn.id, "run.queued"  # _log inlined
                          if status is RunStatus.QUEUED else "run.skipped", None, reason)
