@@ -489,7 +489,7 @@ class Engine:
         else:
             run.ended_ms = now
             self._ended.append(run.id)
-        self._save(run)
+        self.store.save_run(run_record(run))  # (_save, inlined: once for every run)
         return run
 
     def enqueue(self, run: RunState) -> None:
@@ -837,7 +837,7 @@ class Engine:
         if ex is not None:
             self._close(ex)
         self.flow.on_run_end(run)
-        self._save(run)
+        self.store.save_run(run_record(run))  # (_save, inlined: once for every run)
         self._ended.append(run.id)
 
     def _drop_pending(self, run: RunState, key: str, pending: Pending) -> None:

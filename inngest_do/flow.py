@@ -549,7 +549,8 @@ class FlowControl:
             lock = run.keys.get("singleton")
             if lock is not None and flow.locks.get(lock) == run.id:
                 del flow.locks[lock]
-        self.slots.unwait(run.id)
+        if self.slots.waiting:  # (most runs never wait for a slot: no call)
+            self.slots.unwait(run.id)
         # a run that ends while the throttle holds it back (cancelled, timed out) is no
         # longer waited for: the list of its events goes too
         self.throttled_events.pop(run.id, None)

@@ -37,7 +37,7 @@ def _steppable(loop: asyncio.AbstractEventLoop) -> bool:
 
 def run(loop: asyncio.AbstractEventLoop, coro: typing.Coroutine[typing.Any, typing.Any, T]) -> T:
     """``loop.run_until_complete(coro)``, cheaper on the stock loop. O(1) besides the work."""
-    base = typing.cast(typing.Any, loop)
+    base: typing.Any = loop  # (not typing.cast: a call)
     if not _steppable(loop) or loop.is_running() or base._debug:  # (get_debug(), read)
         return loop.run_until_complete(coro)
     hooks = sys.get_asyncgen_hooks()

@@ -191,15 +191,25 @@ class MemoryStore(Store):
                 if record.get("pending"):
                     self._deferred = (typing.cast(list, state), record)
                 return
-            if state is None and not self._orphans and not record.get("pending"):
+            if state is None and not record.get("pending"):
                 # A new run (its first save, with nothing parked): _save_active's usual
-                # case, inlined -- once for every run.
+                # case, inlined -- once for every run. What was logged before it (the
+                # engine's "run.queued") waits in its orphan state.
                 self._count += 1
-                self._runs[run_id] = [_AS_GIVEN, record, None]
+                state = self._orphans.pop(run_id, None)
+                if state is None:
+                    self._runs[run_id] = [_AS_GIVEN, record, None]
+                else:
+                    state[0] = _AS_GIVEN
+                    state[1] = record
+                    self._runs[run_id] = state
                 return
             self._save_active(run_id, state, record)
             return
-        shape, values = self._compact(record)
+        # _compact, inlined (once for every run)
+        keys = tuple(record)
+        shape = self._last_index if keys == self._last_shape else self._shape_of(keys)
+        values = tuple(record.values())
         # A run that ended: snapshotted now, compressed with its batch later.
         if state.__class__ is list:
             memos = state[2]  # type: ignore[index]
