@@ -255,11 +255,13 @@ class MemoryStore(Store):
         if state.__class__ is list:
             state.append(entry)  # type: ignore[union-attr]
             return
-        state = self._cold_state(run_id)
-        if state is None:
-            self._change_finished(run_id, entry=entry)
-        else:
-            state.append(entry)
+        if state is None:  # no record yet (the engine's "run.queued"): _cold_state, inlined
+            orphan = self._orphans.get(run_id)
+            if orphan is None:
+                orphan = self._orphans[run_id] = [None, None, None]
+            orphan.append(entry)
+            return
+        self._change_finished(run_id, entry=entry)
 
     def entry_lists(self) -> dict[str, typing.Any] | None:
         """Run id -> its state, a list while the run is active: the engine's journal appends
