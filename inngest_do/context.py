@@ -112,12 +112,17 @@ class _Lazy:
 
     # job_id and request_id keep the dataclass's class-level defaults (None) until set
 
-    def _lazy_init(self, attempt: int, run_id: str, step: typing.Any,
-                   execution: Execution) -> None:
+    @classmethod
+    def made(cls, attempt: int, run_id: str, step: typing.Any,
+             execution: Execution) -> typing.Any:
+        """The engine's way in (the dataclass's own ``__init__`` still works, e.g. for
+        ``dataclasses.replace``: then every field is given and nothing is lazy)."""
+        self = cls.__new__(cls)
         self.attempt = attempt
         self.run_id = run_id
         self.step = step
         self._ex = execution
+        return self
 
     @property
     def events(self) -> list[Event]:
@@ -170,10 +175,6 @@ class _Lazy:
 class LazyContext(_Lazy, Context):
     """:class:`Context` as the engine makes it (see :class:`_Lazy`)."""
 
-    __init__ = _Lazy._lazy_init  # type: ignore[assignment]
-
 
 class LazyContextSync(_Lazy, ContextSync):
     """:class:`ContextSync` as the engine makes it (see :class:`_Lazy`)."""
-
-    __init__ = _Lazy._lazy_init  # type: ignore[assignment]

@@ -1187,8 +1187,8 @@ class Engine:
         # read some of them): see context.LazyContext, which calls the two below.
         run = ex.run
         if ex.is_async:
-            return LazyContext(run.attempt, run.id, Step(ex), ex)
-        return LazyContextSync(run.attempt, run.id, StepSync(ex), ex)
+            return LazyContext.made(run.attempt, run.id, Step(ex), ex)
+        return LazyContextSync.made(run.attempt, run.id, StepSync(ex), ex)
 
     def make_group(self, ex: Execution) -> Group | GroupSync:
         """``ctx.group`` of ``ex``'s handler (made on first read)."""
