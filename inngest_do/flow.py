@@ -149,6 +149,13 @@ class _FnFlow:
             (name, gcra) for name, gcra in (("rate", self.rate_gcra),
                                             ("throttle", self.throttle_gcra),
                                             ("idem", self.idem_gcra)) if gcra is not None]
+        #: no flow control at all: an event's run is created and queued at once, and the
+        #: steps admission would take to decide that are skipped (see admit)
+        # (is not None: a limiter or an expression may be falsy, e.g. a GCRA holding no keys)
+        self.plain = not self.concurrency and not self.cancel and all(
+            option is None for option in (
+                self.rate, self.throttle, self.debounce, self.batch, opts.idempotency,
+                self.idem_gcra, self.priority, opts.priority, self.timeouts, self.singleton))
 
 
 def _key(expr: Expression | None, payload: dict) -> str | None:
@@ -253,6 +260,11 @@ class FlowControl:
             seen[user_id] = now
             self._store.save_flow(f"ids:{fn.id}", user_id, now)
             self._forget_ids(flow, now, PRUNE_PER_TOUCH)
+        if flow.plain:
+            # what _start comes to for such a function (no lock, nothing held back)
+            run = self._create_run(fn, [payload])
+            self._record_outcome(event_id, fn.id, "started", run.id)
+            return
         if flow.batch is not None:
             self._batch(flow, event_id, payload, now)
             return
@@ -370,6 +382,11 @@ class FlowControl:
     def on_run_created(self, run: RunState, fn: Function[typing.Any],
                        lock: str | None = None) -> None:
         flow = self.fns[fn.id]
+        if flow.plain and lock is None:
+            # nothing to note, track or hold back: what request_slice comes to for such a
+            # function (a new run holds no concurrency keys)
+            self._enqueue(run)
+            return
         if lock is not None:
             run.keys["singleton"] = lock
         if flow.priority is not None:
