@@ -440,7 +440,8 @@ class Engine:
                     continue
                 if hit:
                     self._resolve_wait(key, wait, payload)
-        self.flow.on_event(payload, event_id)  # cancellations
+        if self.flow.cancel_index:  # cancellations (no call when no function has any)
+            self.flow.on_event(payload, event_id)
         started: set[str] = set()
         failed: dict[str, str] = {}  # fn id -> why its trigger expression could not decide
         for fn, trig in self._router.match(name):
