@@ -134,7 +134,13 @@ class _Lazy:
 
     @events.setter
     def events(self, value: list[Event]) -> None:
-        self.__dict__["_events"] = value
+        d = self.__dict__
+        if "_event" not in d:
+            # as on the dataclass, ``event`` stays what it was when ``events`` is replaced
+            current = self.events
+            if current:
+                d["_event"] = current[0]
+        d["_events"] = value
 
     @property
     def event(self) -> Event:

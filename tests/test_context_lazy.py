@@ -82,6 +82,19 @@ def test_middleware_and_handlers_may_replace_the_lazy_fields() -> None:
     assert sim.runs()[0].output == [99, 1, [], "replaced"]
 
 
+def test_replacing_events_leaves_event_as_it_was() -> None:
+    client = inngest.Inngest(app_id="lazy")
+
+    @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="go"))
+    async def f(ctx: inngest.Context) -> list:
+        ctx.events = [inngest.Event(name="other", data={"i": 7})]
+        return [ctx.event.name, ctx.event.data["i"], ctx.events[0].data["i"]]
+
+    sim = Simulation(client)
+    sim.send(inngest.Event(name="go", data={"i": 1}))
+    assert sim.runs()[0].output == ["go", 1, 7]
+
+
 def test_each_replay_builds_its_event_from_the_stored_payload() -> None:
     # The handler changes its event's data; the next pass (a new context after the sleep,
     # on a coroutine-less replay) sees the event as sent.
