@@ -178,9 +178,10 @@ def indexed_steps_client(n: int) -> inngest.Inngest:
     return client
 
 
-def sim_steps(n: int) -> float:
-    """Seconds for one run of ``n`` sequential trivial ``step.run``s."""
-    sim = steps_app(n)
+def sim_steps(n: int, sync: bool = False) -> float:
+    """Seconds for one run of ``n`` sequential trivial ``step.run``s (``sync``: a sync
+    handler, the ``steps_sync`` workload)."""
+    sim = steps_app(n, sync)
     gc.collect()
     t0 = time.perf_counter()
     sim.send(inngest.Event(name="go"))
@@ -325,6 +326,7 @@ WORKLOADS: dict[str, typing.Callable[[int], float]] = {
     "worker_dispatch": worker_dispatch,
     "sleeps": sim_sleeps,
     "steps": sim_steps,
+    "steps_sync": lambda n: sim_steps(n, sync=True),
     "cron_days": cron_days,
     "simpy": simpy_timeouts,  # the sleeps' yardstick, in the same kind of process
     "store_calls": store_calls,

@@ -16,6 +16,7 @@ import time as _time
 
 cimport cython
 
+from cpython.contextvars cimport PyContextVar_Set, get_value as _context_value
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_AsUnsignedLongLong
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport INT64_MAX, int64_t, uint64_t, uintptr_t
@@ -23,17 +24,22 @@ from libc.string cimport memcpy
 from libc.stdlib cimport calloc, free, malloc, realloc
 
 __all__ = [
+    "BEGUN",
+    "BODY",
     "DONE",
-    "Drive",
     "GCRA",
+    "PARKED",
+    "RAISED",
+    "SLOW",
+    "Drive",
     "Journal",
     "KeyedCounter",
     "MemoTable",
-    "PARKED",
-    "RAISED",
     "ReadyQueue",
     "RealClock",
     "SeededRandom",
+    "StepBook",
+    "StepRules",
     "TimerHeap",
     "VirtualClock",
     "datetime_to_ms",
@@ -45,6 +51,8 @@ cdef extern from "Python.h":
     bint PyLong_CheckExact(object o)
     bint PyLong_Check(object o)
     bint PyUnicode_Check(object o)
+    bint PyUnicode_CheckExact(object o)
+    bint PyContextVar_CheckExact(object o)
     # raw-pointer forms, for moving references without refcount traffic
     ctypedef struct PyObject
     PyObject* _Py_None "Py_None"
@@ -660,6 +668,9 @@ cdef class MemoTable:
         return <object>p
 
     def next_id(self, step_id, /):
+        return self._next_id(step_id)
+
+    cdef object _next_id(self, object step_id):
         # A base id used again gets the first suffix ``:n`` not yet handed out in this
         # replay (every id handed out is a key of the counters), so an explicit id such as
         # "a:1" never aliases the automatic id of a second "a" (which then becomes "a:2").
@@ -701,12 +712,16 @@ cdef class MemoTable:
         return full_id in self._data
 
     def set(self, full_id, outcome):
+        self._set(full_id, outcome)
+
+    cdef int _set(self, object full_id, object outcome) except -1:
         if not PyUnicode_Check(full_id):
             raise TypeError(f"full_id must be a str, got {type(full_id).__name__}")
         cdef dict data = self._data
         if full_id in data:
             raise ValueError(f"step {full_id!r} is already recorded")
         data[full_id] = outcome
+        return 0
 
     def pop(self, full_id, default=_MISSING):
         if default is _MISSING:
@@ -1283,7 +1298,11 @@ cdef class Journal:
                 memo, detail=None):
         """Record ``memo`` under ``item`` (``memos.set`` and the store's ``save_memo``), then
         :meth:`log` the entry ``kind`` for it."""
-        memos.set(item, memo)
+        return self._memoize(memos, history, at_ms, subject, group, kind, item, memo, detail)
+
+    cdef object _memoize(self, MemoTable memos, list history, object at_ms, object subject,
+                         object group, object kind, object item, object memo, object detail):
+        memos._set(item, memo)
         self.save_memo(subject, item, memo)
         return self._log(history, at_ms, subject, group, kind, item, detail)
 
@@ -1366,3 +1385,196 @@ cdef class Drive:
             self._done = True
             raise StopIteration((PARKED, None))
         return y
+
+
+# --- steps (kstep)
+# A step that nothing but the engine's own bookkeeping hears of takes this short path: one
+# call begins it, looks up its memo and enters its body; one more records its success.
+# Anything unusual is answered with a signal, and the caller's own (slower) code goes on.
+
+
+@cython.final
+cdef class _Signal:
+    """An answer of :class:`StepBook` that is not a value; compared by identity."""
+
+    cdef str _name
+
+    def __init__(self, str name):
+        self._name = name
+
+    def __repr__(self):
+        return self._name
+
+
+SLOW = _Signal("SLOW")
+BEGUN = _Signal("BEGUN")
+BODY = _Signal("BODY")
+cdef object _SLOW = SLOW
+cdef object _BEGUN = BEGUN
+cdef object _BODY = BODY
+
+
+cdef inline bint _json_scalar(object value):
+    # what a step's output check passes through untouched (a float may be NaN)
+    cdef type t = type(value)
+    return value is None or t is str or t is int or t is bool
+
+
+@cython.final
+cdef class StepRules:
+    """What the :class:`StepBook` s of one engine share.
+
+    ``op``: the op code a recorded success carries (``memo = (op, True, value)``) and that a
+    memo must carry to be handed back; ``kind``: the journal entry kind of a recorded success;
+    ``journal``: the :class:`Journal` that records it; ``now_ms()``: the clock; ``check(full_id,
+    value)``: the output check for a value that is not None/str/int/bool (it returns the value
+    to record, or raises); ``copy(value)``: what the handler gets of a recorded value that is
+    not None/str/int/bool/float; ``current``: a ``contextvars.ContextVar`` set to the book whose
+    step body starts; ``commit()``: called after each record (None: nothing to call).
+    """
+
+    cdef readonly str op
+    cdef readonly str kind
+    cdef readonly Journal journal
+    cdef readonly object now_ms
+    cdef readonly object check
+    cdef readonly object copy
+    cdef readonly object current
+    cdef readonly object commit
+
+    def __init__(self, op, kind, journal, now_ms, check, copy, current, commit=None):
+        if not isinstance(op, str):
+            raise TypeError(f"op must be a str, got {type(op).__name__}")
+        if not isinstance(kind, str):
+            raise TypeError(f"kind must be a str, got {type(kind).__name__}")
+        if not isinstance(journal, Journal):
+            raise TypeError(f"journal must be a Journal, got {type(journal).__name__}")
+        for name, fn in (("now_ms", now_ms), ("check", check), ("copy", copy)):
+            if not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+        if not PyContextVar_CheckExact(current):
+            raise TypeError(f"current must be a ContextVar, got {type(current).__name__}")
+        if commit is not None and not callable(commit):
+            raise TypeError(f"commit must be callable or None, got {type(commit).__name__}")
+        self.op = op
+        self.kind = kind
+        self.journal = journal
+        self.now_ms = now_ms
+        self.check = check
+        self.copy = copy
+        self.current = current
+        self.commit = commit
+
+    def __repr__(self):
+        return f"StepRules(op={self.op!r}, kind={self.kind!r})"
+
+
+cdef inline object _handed_back(StepRules rules, object value):
+    # a recorded value as the handler gets it: scalars as they are, anything else a copy
+    cdef type t = type(value)
+    if value is None or t is str or t is int or t is bool or t is float:
+        return value
+    return rules.copy(value)
+
+
+cdef class StepBook:
+    """The step bookkeeping of one handler's execution (a base class: the engine's
+    execution object extends it), with the short path of a step.
+
+    Attributes (plain, read and written by the owner's own code too): ``engine`` (its
+    ``generation`` is compared with ours), ``run`` (duck-typed: ``memos`` a :class:`MemoTable`,
+    ``history`` a list, ``pending`` a dict, ``attempt``, ``cancel_requested``, ``id``,
+    ``fn_id``), ``ctx`` (its ``attempt`` is set when a body starts), ``rules`` (a
+    :class:`StepRules`), ``in_body`` (the full id of the step whose body runs, or None),
+    ``step_name``, ``busy_ms``, ``fast`` and ``memo_phase`` (the short path applies only while
+    ``fast`` and not ``memo_phase``), ``generation`` and ``full_id`` (the step begun last).
+
+    ``open_step(step_id)`` answers :data:`SLOW` (nothing done: the short path does not apply),
+    a memo's value (recorded as a success under ``rules.op``), :data:`BEGUN` (the step is
+    begun, ``full_id`` set, and its memo or pending state needs the caller's own code) or
+    :data:`BODY` (begun and its body entered: run it, then ``record``). Complexity: O(1)
+    per call (hash lookups, one journal entry).
+    """
+
+    cdef public object engine
+    cdef public object run
+    cdef public object ctx
+    cdef public object rules
+    cdef public object in_body
+    cdef public object step_name
+    cdef public object busy_ms
+    cdef public bint fast
+    cdef public bint memo_phase
+    cdef public object generation
+    cdef public object full_id
+
+    def __cinit__(self, *args, **kwargs):
+        self.step_name = ""
+        self.busy_ms = 0
+
+    cdef StepRules _rules(self):
+        if type(self.rules) is not StepRules:
+            raise TypeError(f"rules must be a StepRules, got {type(self.rules).__name__}")
+        return <StepRules>self.rules
+
+    def open_step(self, step_id):
+        """Begin step ``step_id`` on the short path; see the class docstring."""
+        cdef StepRules rules
+        cdef MemoTable memos
+        cdef PyObject* found
+        if not self.fast or self.memo_phase or self.in_body is not None:
+            return _SLOW
+        if not PyUnicode_CheckExact(step_id) or len(<str>step_id) == 0:
+            return _SLOW  # the caller's own code reports it
+        rules = self._rules()
+        if self.generation != self.engine.generation:
+            return _SLOW
+        run = self.run
+        if run.cancel_requested:
+            return _SLOW
+        self.step_name = step_id
+        memos = run.memos
+        full_id = memos._next_id(step_id)
+        self.full_id = full_id
+        found = _PyDict_GetItem(memos._data, full_id)  # borrowed
+        if found != NULL:
+            memo = <object>found
+            if memo[0] == rules.op and memo[1]:
+                return _handed_back(rules, memo[2])
+            return _BEGUN
+        if run.pending:
+            return _BEGUN
+        self.ctx.attempt = run.attempt
+        self.in_body = full_id
+        self.busy_ms = 0
+        if _context_value(rules.current) is not self:  # (a set makes a new context mapping)
+            PyContextVar_Set(rules.current, self)
+        return _BODY
+
+    def checked(self, full_id, value):
+        """``value`` as step ``full_id`` records it: ``rules.check`` unless it is a JSON
+        scalar (None, str, int, bool)."""
+        if _json_scalar(value):
+            return value
+        return self._rules().check(full_id, value)
+
+    def record(self, full_id, value):
+        """Step ``full_id``'s body (entered by ``open_step``) returned ``value`` (already
+        checked): leave the body, record the success and return what the handler gets, or
+        :data:`SLOW` (the body declared ``busy_ms``: nothing recorded, the caller's code goes
+        on)."""
+        cdef StepRules rules = self._rules()
+        self.in_body = None
+        if self.busy_ms:
+            return _SLOW
+        run = self.run
+        pending = run.pending
+        if pending:
+            pending.pop(full_id, None)
+        run.attempt = 0
+        rules.journal._memoize(run.memos, run.history, rules.now_ms(), run.id, run.fn_id,
+                               rules.kind, full_id, (rules.op, True, value), None)
+        if rules.commit is not None:
+            rules.commit()
+        return _handed_back(rules, value)
+

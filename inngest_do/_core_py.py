@@ -15,6 +15,7 @@ two raise the same errors.
 from __future__ import annotations
 
 import collections
+import contextvars
 import datetime as _dt
 import time as _time
 import typing
@@ -23,10 +24,13 @@ from heapq import heappop as _heappop
 from heapq import heappush as _heappush
 
 __all__ = [
+    "BEGUN",
+    "BODY",
     "DONE",
     "GCRA",
     "PARKED",
     "RAISED",
+    "SLOW",
     "Drive",
     "Journal",
     "KeyedCounter",
@@ -34,6 +38,8 @@ __all__ = [
     "ReadyQueue",
     "RealClock",
     "SeededRandom",
+    "StepBook",
+    "StepRules",
     "TimerHeap",
     "VirtualClock",
     "datetime_to_ms",
@@ -732,3 +738,173 @@ class Drive:
                 send = yield y
             except BaseException as err:  # noqa: BLE001 - forwarded into the coroutine
                 exc, send = err, None
+
+
+# --- steps (kstep)
+# A step that nothing but the engine's own bookkeeping hears of takes this short path: one
+# call begins it, looks up its memo and enters its body; one more records its success.
+# Anything unusual is answered with a signal, and the caller's own (slower) code goes on.
+
+
+class _Signal:
+    """An answer of :class:`StepBook` that is not a value; compared by identity."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+SLOW = _Signal("SLOW")
+BEGUN = _Signal("BEGUN")
+BODY = _Signal("BODY")
+
+
+class StepRules:
+    """What the :class:`StepBook` s of one engine share.
+
+    ``op``: the op code a recorded success carries (``memo = (op, True, value)``) and that a
+    memo must carry to be handed back; ``kind``: the journal entry kind of a recorded success;
+    ``journal``: the :class:`Journal` that records it; ``now_ms()``: the clock; ``check(full_id,
+    value)``: the output check for a value that is not None/str/int/bool (it returns the value
+    to record, or raises); ``copy(value)``: what the handler gets of a recorded value that is
+    not None/str/int/bool/float; ``current``: a ``contextvars.ContextVar`` set to the book whose
+    step body starts; ``commit()``: called after each record (None: nothing to call).
+    """
+
+    __slots__ = ("check", "commit", "copy", "current", "journal", "kind", "now_ms", "op")
+
+    def __init__(self, op: str, kind: str, journal: Journal, now_ms: typing.Callable[[], int],
+                 check: typing.Callable[[str, object], object],
+                 copy: typing.Callable[[object], object], current: contextvars.ContextVar,
+                 commit: typing.Callable[[], object] | None = None) -> None:
+        if not isinstance(op, str):
+            raise TypeError(f"op must be a str, got {type(op).__name__}")
+        if not isinstance(kind, str):
+            raise TypeError(f"kind must be a str, got {type(kind).__name__}")
+        if not isinstance(journal, Journal):
+            raise TypeError(f"journal must be a Journal, got {type(journal).__name__}")
+        for name, fn in (("now_ms", now_ms), ("check", check), ("copy", copy)):
+            if not callable(fn):
+                raise TypeError(f"{name} must be callable, got {type(fn).__name__}")
+        if type(current) is not contextvars.ContextVar:
+            raise TypeError(f"current must be a ContextVar, got {type(current).__name__}")
+        if commit is not None and not callable(commit):
+            raise TypeError(f"commit must be callable or None, got {type(commit).__name__}")
+        self.op = op
+        self.kind = kind
+        self.journal = journal
+        self.now_ms = now_ms
+        self.check = check
+        self.copy = copy
+        self.current = current
+        self.commit = commit
+
+    def __repr__(self) -> str:
+        return f"StepRules(op={self.op!r}, kind={self.kind!r})"
+
+
+def _handed_back(rules: StepRules, value: object) -> object:
+    # a recorded value as the handler gets it: scalars as they are, anything else a copy
+    if value is None or type(value) in (str, int, bool, float):
+        return value
+    return rules.copy(value)
+
+
+class StepBook:
+    """The step bookkeeping of one handler's execution (a base class: the engine's
+    execution object extends it), with the short path of a step.
+
+    Attributes (plain, read and written by the owner's own code too): ``engine`` (its
+    ``generation`` is compared with ours), ``run`` (duck-typed: ``memos`` a :class:`MemoTable`,
+    ``history`` a list, ``pending`` a dict, ``attempt``, ``cancel_requested``, ``id``,
+    ``fn_id``), ``ctx`` (its ``attempt`` is set when a body starts), ``rules`` (a
+    :class:`StepRules`), ``in_body`` (the full id of the step whose body runs, or None),
+    ``step_name``, ``busy_ms``, ``fast`` and ``memo_phase`` (the short path applies only while
+    ``fast`` and not ``memo_phase``), ``generation`` and ``full_id`` (the step begun last).
+
+    ``open_step(step_id)`` answers :data:`SLOW` (nothing done: the short path does not apply),
+    a memo's value (recorded as a success under ``rules.op``), :data:`BEGUN` (the step is
+    begun, ``full_id`` set, and its memo or pending state needs the caller's own code) or
+    :data:`BODY` (begun and its body entered: run it, then ``record``). Complexity: O(1)
+    per call (hash lookups, one journal entry).
+    """
+
+    __slots__ = ("busy_ms", "ctx", "engine", "fast", "full_id", "generation", "in_body",
+                 "memo_phase", "rules", "run", "step_name")
+
+    def __new__(cls, *args: typing.Any, **kwargs: typing.Any) -> typing.Self:
+        # the compiled book's fields start out set (its __cinit__)
+        self = super().__new__(cls)
+        self.engine = self.run = self.ctx = self.rules = None
+        self.in_body = self.generation = self.full_id = None
+        self.step_name = ""
+        self.busy_ms = 0
+        self.fast = self.memo_phase = False
+        return self
+
+    def _rules(self) -> StepRules:
+        if type(self.rules) is not StepRules:
+            raise TypeError(f"rules must be a StepRules, got {type(self.rules).__name__}")
+        return self.rules
+
+    def open_step(self, step_id: str) -> object:
+        """Begin step ``step_id`` on the short path; see the class docstring."""
+        if not self.fast or self.memo_phase or self.in_body is not None:
+            return SLOW
+        if type(step_id) is not str or not step_id:
+            return SLOW  # the caller's own code reports it
+        rules = self._rules()
+        if self.generation != self.engine.generation:
+            return SLOW
+        run = self.run
+        if run.cancel_requested:
+            return SLOW
+        self.step_name = step_id
+        memos = run.memos
+        full_id = memos.next_id(step_id)
+        self.full_id = full_id
+        memo = memos._data.get(full_id, _MISSING)
+        if memo is not _MISSING:
+            if memo[0] == rules.op and memo[1]:
+                return _handed_back(rules, memo[2])
+            return BEGUN
+        if run.pending:
+            return BEGUN
+        self.ctx.attempt = run.attempt
+        self.in_body = full_id
+        self.busy_ms = 0
+        if rules.current.get(None) is not self:  # (a set makes a new context mapping)
+            rules.current.set(self)
+        return BODY
+
+    def checked(self, full_id: str, value: object) -> object:
+        """``value`` as step ``full_id`` records it: ``rules.check`` unless it is a JSON
+        scalar (None, str, int, bool)."""
+        if value is None or type(value) in (str, int, bool):
+            return value
+        return self._rules().check(full_id, value)
+
+    def record(self, full_id: str, value: object) -> object:
+        """Step ``full_id``'s body (entered by ``open_step``) returned ``value`` (already
+        checked): leave the body, record the success and return what the handler gets, or
+        :data:`SLOW` (the body declared ``busy_ms``: nothing recorded, the caller's code goes
+        on)."""
+        rules = self._rules()
+        self.in_body = None
+        if self.busy_ms:
+            return SLOW
+        run = self.run
+        pending = run.pending
+        if pending:
+            pending.pop(full_id, None)
+        run.attempt = 0
+        rules.journal.memoize(run.memos, run.history, rules.now_ms(), run.id, run.fn_id,
+                              rules.kind, full_id, (rules.op, True, value), None)
+        if rules.commit is not None:
+            rules.commit()
+        return _handed_back(rules, value)
+

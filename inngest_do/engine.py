@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import os
 import threading
@@ -58,6 +59,7 @@ from .execution import (
     fresh_copy,
     passes_through,
     step_output,
+    step_rules,
 )
 from .expressions import Expression, ExpressionError
 from .flow import FlowControl
@@ -987,6 +989,14 @@ class Engine:
         if not defer and self._commit_needed:
             self.commit()
         return fresh_copy(value)
+
+    @functools.cached_property
+    def step_rules(self) -> typing.Any:
+        """The kernel's rules for step.run's short path (Execution.open_step/record): what it
+        records and where, as :meth:`step_succeeded` would (a commit only where the store
+        needs one)."""
+        return step_rules(self.journal, self.now_ms,
+                          (lambda: self.commit()) if self._commit_needed else None)
 
     def _memoize(self, run: RunState, full_id: str, memo: typing.Sequence[typing.Any],
                  kind: str, detail: typing.Any = None, at_ms: int | None = None) -> None:

@@ -208,6 +208,7 @@ class ExecutionHost(typing.Protocol):
     The :class:`~inngest_do.engine.Engine` is the one implementation."""
 
     generation: int  # bumped when the engine rebuilds from its store (work begun is dropped)
+    step_rules: typing.Any  # the kernel's StepRules for step.run's short path (step_rules())
     limits: bool  # Inngest's size/count limits apply
     faults: dict  # injected step failures (Simulation.fail_step)
     group_commit: bool  # steps share commits (a Worker on a store that fsyncs)
@@ -242,22 +243,30 @@ class ExecutionHost(typing.Protocol):
     def resolve(self, awaitable: typing.Awaitable[typing.Any]) -> typing.Any: ...
 
 
-class Execution:
-    """The live state of one run's handler; see the module docstring."""
+def step_rules(journal: typing.Any, now_ms: typing.Callable[[], int],
+               commit: typing.Callable[[], None] | None) -> typing.Any:
+    """The kernel's rules for the short path of ``step.run`` (:meth:`Execution.open_step`):
+    what it records (a ``run`` memo, a ``step.completed`` entry in ``journal``), its output
+    check and copy, and ``commit`` to call after each recorded step (None: none needed)."""
+    return kernel.StepRules(OP_RUN, "step.completed", journal, now_ms, step_output, fresh_copy,
+                            _CURRENT, commit)
+
+
+class Execution(kernel.StepBook):
+    """The live state of one run's handler; see the module docstring.
+
+    Its step bookkeeping (``engine``, ``run``, ``ctx``, ``in_body``, ``step_name``,
+    ``busy_ms``, ``fast``, ``memo_phase``, ``generation``, ``rules``) lives in the kernel's
+    :class:`~inngest_do.kernel.StepBook` base, whose ``open_step``/``checked``/``record``
+    are ``step.run``'s short path (see step.py).
+    """
 
     __slots__ = (
-        "busy_ms",
         "coro",
-        "ctx",
-        "engine",
-        "fast",
         "fn",
-        "generation",
         "guard",
         "hooks_ended",
-        "in_body",
         "is_async",
-        "memo_phase",
         "memos_seen",
         "middleware",
         "parallel",
@@ -266,8 +275,6 @@ class Execution:
         "publishes",
         "requests",
         "rounds",
-        "run",
-        "step_name",
         "target",
     )
 
@@ -275,6 +282,7 @@ class Execution:
                  fn: Function[typing.Any]) -> None:
         self.engine = engine
         self.run = run
+        self.rules = engine.step_rules
         self.fn = fn
         self.coro: typing.Coroutine | None = None
         self.in_body: str | None = None

@@ -7,7 +7,8 @@ have the same interface and produce identical results; ``IMPLEMENTATION`` tells 
 use, and ``load(pure)`` returns either module (for tests that compare them).
 
 Exports: VirtualClock, RealClock, TimerHeap, MemoTable, ReadyQueue, GCRA, KeyedCounter,
-SeededRandom, ms_to_datetime, datetime_to_ms, untracked_record. All times are integer milliseconds.
+SeededRandom, Journal, Drive, StepBook/StepRules (a step's short path), ms_to_datetime,
+datetime_to_ms, untracked_record. All times are integer milliseconds.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import warnings
 from types import ModuleType
 
 __all__ = [
+    "BEGUN",
+    "BODY",
     "DONE",
     "GCRA",
     "IMPLEMENTATION",
     "PARKED",
     "RAISED",
+    "SLOW",
     "Drive",
     "Journal",
     "KeyedCounter",
@@ -30,6 +34,8 @@ __all__ = [
     "ReadyQueue",
     "RealClock",
     "SeededRandom",
+    "StepBook",
+    "StepRules",
     "TimerHeap",
     "VirtualClock",
     "datetime_to_ms",
@@ -72,6 +78,11 @@ Drive = _core.Drive
 DONE = _core.DONE
 RAISED = _core.RAISED
 PARKED = _core.PARKED
+StepBook = _core.StepBook
+StepRules = _core.StepRules
+SLOW = _core.SLOW
+BEGUN = _core.BEGUN
+BODY = _core.BODY
 SeededRandom = _core.SeededRandom
 ms_to_datetime = _core.ms_to_datetime
 datetime_to_ms = _core.datetime_to_ms

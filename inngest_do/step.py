@@ -36,8 +36,8 @@ from .execution import (
     SkipStep,
     SyncPark,
     passes_through,
-    step_output,
 )
+from .kernel import BEGUN, BODY, SLOW
 from .serializer import deserialize, serialize
 
 if typing.TYPE_CHECKING:
@@ -48,6 +48,8 @@ T = typing.TypeVar("T")
 
 # Step outputs that are never awaitable: the common case skips inspect.isawaitable's call.
 _PLAIN = frozenset((type(None), int, str, bool, float, dict, list, tuple))
+# Step outputs recorded as they are (the output check passes them through): no check call.
+_SCALAR = frozenset((type(None), int, str, bool))
 
 
 def _step_id(step_id: object) -> str:
@@ -102,28 +104,43 @@ class Step:
     ) -> T:
         """Run ``handler(*handler_args)`` once, retrying it on error; its result is memoized."""
         ex = self._ex
-        full_id = ex.begin_step(_step_id(step_id), OP_RUN)
+        # The kernel's short path (ex.fast: nothing but the engine's own bookkeeping hears of
+        # this step; see Execution.open_step): one call begins the step and answers its memo,
+        # or enters its body (BODY). The decisions are the code's below, which goes on from
+        # where the kernel stopped (BEGUN) or does it all (SLOW).
+        got = SLOW if output_type is not None else ex.open_step(step_id)
+        if got is SLOW:
+            full_id = ex.begin_step(_step_id(step_id), OP_RUN)
+        elif got is BODY or got is BEGUN:
+            full_id = ex.full_id
+        else:
+            return got  # the recorded output
         while True:
-            # ex.fast: nothing but the engine's own bookkeeping hears of this step (no
-            # middleware, faults, limits, requests, step-level flow control), so the step
-            # takes the short path: the same decisions, fewer calls.
-            fast = ex.fast and output_type is None and not ex.memo_phase
-            if fast:
-                memo = ex.recorded(full_id, OP_RUN)
+            if got is BODY:  # entered by the kernel (not nested: no token to restore)
+                got = None
+                fast = entered = True
+                token = None
             else:
-                memo = await ex.lookup_async(full_id, OP_RUN)
-            if memo is not MISSING:
-                return _typed(ex, ex.unwrap(full_id, memo), output_type)
-            if (not fast or ex.run.pending) and ex.retry_not_due(full_id):
-                await ex.park()
-                continue
-            token = ex.enter_body(full_id)
+                entered = False
+                # ex.fast: as above, the short path: the same decisions, fewer calls.
+                fast = ex.fast and output_type is None and not ex.memo_phase
+                if fast:
+                    memo = ex.recorded(full_id, OP_RUN)
+                else:
+                    memo = await ex.lookup_async(full_id, OP_RUN)
+                if memo is not MISSING:
+                    return _typed(ex, ex.unwrap(full_id, memo), output_type)
+                if (not fast or ex.run.pending) and ex.retry_not_due(full_id):
+                    await ex.park()
+                    continue
+                token = ex.enter_body(full_id)
             try:
                 if fast:
                     out = handler(*handler_args)
-                    if type(out) not in _PLAIN and inspect.isawaitable(out):
-                        out = await out
-                    out = step_output(full_id, out)
+                    if type(out) not in _SCALAR:
+                        if type(out) not in _PLAIN and inspect.isawaitable(out):
+                            out = await out
+                        out = ex.checked(full_id, out)
                 else:
                     if ex.engine.faults:
                         ex.engine.inject_fault(ex, full_id)
@@ -159,9 +176,15 @@ class Step:
                 if ex.step_failed(full_id, err):
                     await ex.park()
                 continue
-            ex.in_body = token
+            if entered:  # the kernel records it (as step_succeeded would) ...
+                result = ex.record(full_id, out)
+                if result is SLOW:  # ... unless the body declared busy time
+                    result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
+            else:
+                ex.in_body = token
+                if fast:
+                    result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
             if fast:
-                result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
                 if result is MISSING:  # a busy step: its result is recorded later
                     await ex.park()
                     continue
@@ -319,20 +342,33 @@ class StepSync:
     ) -> T:
         """Run ``handler(*handler_args)`` once, retrying it on error; its result is memoized."""
         ex = self._ex
-        full_id = ex.begin_step(_step_id(step_id), OP_RUN)
-        fast = ex.fast and output_type is None and not ex.memo_phase  # see Step.run
-        memo = ex.recorded(full_id, OP_RUN) if fast else ex.lookup_sync(full_id, OP_RUN)
-        if memo is not MISSING:
-            return _typed(ex, ex.unwrap(full_id, memo), output_type)
-        if (not fast or ex.run.pending) and ex.retry_not_due(full_id):
-            raise SyncPark()
-        token = ex.enter_body(full_id)
+        got = SLOW if output_type is not None else ex.open_step(step_id)  # see Step.run
+        if got is BODY:  # entered by the kernel (not nested: no token to restore)
+            full_id = ex.full_id
+            fast = entered = True
+            token = None
+        else:
+            if got is SLOW:
+                full_id = ex.begin_step(_step_id(step_id), OP_RUN)
+            elif got is BEGUN:
+                full_id = ex.full_id
+            else:
+                return got  # the recorded output
+            entered = False
+            fast = ex.fast and output_type is None and not ex.memo_phase  # see Step.run
+            memo = ex.recorded(full_id, OP_RUN) if fast else ex.lookup_sync(full_id, OP_RUN)
+            if memo is not MISSING:
+                return _typed(ex, ex.unwrap(full_id, memo), output_type)
+            if (not fast or ex.run.pending) and ex.retry_not_due(full_id):
+                raise SyncPark()
+            token = ex.enter_body(full_id)
         try:
             if fast:
                 out = handler(*handler_args)
-                if type(out) not in _PLAIN and inspect.isawaitable(out):
-                    out = ex.resolve_sync(out)
-                out = step_output(full_id, out)
+                if type(out) not in _SCALAR:
+                    if type(out) not in _PLAIN and inspect.isawaitable(out):
+                        out = ex.resolve_sync(out)
+                    out = ex.checked(full_id, out)
             else:
                 if ex.engine.faults:
                     ex.engine.inject_fault(ex, full_id)
@@ -363,9 +399,15 @@ class StepSync:
             if ex.step_failed(full_id, err):
                 raise SyncPark() from None
             return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_RUN))
-        ex.in_body = token
+        if entered:  # the kernel records it, unless the body declared busy time
+            result = ex.record(full_id, out)
+            if result is SLOW:
+                result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
+        else:
+            ex.in_body = token
+            if fast:
+                result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
         if fast:
-            result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
             if result is MISSING:  # a busy step: its result is recorded later
                 raise SyncPark()
             return result
