@@ -283,8 +283,9 @@ class Engine:
         failed commit carried stays applied in memory, and re-raise the StoreError. Then
         let finished runs and settled events go from memory (the store has them)."""
         # Per-key flow state that can no longer matter leaves memory, and the store with
-        # this commit (O(functions) + O(1) per key forgotten).
-        self.flow.sweep()
+        # this commit (O(functions) + O(1) per key forgotten; no call while nothing is keyed).
+        if self.flow.keyed:
+            self.flow.sweep()
         try:
             self.store.commit()
         except StoreError as err:

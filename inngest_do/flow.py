@@ -204,6 +204,9 @@ class FlowControl:
         self._units = self.slots.units  # run id -> units held: most runs hold none
         self.throttled_events: dict[str, list[str]] = {}  # run id -> events it waits as
         self._restored: dict[str, dict[str, typing.Any]] = {}
+        #: False while no function has a per-key limiter and no event id was ever seen:
+        #: :meth:`sweep` has nothing to forget, and the engine skips calling it per commit
+        self.keyed = False
 
     # set-up ---------------------------------------------------------------------------------
     def register(self, fn: Function[typing.Any]) -> None:
@@ -212,6 +215,8 @@ class FlowControl:
         for spec, _ in flow.cancel:
             self.cancel_index.setdefault(spec.event, []).append(flow)
         self._restore_fn(flow)
+        if flow.gcras or flow.seen_ids:
+            self.keyed = True
 
     def restore(self, state: dict[str, dict[str, typing.Any]]) -> None:
         """Take back flow-control state a store kept (applied as functions register)."""
@@ -258,6 +263,7 @@ class FlowControl:
             # a long-running engine does not remember every id it ever saw. O(1) amortised.
             seen.pop(user_id, None)
             seen[user_id] = now
+            self.keyed = True
             self._store.save_flow(f"ids:{fn.id}", user_id, now)
             self._forget_ids(flow, now, PRUNE_PER_TOUCH)
         if flow.plain:
@@ -583,6 +589,8 @@ class FlowControl:
         old = self.fns.get(fn.id)
         new = _FnFlow(fn)
         self.fns[fn.id] = new
+        if new.gcras:  # (ids carried over from the old config made it keyed already)
+            self.keyed = True
         for spec, _ in new.cancel:
             self.cancel_index.setdefault(spec.event, []).append(new)
         if old is None:
