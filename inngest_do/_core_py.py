@@ -658,10 +658,14 @@ class Journal:
     An entry is ``record_type(at_ms, subject, group, kind, item, detail)`` for a tuple
     subclass ``record_type``, built without its ``__new__`` and (compiled) not tracked by the
     garbage collector (see :func:`untracked_record`). ``trace`` and ``listener`` are plain
-    attributes, None when unused. Complexity: O(1) per entry (list appends, one sink call).
+    attributes, None when unused. ``entry_lists`` (None, or a dict subject -> a list or
+    anything else) lets the store's entry sink be skipped: when the subject maps to a list,
+    the entry is appended to it instead of calling ``save_entry`` (a store keeps its active
+    records' entries in such lists; a Python call per entry saved). Complexity: O(1) per
+    entry (list appends, at most one sink call).
     """
 
-    __slots__ = ("listener", "record_type", "save_entry", "save_memo", "trace")
+    __slots__ = ("entry_lists", "listener", "record_type", "save_entry", "save_memo", "trace")
 
     def __init__(self, record_type: type, save_entry: typing.Callable[[str, tuple], None],
                  save_memo: typing.Callable[[str, str, object], None]) -> None:
@@ -670,6 +674,7 @@ class Journal:
         self.save_memo = save_memo
         self.trace: list | None = None
         self.listener: typing.Callable[[tuple], None] | None = None
+        self.entry_lists: dict | None = None
 
     def log(self, history: list | None, at_ms: int, subject: str, group: str, kind: str,
             item: object = None, detail: object = None) -> tuple:
@@ -682,6 +687,11 @@ class Journal:
             self.listener(entry)
         if history is not None:
             history.append(entry)
+            if self.entry_lists is not None:
+                target = self.entry_lists.get(subject)
+                if type(target) is list:
+                    target.append(entry)
+                    return entry
             self.save_entry(subject, entry)
         return entry
 

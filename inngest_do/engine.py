@@ -33,7 +33,7 @@ import threading
 import typing
 
 from . import errors, limits, queries
-from .context import Context, ContextSync, ReplayQuietLogger
+from .context import Context, ContextSync, LazyContext, LazyContextSync, ReplayQuietLogger
 from .cron import CRON_EVENT as _CRON_EVENT
 from .cron import CronTicker
 from .driver import Driver, resolve
@@ -93,6 +93,8 @@ CRON_EVENT = _CRON_EVENT  # re-exported: the name of a cron tick's event
 PRUNE_EVERY_MS = 3_600_000
 #: the outcome of an event whose trigger, cancel or wait expression failed to evaluate
 EXPRESSION_ERROR = "expression_error"
+#: a slice's middleware when none applies: shared, not a fresh list kept by every parked run
+_NO_MIDDLEWARE: tuple = ()
 
 
 class Engine:
@@ -126,6 +128,11 @@ class Engine:
         # listener, each run's history and the store.
         self.journal = Journal(TraceEntry, store.append_history, store.save_memo)
         self.journal.trace = self.trace if self.keep_trace else None
+        # A store that keeps active runs' entries in lists lets the journal append to them
+        # directly (see MemoryStore.entry_lists).
+        entry_lists = getattr(store, "entry_lists", None)
+        if entry_lists is not None:
+            self.journal.entry_lists = entry_lists()
         self.live: collections.OrderedDict[str, Execution] = collections.OrderedDict()
         self.coroutine_cap = coroutine_cap
         self.waits: dict[str, dict[tuple[str, str], _Wait]] = {}
@@ -285,8 +292,9 @@ class Engine:
         failed commit carried stays applied in memory, and re-raise the StoreError. Then
         let finished runs and settled events go from memory (the store has them)."""
         # Per-key flow state that can no longer matter leaves memory, and the store with
-        # this commit (O(functions) + O(1) per key forgotten).
-        self.flow.sweep()
+        # this commit (O(functions) + O(1) per key forgotten; no call while nothing is keyed).
+        if self.flow.keyed:
+            self.flow.sweep()
         try:
             self.store.commit()
         except StoreError as err:
@@ -396,11 +404,16 @@ class Engine:
         """Store ``events`` and deliver them; returns their ids. O(matching work)."""
         with self.lock:
             self.sync_functions()
-            payloads = [ev.to_payload() for ev in events]
+            # loops, not comprehensions (each is a call of its own; usually one event)
+            payloads = []
+            for ev in events:
+                payloads.append(ev.to_payload())
             if self.limits:
                 for p in payloads:
                     limits.check_event_size(len(json.dumps(p)), p["name"])
-            ids = [self._accept_one(p, origin) for p in payloads]
+            ids = []
+            for p in payloads:
+                ids.append(self._accept_one(p, origin))
             self.commit()
         self._work_arrived()
         return ids
@@ -408,7 +421,9 @@ class Engine:
     def _accept_one(self, payload: dict, origin: str | None) -> str:
         # saved once, with what it did, at the end (all of it is one commit)
         event_id = self.event_table.record(payload, save=False)
-        self._log(self.now_ms(), origin or "", "", "event.received", None, payload["name"])
+        # _log inlined on the hot path (a call less per entry): an event is in no history
+        self.journal.log(None, self.now_ms(), origin or "", "", "event.received", None,
+                         payload["name"])
         self._deliver(event_id, payload)
         self.event_table.save(event_id)
         return event_id
@@ -437,7 +452,8 @@ class Engine:
                     continue
                 if hit:
                     self._resolve_wait(key, wait, payload)
-        self.flow.on_event(payload, event_id)  # cancellations
+        if self.flow.cancel_index:  # cancellations (no call when no function has any)
+            self.flow.on_event(payload, event_id)
         started: set[str] = set()
         failed: dict[str, str] = {}  # fn id -> why its trigger expression could not decide
         for fn, trig in self._router.match(name):
@@ -468,17 +484,25 @@ class Engine:
                    reason: str | None = None, lock: str | None = None) -> RunState:
         now = self.now_ms()
         self._run_seq += 1
-        run = RunState(id=self.rng.ulid(now), fn_id=fn.id, events=events, created_ms=now,
-                       invoker=invoker, status=status, reason=reason, seq=self._run_seq)
+        # positional, the rest set only when not the default: a call by keywords to the
+        # dataclass's 23-field __init__ costs twice as much (once for every run)
+        run = RunState(self.rng.ulid(now), fn.id, events, now)
+        run.seq = self._run_seq
+        if status is not RunStatus.QUEUED:
+            run.status = status
+        if invoker is not None:
+            run.invoker = invoker
+        if reason is not None:
+            run.reason = reason
         self.runs[run.id] = run
-        self._log(now, run.id, fn.id, "run.queued" if status is RunStatus.QUEUED
-                  else "run.skipped", None, reason)
+        self.journal.log(run.history, now, run.id, fn.id, "run.queued"  # _log inlined
+                         if status is RunStatus.QUEUED else "run.skipped", None, reason)
         if status is RunStatus.QUEUED:
             self.flow.on_run_created(run, fn, lock)
         else:
             run.ended_ms = now
             self._ended.append(run.id)
-        self._save(run)
+        self.store.save_run(run_record(run))  # (_save, inlined: once for every run)
         return run
 
     def enqueue(self, run: RunState) -> None:
@@ -513,7 +537,8 @@ class Engine:
 
     async def slice(self, run: RunState) -> None:
         """Drive ``run``'s handler until it returns, raises or parks."""
-        fn = self.function(run.fn_id)
+        # a served function is looked up directly (function() first serves new ones)
+        fn = self._known_fns.get(run.fn_id) or self.function(run.fn_id)
         now = self.now_ms()
         generation = self.generation
         self.executing.add(run.id)
@@ -529,7 +554,9 @@ class Engine:
                 ex.target = _next_target(run, now)
             if run.started_ms is None:
                 run.started_ms = now
-                self._log(now, run.id, run.fn_id, "run.started")
+                owner = self.runs.get(run.id)  # _log inlined (the run whose id it is)
+                self.journal.log(None if owner is None else owner.history, now, run.id,
+                                 run.fn_id, "run.started")
             if run.status is not RunStatus.RUNNING:
                 run.status = RunStatus.RUNNING
                 if self._commit_needed:  # readers of the store see it running
@@ -538,7 +565,7 @@ class Engine:
             self.flow.on_slice_start(run)
             mws = (serving._middleware + fn.middleware) if (
                 serving._middleware or fn.middleware) else None
-            ex.middleware = [mw(serving, None) for mw in mws] if mws else []
+            ex.middleware = [mw(serving, None) for mw in mws] if mws else _NO_MIDDLEWARE
             ex.fast = not (mws or ex.requests or self.faults or self.limits
                            or self.group_commit or run.keys.get("concurrency")
                            or fn.finish_timeout_ms is not None
@@ -762,7 +789,9 @@ class Engine:
         run.status = RunStatus.COMPLETED
         run.output = output
         run.ended_ms = now
-        self._log(now, run.id, run.fn_id, "run.completed")
+        owner = self.runs.get(run.id)  # _log inlined (the run whose id it is)
+        self.journal.log(None if owner is None else owner.history, now, run.id, run.fn_id,
+                         "run.completed")
         self._end(run)
         if run.invoker is not None:
             self._invoke_finished(run, [OP_INVOKE, True, output])
@@ -814,13 +843,14 @@ class Engine:
             "event": run.events[0] if run.events else None}, "id": "", "ts": 0}, run.id)
 
     def _end(self, run: RunState) -> None:
-        for key, pending in list(run.pending.items()):
-            self._drop_pending(run, key, pending)
+        if run.pending:
+            for key, pending in list(run.pending.items()):
+                self._drop_pending(run, key, pending)
         ex = self.live.pop(run.id, None)
         if ex is not None:
             self._close(ex)
         self.flow.on_run_end(run)
-        self._save(run)
+        self.store.save_run(run_record(run))  # (_save, inlined: once for every run)
         self._ended.append(run.id)
 
     def _drop_pending(self, run: RunState, key: str, pending: Pending) -> None:
@@ -1194,14 +1224,20 @@ class Engine:
 
     # contexts -------------------------------------------------------------------------------
     def make_context(self, ex: Execution) -> Context | ContextSync:
+        # Its event models, logger and group are made when first read (most handlers never
+        # read some of them): see context.LazyContext, which calls the two below.
         run = ex.run
-        events = [Event.from_payload(p) for p in run.events]
-        logger = ReplayQuietLogger(self.client_of(ex.fn), ex)
         if ex.is_async:
-            return Context(attempt=run.attempt, event=events[0], events=events, group=Group(ex),
-                           logger=logger, run_id=run.id, step=Step(ex))
-        return ContextSync(attempt=run.attempt, event=events[0], events=events,
-                           group=GroupSync(ex), logger=logger, run_id=run.id, step=StepSync(ex))
+            return LazyContext.made(run.attempt, run.id, Step(ex), ex)
+        return LazyContextSync.made(run.attempt, run.id, StepSync(ex), ex)
+
+    def make_group(self, ex: Execution) -> Group | GroupSync:
+        """``ctx.group`` of ``ex``'s handler (made on first read)."""
+        return Group(ex) if ex.is_async else GroupSync(ex)
+
+    def make_logger(self, ex: Execution) -> ReplayQuietLogger:
+        """``ctx.logger`` of ``ex``'s handler (made on first read)."""
+        return ReplayQuietLogger(self.client_of(ex.fn), ex)
 
     def finish_timed_out(self, run: RunState) -> bool:
         return self.flow.finish_timed_out(run)
@@ -1315,7 +1351,9 @@ def run_record(run: RunState) -> dict:
         "attempts": run.attempts, "priority": run.priority,
         "invoker": list(run.invoker) if run.invoker else None,
         "cancel_requested": run.cancel_requested, "reason": run.reason, "keys": run.keys,
-        "pending": {k: [p.kind, p.due_ms, p.data] for k, p in run.pending.items()},
+        # (a comprehension is a call of its own: most saves have nothing pending)
+        "pending": {k: [p.kind, p.due_ms, p.data] for k, p in run.pending.items()}
+        if run.pending else {},
     }
 
 

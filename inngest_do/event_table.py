@@ -26,8 +26,11 @@ OPEN_OUTCOMES = ("debounced", "batched", "throttled")
 
 def is_settled(outcomes: typing.Iterable[typing.Sequence[typing.Any]]) -> bool:
     """True when none of an event's outcomes can change any more."""
-    return not any(o[1] in OPEN_OUTCOMES and (o[2] is None or o[1] == "throttled")
-                   for o in outcomes)
+    # a loop, not any() over a generator: called twice for every accepted event
+    for o in outcomes:
+        if o[1] in OPEN_OUTCOMES and (o[2] is None or o[1] == "throttled"):
+            return False
+    return True
 
 
 class Ids(typing.Protocol):

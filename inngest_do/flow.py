@@ -149,6 +149,13 @@ class _FnFlow:
             (name, gcra) for name, gcra in (("rate", self.rate_gcra),
                                             ("throttle", self.throttle_gcra),
                                             ("idem", self.idem_gcra)) if gcra is not None]
+        #: no flow control at all: an event's run is created and queued at once, and the
+        #: steps admission would take to decide that are skipped (see admit)
+        # (is not None: a limiter or an expression may be falsy, e.g. a GCRA holding no keys)
+        self.plain = not self.concurrency and not self.cancel and all(
+            option is None for option in (
+                self.rate, self.throttle, self.debounce, self.batch, opts.idempotency,
+                self.idem_gcra, self.priority, opts.priority, self.timeouts, self.singleton))
 
 
 def _key(expr: Expression | None, payload: dict) -> str | None:
@@ -197,6 +204,9 @@ class FlowControl:
         self._units = self.slots.units  # run id -> units held: most runs hold none
         self.throttled_events: dict[str, list[str]] = {}  # run id -> events it waits as
         self._restored: dict[str, dict[str, typing.Any]] = {}
+        #: False while no function has a per-key limiter and no event id was ever seen:
+        #: :meth:`sweep` has nothing to forget, and the engine skips calling it per commit
+        self.keyed = False
 
     # set-up ---------------------------------------------------------------------------------
     def register(self, fn: Function[typing.Any]) -> None:
@@ -205,6 +215,8 @@ class FlowControl:
         for spec, _ in flow.cancel:
             self.cancel_index.setdefault(spec.event, []).append(flow)
         self._restore_fn(flow)
+        if flow.gcras or flow.seen_ids:
+            self.keyed = True
 
     def restore(self, state: dict[str, dict[str, typing.Any]]) -> None:
         """Take back flow-control state a store kept (applied as functions register)."""
@@ -251,8 +263,14 @@ class FlowControl:
             # a long-running engine does not remember every id it ever saw. O(1) amortised.
             seen.pop(user_id, None)
             seen[user_id] = now
+            self.keyed = True
             self._store.save_flow(f"ids:{fn.id}", user_id, now)
             self._forget_ids(flow, now, PRUNE_PER_TOUCH)
+        if flow.plain:
+            # what _start comes to for such a function (no lock, nothing held back)
+            run = self._create_run(fn, [payload])
+            self._record_outcome(event_id, fn.id, "started", run.id)
+            return
         if flow.batch is not None:
             self._batch(flow, event_id, payload, now)
             return
@@ -370,6 +388,11 @@ class FlowControl:
     def on_run_created(self, run: RunState, fn: Function[typing.Any],
                        lock: str | None = None) -> None:
         flow = self.fns[fn.id]
+        if flow.plain and lock is None:
+            # nothing to note, track or hold back: what request_slice comes to for such a
+            # function (a new run holds no concurrency keys)
+            self._enqueue(run)
+            return
         if lock is not None:
             run.keys["singleton"] = lock
         if flow.priority is not None:
@@ -549,7 +572,8 @@ class FlowControl:
             lock = run.keys.get("singleton")
             if lock is not None and flow.locks.get(lock) == run.id:
                 del flow.locks[lock]
-        self.slots.unwait(run.id)
+        if self.slots.waiting:  # (most runs never wait for a slot: no call)
+            self.slots.unwait(run.id)
         # a run that ends while the throttle holds it back (cancelled, timed out) is no
         # longer waited for: the list of its events goes too
         self.throttled_events.pop(run.id, None)
@@ -565,6 +589,8 @@ class FlowControl:
         old = self.fns.get(fn.id)
         new = _FnFlow(fn)
         self.fns[fn.id] = new
+        if new.gcras:  # (ids carried over from the old config made it keyed already)
+            self.keyed = True
         for spec, _ in new.cancel:
             self.cancel_index.setdefault(spec.event, []).append(new)
         if old is None:

@@ -21,16 +21,25 @@ from asyncio import events
 T = typing.TypeVar("T")
 
 
+_STEPPABLE: dict[type, bool] = {}  # per loop class (the attributes are the class's own)
+
+
 def _steppable(loop: asyncio.AbstractEventLoop) -> bool:
-    return (isinstance(loop, asyncio.BaseEventLoop) and hasattr(loop, "_run_once")
-            and hasattr(loop, "_asyncgen_firstiter_hook") and hasattr(loop, "_thread_id"))
+    known = _STEPPABLE.get(type(loop))
+    if known is None:
+        known = _STEPPABLE[type(loop)] = (
+            isinstance(loop, asyncio.BaseEventLoop) and hasattr(loop, "_run_once")
+            and hasattr(loop, "_asyncgen_firstiter_hook") and hasattr(loop, "_thread_id")
+            and hasattr(loop, "_ready") and hasattr(loop, "_scheduled")
+            and hasattr(loop, "_task_factory"))
+    return known
 
 
 def run(loop: asyncio.AbstractEventLoop, coro: typing.Coroutine[typing.Any, typing.Any, T]) -> T:
     """``loop.run_until_complete(coro)``, cheaper on the stock loop. O(1) besides the work."""
-    if not _steppable(loop) or loop.is_running() or loop.get_debug():
+    base: typing.Any = loop  # (not typing.cast: a call)
+    if not _steppable(loop) or loop.is_running() or base._debug:  # (get_debug(), read)
         return loop.run_until_complete(coro)
-    base = typing.cast(typing.Any, loop)
     hooks = sys.get_asyncgen_hooks()
     # as run_forever: async generators started inside are finalized by this loop
     sys.set_asyncgen_hooks(firstiter=base._asyncgen_firstiter_hook,
@@ -38,8 +47,17 @@ def run(loop: asyncio.AbstractEventLoop, coro: typing.Coroutine[typing.Any, typi
     base._thread_id = threading.get_ident()
     events._set_running_loop(loop)
     try:
-        task = loop.create_task(coro)
+        ready = base._ready
+        alone = not ready and not base._scheduled
+        # as loop.create_task does with no task factory, without its extra frame
+        task = (asyncio.Task(coro, loop=loop) if base._task_factory is None
+                and not base._closed else loop.create_task(coro))
         try:
+            if alone and len(ready) == 1:
+                # Nothing else is due: the task's first step is the loop's only work, so it
+                # runs without polling the selector first (a turn of the loop costs a
+                # system call). What it leaves (I/O, timers, callbacks) gets real turns.
+                ready.popleft()._run()
             while not task.done():
                 base._run_once()
         except BaseException:

@@ -32,15 +32,18 @@ class RunStatus(str, enum.Enum):
     CANCELLED = "Cancelled"
     SKIPPED = "Skipped"
 
+    #: True for a status a run never leaves (read several times per run: a plain attribute
+    #: of each member, set below, rather than a property call)
+    is_final: bool
+
     def __str__(self) -> str:
         return self.value
 
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL
-
 
 _FINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED})
+for _status in RunStatus:
+    object.__setattr__(_status, "is_final", _status in _FINAL)
+del _status
 
 
 class TraceEntry(typing.NamedTuple):
@@ -78,9 +81,10 @@ class RunError:
         return f"{self.type}: {self.message}"
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Pending:
-    """Something a parked run waits for, keyed by the step id it belongs to."""
+    """Something a parked run waits for, keyed by the step id it belongs to (slotted: one
+    is kept for every parked run)."""
 
     kind: str  # "sleep", "wait", "invoke", "retry", "hold"
     due_ms: int | None

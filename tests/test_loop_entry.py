@@ -86,3 +86,46 @@ def test_nested_use_inside_a_running_loop_is_refused_like_run_until_complete(loo
         return "ran"
 
     assert "running" in loop_entry.run(loop, outer()).lower()
+
+
+def test_work_left_on_the_loop_still_gets_its_turns(loop):
+    # The first step of a task alone on the loop skips the selector poll; anything already
+    # waiting (a callback, a timer) makes run take the loop's ordinary turns instead, and
+    # what the task leaves behind runs on later turns.
+    seen: list[str] = []
+    loop.call_soon(seen.append, "callback")
+    loop.call_later(0, seen.append, "timer")
+
+    async def main():
+        await asyncio.sleep(0.001)
+        return list(seen)
+
+    assert loop_entry.run(loop, main()) == ["callback", "timer"]
+
+    async def leaves_a_callback():
+        asyncio.get_running_loop().call_soon(seen.append, "left")
+        return "done"
+
+    assert loop_entry.run(loop, leaves_a_callback()) == "done"
+
+    async def later():
+        await asyncio.sleep(0)
+        return seen[-1]
+
+    assert loop_entry.run(loop, later()) == "left"
+
+
+def test_a_custom_task_factory_is_used(loop):
+    made: list[str] = []
+
+    def factory(lp, coro, **kwargs):
+        made.append("task")
+        return asyncio.Task(coro, loop=lp, **kwargs)
+
+    loop.set_task_factory(factory)
+
+    async def main():
+        return 5
+
+    assert loop_entry.run(loop, main()) == 5
+    assert made == ["task"]

@@ -374,3 +374,36 @@ def test_saves_do_no_json_and_compress_once_per_batch(monkeypatch: pytest.Monkey
         sim.send(inngest.Event(name="go", data={"i": i}))
     assert calls == {"json": 0, "compress": 6}  # 3 batches of runs, 3 of their events
     assert [r.output for r in sim.runs()] == list(range(n))
+
+
+def test_history_goes_straight_into_active_runs_unless_a_subclass_listens() -> None:
+    # The engine's journal appends an active run's history entries to the store's own lists
+    # (MemoryStore.entry_lists); a subclass with its own append_history hears every entry.
+    sim = Simulation(_app())
+    store = typing.cast(MemoryStore, sim.engine.store)
+    assert sim.engine.journal.entry_lists is store.entry_lists() is not None
+    sim.send(inngest.Event(name="nap", data={"i": 2}))
+    run = sim.runs()[0]
+    assert store.load_run(run.id)["id"] == run.id
+    assert [e[3] for e in store._runs[run.id][3:]] == [e.kind for e in run.history]
+
+    heard: list[str] = []
+
+    class Listening(MemoryStore):
+        def append_history(self, run_id: str, entry: tuple) -> None:
+            heard.append(entry[3])
+            super().append_history(run_id, entry)
+
+    listening = Listening()
+    assert listening.entry_lists() is None
+    client = _app()
+    sim2 = Simulation(client, store=listening)
+    sim2.send(inngest.Event(name="nap", data={"i": 2}))
+    assert heard == [e.kind for e in sim2.runs()[0].history]
+    sim2.advance(datetime.timedelta(hours=1))
+    assert sim2.runs()[0].status == "Completed"
+    assert heard == [e.kind for e in sim2.runs()[0].history]
+
+    # initialised again (emptied), the store still takes the journal's entries
+    MemoryStore.__init__(store)
+    assert sim.engine.journal.entry_lists is store.entry_lists()

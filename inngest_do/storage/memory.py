@@ -124,7 +124,13 @@ class MemoryStore(Store):
         self._events: dict[str, tuple | _Batch] = {}
         # run id -> an active run's state list (see the module docstring) or its _Batch;
         # creation (first save) order
-        self._runs: dict[str, list | _Batch] = {}
+        # (emptied in place when initialised again: an engine's journal holds this dict,
+        # see entry_lists)
+        runs: dict[str, list | _Batch] | None = getattr(self, "_runs", None)
+        if runs is None:
+            runs = {}
+        runs.clear()
+        self._runs = runs
         # memos and history saved for a run before its record: adopted by its first save_run
         self._orphans: dict[str, list] = {}
         self._run_batches: dict[_Batch, None] = {}  # in the order they were opened
@@ -186,9 +192,25 @@ class MemoryStore(Store):
                 if record.get("pending"):
                     self._deferred = (typing.cast(list, state), record)
                 return
+            if state is None and not record.get("pending"):
+                # A new run (its first save, with nothing parked): _save_active's usual
+                # case, inlined -- once for every run. What was logged before it (the
+                # engine's "run.queued") waits in its orphan state.
+                self._count += 1
+                state = self._orphans.pop(run_id, None)
+                if state is None:
+                    self._runs[run_id] = [_AS_GIVEN, record, None]
+                else:
+                    state[0] = _AS_GIVEN
+                    state[1] = record
+                    self._runs[run_id] = state
+                return
             self._save_active(run_id, state, record)
             return
-        shape, values = self._compact(record)
+        # _compact, inlined (once for every run)
+        keys = tuple(record)
+        shape = self._last_index if keys == self._last_shape else self._shape_of(keys)
+        values = tuple(record.values())
         # A run that ended: snapshotted now, compressed with its batch later.
         if state.__class__ is list:
             memos = state[2]  # type: ignore[index]
@@ -236,11 +258,22 @@ class MemoryStore(Store):
         if state.__class__ is list:
             state.append(entry)  # type: ignore[union-attr]
             return
-        state = self._cold_state(run_id)
-        if state is None:
-            self._change_finished(run_id, entry=entry)
-        else:
-            state.append(entry)
+        if state is None:  # no record yet (the engine's "run.queued"): _cold_state, inlined
+            orphan = self._orphans.get(run_id)
+            if orphan is None:
+                orphan = self._orphans[run_id] = [None, None, None]
+            orphan.append(entry)
+            return
+        self._change_finished(run_id, entry=entry)
+
+    def entry_lists(self) -> dict[str, typing.Any] | None:
+        """Run id -> its state, a list while the run is active: the engine's journal appends
+        a history entry straight to that list (what :meth:`append_history` does for an
+        active run) and calls :meth:`append_history` for anything else. None when a
+        subclass has its own ``append_history`` (it must hear of every entry)."""
+        if type(self).append_history is not MemoryStore.append_history:
+            return None
+        return self._runs
 
     def save_flow(self, namespace: str, key: str, value: typing.Any) -> None:
         space = self._flow.setdefault(namespace, {})

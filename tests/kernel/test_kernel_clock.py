@@ -26,6 +26,18 @@ def test_virtual_clock_moves_only_when_told(core):
     assert clock.now_ms() == 10**12
 
 
+def test_virtual_clock_hands_out_one_int_per_instant(core):
+    # Every trace entry and record stamped at one instant shares the int (memory per run).
+    clock = core.VirtualClock(10**12)
+    assert clock.now_ms() is clock.now_ms()
+    assert type(clock.now_ms()) is int
+    clock.advance_by(5)
+    clock.advance_to(10**12 + 7)
+    now = clock.now_ms()
+    assert now == 10**12 + 7 and type(now) is int
+    assert clock.now_ms() is now
+
+
 def test_virtual_clock_survives_years_of_virtual_time(core):
     # far past 2**24 s, where float-second clocks lose millisecond resolution
     clock = core.VirtualClock(0)

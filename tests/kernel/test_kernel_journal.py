@@ -44,6 +44,27 @@ def test_log_without_history_skips_the_store(core):
     assert entry.detail == "go" and seen == []  # no trace, no listener, no history
 
 
+def test_entry_lists_take_the_entry_instead_of_the_sink(core):
+    # A subject that maps to a list gets the entry appended there; anything else (missing,
+    # not a list) goes to save_entry as before.
+    seen: list = []
+    journal = _journal(core, seen)
+    assert journal.entry_lists is None
+    state: list = ["record"]
+    journal.entry_lists = {"r1": state, "r2": ("not", "a", "list")}
+    history: list = []
+    first = journal.log(history, 1, "r1", "f", "run.started")
+    second = journal.log(history, 2, "r2", "f", "run.started")
+    third = journal.log(history, 3, "r3", "f", "run.started")
+    assert state == ["record", first] and history == [first, second, third]
+    assert seen == [("entry", "r2", second), ("entry", "r3", third)]
+    journal.log(None, 4, "r1", "", "event.received")  # no history: nowhere but the trace
+    assert state == ["record", first]
+    journal.entry_lists = None
+    journal.log(history, 5, "r1", "f", "run.completed")
+    assert seen[-1][:2] == ("entry", "r1") and state == ["record", first]
+
+
 def test_memoize_records_then_logs(core):
     seen: list = []
     journal = _journal(core, seen)
