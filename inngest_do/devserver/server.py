@@ -32,6 +32,7 @@ import datetime
 import http.server
 import json
 import logging
+import signal
 import socket
 import socketserver
 import threading
@@ -243,16 +244,27 @@ class DevServer:
         self.stop()
 
     def serve_forever(self) -> None:
-        """Block until interrupted (the ``inngest-do dev`` command)."""
+        """Block until SIGINT or SIGTERM (the ``inngest-do dev`` command), then stop cleanly.
+
+        From the main thread the two signals are handled here whatever the process inherited:
+        a server started in the background by a shell without job control has SIGINT ignored,
+        and SIGTERM would otherwise end it without stopping the engine."""
         if self._engine_thread is None:
             self.start()
+        stop = threading.Event()
+        previous: dict[int, typing.Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda *_: stop.set())
         try:
             assert self._engine_thread is not None
-            while self._engine_thread.is_alive():
-                self._engine_thread.join(timeout=0.5)
+            while self._engine_thread.is_alive() and not stop.wait(0.5):
+                pass
         except KeyboardInterrupt:
             pass
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.stop()
 
     # apps -----------------------------------------------------------------------------------
