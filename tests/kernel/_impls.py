@@ -3,6 +3,7 @@ core when it is built (its tests are skipped, not failed, when it is not)."""
 
 from __future__ import annotations
 
+import typing
 from types import ModuleType
 
 from inngest_do import kernel
@@ -17,6 +18,17 @@ except ImportError:
 AVAILABLE: list[tuple[str, ModuleType]] = [("pure", PURE)]
 if COMPILED is not None:
     AVAILABLE.append(("compiled", COMPILED))
+
+
+class Entry(typing.NamedTuple):
+    """The trace entry type the kernel tests hand their journals (the engine's has these fields)."""
+
+    at_ms: int
+    run_id: str
+    fn_id: str
+    kind: str
+    step: str | None
+    detail: typing.Any
 
 
 def outcome(fn, *args):

@@ -4,18 +4,10 @@ store's sinks, in that order, identically in both twins."""
 from __future__ import annotations
 
 import gc
-import typing
 
 import pytest
 
-
-class Entry(typing.NamedTuple):
-    at_ms: int
-    run_id: str
-    fn_id: str
-    kind: str
-    step: str | None
-    detail: typing.Any
+from ._impls import Entry
 
 
 def _journal(core, seen):

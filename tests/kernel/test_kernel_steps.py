@@ -5,20 +5,10 @@ fallbacks (SLOW/BEGUN) that leave everything unusual to the caller's own code.""
 from __future__ import annotations
 
 import contextvars
-import typing
 
 import pytest
 
-from ._impls import AVAILABLE, outcome, same
-
-
-class Entry(typing.NamedTuple):
-    at_ms: int
-    run_id: str
-    fn_id: str
-    kind: str
-    step: str | None
-    detail: typing.Any
+from ._impls import AVAILABLE, Entry, outcome, same
 
 
 class Run:

@@ -9,17 +9,7 @@ import typing
 
 import pytest
 
-from ._impls import COMPILED, PURE
-
-
-class Entry(typing.NamedTuple):
-    at_ms: int
-    run_id: str
-    fn_id: str
-    kind: str
-    step: str | None
-    detail: typing.Any
-
+from ._impls import COMPILED, PURE, Entry
 
 MEMO = ("sleep", True, None)
 
