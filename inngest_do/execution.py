@@ -480,6 +480,20 @@ class Execution(kernel.StepBook):
         """:meth:`prepare_output` for async handlers (middleware hooks may await I/O)."""
         return await self.engine.prepare_output_async(self, full_id, op, out)
 
+    def run_step_returned(self, full_id: str, out: typing.Any, entered: bool,
+                          token: str | None) -> typing.Any:
+        """A ``step.run`` body on the short path returned ``out`` (checked): record it and
+        return what the handler gets, or MISSING (a busy step, recorded later). ``entered``:
+        the kernel entered the body (``open_step``) and records it, unless the body declared
+        busy time; else the body was entered with ``token``."""
+        if entered:
+            result = self.record(full_id, out)
+            if result is not kernel.SLOW:
+                return result
+        else:
+            self.in_body = token
+        return self.engine.step_succeeded(self, full_id, OP_RUN, out)
+
     def step_succeeded(self, full_id: str, op: str, out: typing.Any,
                        defer: bool = False) -> typing.Any:
         """Record the step. ``defer``: an async handler with group commit awaits

@@ -176,21 +176,15 @@ class Step:
                 if ex.step_failed(full_id, err):
                     await ex.park()
                 continue
-            if entered:  # the kernel records it (as step_succeeded would) ...
-                result = ex.record(full_id, out)
-                if result is SLOW:  # ... unless the body declared busy time
-                    result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
-            else:
-                ex.in_body = token
-                if fast:
-                    result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
             if fast:
+                result = ex.run_step_returned(full_id, out, entered, token)
                 if result is MISSING:  # a busy step: its result is recorded later
                     await ex.park()
                     continue
                 if ex.rounds:
                     await ROUND
                 return result
+            ex.in_body = token
             group = ex.engine.group_commit  # a commit shared with other runs, awaited
             result = ex.step_succeeded(full_id, OP_RUN, out, group)
             if group:
@@ -406,18 +400,12 @@ class StepSync:
             if ex.step_failed(full_id, err):
                 raise SyncPark() from None
             return ex.unwrap(full_id, ex.lookup_sync(full_id, OP_RUN))
-        if entered:  # the kernel records it, unless the body declared busy time
-            result = ex.record(full_id, out)
-            if result is SLOW:
-                result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
-        else:
-            ex.in_body = token
-            if fast:
-                result = ex.engine.step_succeeded(ex, full_id, OP_RUN, out)
         if fast:
+            result = ex.run_step_returned(full_id, out, entered, token)
             if result is MISSING:  # a busy step: its result is recorded later
                 raise SyncPark()
             return result
+        ex.in_body = token
         result = ex.step_succeeded(full_id, OP_RUN, out)
         if result is MISSING:  # a busy step: its result is recorded later
             raise SyncPark()
