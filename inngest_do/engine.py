@@ -172,14 +172,14 @@ class Engine:
         self._taken = 0  # how many of the client's created functions serve-all has taken
         self._cron_timers: set[int] = set()
         # Cron triggers: handed what they need (looked up anew on each call, since a rebuild
-        # replaces the timers, the function table and the RNG).
+        # replaces the timers, the event table, the function table and the RNG).
         self.crons = CronTicker(
             schedule=lambda due, payload: self.timers.schedule(due, payload),
             save_cursor=self.store.save_meta, draw=lambda: self.rng.next_u64(),
             now_ms=self.now_ms, function=lambda fn_id: self._known_fns.get(fn_id),
             # saved once, with its outcome, by store_event (as an accepted event is)
-            record_event=lambda payload: self._record_event(payload, save=False),
-            store_event=self._store_event,
+            record_event=lambda payload: self.event_table.record(payload, save=False),
+            store_event=lambda event_id: self.event_table.save(event_id),
             admit=lambda fn, event_id, payload: self.flow.admit(fn, event_id, payload))
         # Bumped when a failed commit makes the engine rebuild itself from the store: work
         # begun before (an Execution, a slice) is then abandoned.
@@ -427,14 +427,6 @@ class Engine:
         self._deliver(event_id, payload)
         self.event_table.save(event_id)
         return event_id
-
-    def _record_event(self, payload: dict, *, save: bool = True) -> str:
-        """Give ``payload`` its internal id and store it (see EventTable.record)."""
-        return self.event_table.record(payload, save=save)
-
-    def _store_event(self, event_id: str) -> None:
-        """Save an event with its outcomes (see EventTable.save)."""
-        self.event_table.save(event_id)
 
     def _deliver(self, event_id: str, payload: dict) -> None:
         name = payload["name"]
