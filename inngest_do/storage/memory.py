@@ -161,18 +161,9 @@ class MemoryStore(Store):
         if not settled:
             self._events[event_id] = (received_ms, payload, outcomes)
             return
-        try:
-            part = marshal.dumps((received_ms, payload, outcomes or []))
-        except ValueError:
-            part = _snapshot((received_ms, payload, outcomes or []))
-        batch = self._open_events
-        batch.ids.append(event_id)
-        batch.parts.append(part)  # type: ignore[union-attr]
-        batch.stamps.append(received_ms)
-        self._events[event_id] = batch
-        if len(batch.ids) >= _BATCH:
-            self._seal(batch)
-            self._open_events = self._new_batch(self._event_batches)
+        self._open_events = self._shelve(self._events, event_id,
+                                         (received_ms, payload, outcomes or []), received_ms,
+                                         self._open_events, self._event_batches)
 
     def save_run(self, record: dict) -> None:
         run_id = record["id"]
@@ -225,19 +216,9 @@ class MemoryStore(Store):
         # History entries are the engine's named tuples, which marshal refuses; the kernel
         # copies them as plain tuples the collector need not track (a 40,000-entry history
         # otherwise set off a full collection).
-        snap = (shape, values, memos, plain_records(history))
-        try:
-            part = marshal.dumps(snap)
-        except ValueError:
-            part = _snapshot(snap)
-        batch = self._open_runs
-        batch.ids.append(run_id)
-        batch.parts.append(part)  # type: ignore[union-attr]
-        batch.stamps.append(record["ended_ms"])
-        self._runs[run_id] = batch
-        if len(batch.ids) >= _BATCH:
-            self._seal(batch)
-            self._open_runs = self._new_batch(self._run_batches)
+        self._open_runs = self._shelve(self._runs, run_id,
+                                       (shape, values, memos, plain_records(history)),
+                                       record["ended_ms"], self._open_runs, self._run_batches)
 
     def save_memo(self, run_id: str, step_id: str, outcome: list) -> None:
         state = self._runs.get(run_id)
@@ -446,6 +427,24 @@ class MemoryStore(Store):
             history = (*history, tuple(entry))
         parts[i] = _snapshot((shape, values, memos, history))
         self._store_parts(batch, parts)
+
+    def _shelve(self, table: dict, key: str, snap: typing.Any, stamp: int, batch: _Batch,
+                registry: dict[_Batch, None]) -> _Batch:
+        """File ``snap`` (a finished run's or settled event's) under ``key`` in ``table``, as
+        the next snapshot of the open ``batch``; the batch to file into next (a new one once
+        this one is full and sealed). O(1), plus the batch's compression when it fills."""
+        try:
+            part = marshal.dumps(snap)
+        except ValueError:
+            part = _snapshot(snap)
+        batch.ids.append(key)
+        batch.parts.append(part)  # type: ignore[union-attr]
+        batch.stamps.append(stamp)
+        table[key] = batch
+        if len(batch.ids) < _BATCH:
+            return batch
+        self._seal(batch)
+        return self._new_batch(registry)
 
     @staticmethod
     def _new_batch(registry: dict[_Batch, None]) -> _Batch:
